@@ -1,0 +1,19 @@
+//! Cobble core: the ACME vocabulary shared by the server, the CA and the tools.
+//!
+//! Pure logic only: no I/O and no async. Everything here is parsed once at the
+//! edge and passed around as typed values (RFC 8555, RFC 7807, RFC 7515/7638).
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod b64;
+pub mod clock;
+pub mod contact;
+pub mod jwk;
+pub mod jws;
+pub mod nonce;
+pub mod problem;
+
+pub use problem::{Problem, ProblemType, ResultCode};
+pub mod sign;
+#[doc(hidden)]
+pub mod testkeys;
