@@ -1,1 +1,249 @@
+//! Cobble's ACME web front end: axum routes, JWS authentication, nonces, accounts.
+//!
+//! [`start`] binds the HTTPS listener and returns a [`Running`] server; the binary and
+//! the integration tests both use it.
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod state;
+pub mod tls;
+
+use crate::config::ServerConfig;
+use crate::error::problem_response;
+use crate::state::{AppState, Inner};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use cobble_core::Problem;
+use cobble_core::clock::Clock;
+use cobble_core::jwk::KeyPolicy;
+use cobble_core::nonce::NonceSealer;
+use cobble_store::{Store, StoreOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] cobble_store::StoreError),
+    /// The HTTPS identity could not be made.
+    #[error("HTTPS certificate: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The listener could not be bound, or a directory made.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The listener stopped before it was ready.
+    #[error("the listener did not come up")]
+    NotListening,
+}
+
+/// A started server.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The directory URL clients use.
+    pub directory_url: String,
+    /// The HTTPS trust root clients must trust (`None` with an operator-supplied certificate).
+    pub trust_root: Option<PathBuf>,
+    /// The database URL in use.
+    pub database_url: String,
+    /// The store, for tests and tools that look behind the API.
+    pub store: Store,
+    handle: axum_server::Handle<SocketAddr>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    housekeeping: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests finish (up to the grace period), closes the store.
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(self.grace));
+        let _ = self.server.await;
+        self.housekeeping.abort();
+        self.store.close().await;
+    }
+}
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    use routes::{account, directory};
+    Router::new()
+        .route("/", get(directory::index))
+        .route("/dir", get(directory::directory))
+        .route("/directory", get(directory::directory))
+        .route("/terms", get(directory::terms))
+        .route(
+            "/acme/new-nonce",
+            get(directory::new_nonce_get).head(directory::new_nonce_head),
+        )
+        .route("/acme/new-acct", post(account::new_account))
+        .route("/acme/acct/{id}", post(account::account))
+        .route("/acme/acct/{id}/orders", post(account::orders))
+        .route("/acme/new-order", post(directory::not_yet))
+        .route("/acme/revoke-cert", post(directory::not_yet))
+        .route("/acme/key-change", post(directory::not_yet))
+        .route("/acme/renewal-info/{id}", get(directory::not_yet))
+        .fallback(|| async { problem_response(&Problem::not_found("this resource")) })
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            problem_response(&Problem::internal(
+                "the server hit an internal error handling this request; it has been logged",
+            ))
+        }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), common))
+        .with_state(state)
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Per-request span, `Replay-Nonce` and `Link: rel="index"` on every response (RFC 8555
+/// §6.5, §7.1), and problem bodies for the router's own 405 responses.
+async fn common(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty);
+    let base = s.base_url(req.headers(), req.uri());
+    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !resp.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = resp.headers().get(header::ALLOW).cloned();
+        resp = problem_response(
+            &Problem::malformed(
+                "method not allowed: ACME resources are read with POST-as-GET (RFC 8555 §6.3)",
+            )
+            .with_status(405),
+        );
+        if let Some(a) = allow {
+            resp.headers_mut().insert(header::ALLOW, a);
+        }
+    }
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&s.mint_nonce()) {
+        h.insert("replay-nonce", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "<{}>;rel=\"index\"",
+        state::Urls(&base).directory()
+    )) {
+        h.append(header::LINK, v);
+    }
+    span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "response"));
+    resp
+}
+
+/// Opens the store, makes the HTTPS identity, binds the listener and serves until shut down.
+pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let database_url = cfg.effective_database_url();
+    let store = Store::connect(
+        &database_url,
+        &StoreOptions {
+            max_connections: cfg.database_max_connections,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
+    let key = store.nonce_key().await?;
+    let mut seed = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .expect("system RNG");
+    let sealer = NonceSealer::new(
+        &key,
+        u64::from_be_bytes(seed),
+        cfg.nonce_lifetime_secs as i64 * 1000,
+    );
+
+    let mut tls_names = cfg.tls_names.clone();
+    if let Some(host) = cfg
+        .external_url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        && !host.is_empty()
+    {
+        tls_names.push(host.to_owned());
+    }
+    let ident = tls::identity(
+        &cfg.data_dir,
+        cfg.tls_cert.as_deref(),
+        cfg.tls_key.as_deref(),
+        &tls_names,
+        clock.now_ms(),
+    )?;
+    let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_pem(
+        ident.cert_chain_pem.into_bytes(),
+        ident.key_pem.into_bytes(),
+    )
+    .await?;
+
+    let listener = std::net::TcpListener::bind(cfg.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let fallback_authority = if addr.ip().is_loopback() && addr.is_ipv4() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    let state = AppState(Arc::new(Inner {
+        key_policy: KeyPolicy {
+            rsa_min_bits: cfg.rsa_min_bits,
+            ..KeyPolicy::default()
+        },
+        random_dir_key: cobble_store::random_id()[..11].to_owned(),
+        fallback_authority: fallback_authority.clone(),
+        cfg,
+        store: store.clone(),
+        sealer,
+        clock: clock.clone(),
+    }));
+    let directory_url = if state.cfg.external_url.is_empty() {
+        format!("https://{fallback_authority}/dir")
+    } else {
+        format!("{}/dir", state.cfg.external_url.trim_end_matches('/'))
+    };
+    let app = router(state.clone());
+    let handle = axum_server::Handle::new();
+    let server = tokio::spawn(
+        axum_server::from_tcp_rustls(listener, rustls_cfg)?
+            .handle(handle.clone())
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+    );
+    handle.listening().await.ok_or(StartError::NotListening)?;
+    let housekeeping = tokio::spawn(housekeeping(store.clone(), clock));
+    Ok(Running {
+        addr,
+        directory_url,
+        trust_root: ident.trust_root,
+        database_url,
+        store,
+        handle,
+        server,
+        housekeeping,
+        grace,
+    })
+}
+
+/// Periodic upkeep: prunes used nonces past their lifetime.
+async fn housekeeping(store: Store, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        match store.prune_nonces(clock.now_ms()).await {
+            Ok(n) if n > 0 => tracing::debug!(pruned = n, "pruned used nonces"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "nonce pruning failed"),
+        }
+    }
+}

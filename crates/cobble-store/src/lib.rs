@@ -1,1 +1,227 @@
+//! Cobble's storage: one [`Store`] over SQLite (embedded default) and PostgreSQL.
+//!
+//! An enum over the two concrete sqlx pools with a dispatch macro, not `sqlx::Any`
+//! (shared/DEPENDENCIES.md §3(f)). Both engines run the same SQL text with `$n`
+//! placeholders; timestamps are Unix milliseconds, booleans integers. Every method that
+//! changes state is one transaction, and redeems the request's nonce inside it.
 #![forbid(unsafe_code)]
+
+mod account;
+mod migrate;
+mod nonce;
+
+pub use account::{Account, AccountCreated, AccountUpdate, NewAccount};
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The URL names no engine Cobble supports.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH, sqlite::memory: or postgres://...")]
+    UnsupportedUrl(String),
+    /// A migration failed to apply.
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        /// The migration's number.
+        version: i64,
+        /// The migration's name.
+        name: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The database holds a schema newer than this build knows.
+    #[error(
+        "the database has schema version {found}, newer than this build's {known}; upgrade Cobble"
+    )]
+    SchemaTooNew {
+        /// Version in the database.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+    /// The request's nonce was already used (RFC 8555 §6.5: `badNonce`).
+    #[error("the nonce has already been used")]
+    NonceReused,
+    /// A stored row does not decode to a valid value.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Tuning for [`Store::connect`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections in the PostgreSQL pool, or in the SQLite reader pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection (and, on SQLite, for a lock).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite (file or memory).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+enum Db {
+    Pg(PgPool),
+    /// One writer connection; a pool of read-only connections (WAL lets readers run beside the writer).
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+}
+
+/// Runs `$body` with `$p` bound to the pool for reads.
+macro_rules! read_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            crate::Db::Pg($p) => $body,
+            crate::Db::Sqlite { reader: $p, .. } => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$tx` bound to an open write transaction (SQLite: `BEGIN IMMEDIATE`,
+/// so two processes on one file queue instead of failing to upgrade a read lock).
+macro_rules! write_tx {
+    ($db:expr, $tx:ident => $body:expr) => {
+        match $db {
+            crate::Db::Pg(p) => {
+                #[allow(unused_mut)]
+                let mut $tx = p.begin().await?;
+                $body
+            }
+            crate::Db::Sqlite { writer, .. } => {
+                #[allow(unused_mut)]
+                let mut $tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+                $body
+            }
+        }
+    };
+}
+
+/// Inserts the nonce into the used-nonce table inside transaction `$tx`; a nonce seen
+/// before makes the enclosing method return [`StoreError::NonceReused`] (and roll back).
+macro_rules! redeem_nonce_in {
+    ($tx:expr, $nonce:expr) => {{
+        let n: &cobble_core::nonce::OpenedNonce = $nonce;
+        let done = sqlx::query(
+            "INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&n.value)
+        .bind(n.expires_ms)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(crate::StoreError::NonceReused);
+        }
+    }};
+}
+
+pub(crate) use {read_pool, redeem_nonce_in, write_tx};
+
+/// The store: every piece of state that matters.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Connects to `url` and applies migrations. `sqlite://PATH` creates the file;
+    /// `sqlite::memory:` keeps nothing; `postgres://...` uses PostgreSQL.
+    pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect(url)
+                .await?;
+            Db::Pg(pool)
+        } else if url.starts_with("sqlite:") {
+            let common = SqliteConnectOptions::from_str(url)?
+                .busy_timeout(opts.acquire_timeout)
+                .foreign_keys(true);
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(
+                    common
+                        .clone()
+                        .create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal),
+                )
+                .await?;
+            let reader = if in_memory {
+                // A memory database lives in its one connection: read through the writer.
+                writer.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections.max(1))
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_with(common.read_only(true))
+                    .await?
+            };
+            Db::Sqlite { writer, reader }
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let store = Store { db };
+        migrate::run(&store.db).await?;
+        Ok(store)
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> Engine {
+        match self.db {
+            Db::Pg(_) => Engine::Postgres,
+            Db::Sqlite { .. } => Engine::Sqlite,
+        }
+    }
+
+    /// Closes every connection; waits for checked-out ones to come back.
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Pg(p) => p.close().await,
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+        }
+    }
+}
+
+/// A random 128-bit identifier, base64url: what URLs carry instead of row ids.
+pub fn random_id() -> String {
+    let mut b = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("the system RNG works");
+    cobble_core::b64::encode(b)
+}

@@ -1,1 +1,31 @@
-fn main() {}
+//! `cobble`: the ACME server and test CA's one binary.
+#![forbid(unsafe_code)]
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Cobble, an ACME (RFC 8555) server and test CA.
+#[derive(Parser)]
+#[command(name = "cobble", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ACME server (SQLite in the data directory unless told otherwise).
+    Serve(Box<serve::ServeArgs>),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(*args)),
+    }
+}

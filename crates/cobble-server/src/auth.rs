@@ -1,0 +1,201 @@
+//! Authenticating an ACME POST (RFC 8555 §6.2-§6.5): content type, body limit, JWS shape,
+//! `url` equal to the request URL, a sealed unexpired nonce, the key (`jwk` or an
+//! account's `kid`) and the signature. The nonce is redeemed later, in the handler's
+//! store transaction.
+
+use crate::error::AcmeResult;
+use crate::state::{ACCOUNT_PREFIX, AppState, Urls};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header;
+use cobble_core::account::AccountStatus;
+use cobble_core::jwk::PublicKey;
+use cobble_core::jws::{Jws, KeyRef};
+use cobble_core::nonce::{NonceError, OpenedNonce};
+use cobble_core::{Problem, ProblemType, ResultCode};
+use cobble_store::Account;
+
+/// Which key reference the endpoint takes (RFC 8555 §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    /// `jwk` only: newAccount.
+    Jwk,
+    /// `kid` only: everything that acts as an account.
+    Kid,
+}
+
+/// A request whose JWS checked out.
+pub struct Authed {
+    /// The parsed JWS (payload, header).
+    pub jws: Jws,
+    /// The nonce, sealed and unexpired; not yet redeemed.
+    pub nonce: OpenedNonce,
+    /// The verified signing key.
+    pub key: PublicKey,
+    /// The account, for `kid` requests.
+    pub account: Option<Account>,
+    /// The request's base URL.
+    pub base: String,
+    /// The client's address.
+    pub peer: String,
+}
+
+impl Authed {
+    /// The account of a `kid` request.
+    pub fn account(&self) -> &Account {
+        self.account
+            .as_ref()
+            .expect("kid requests carry an account")
+    }
+}
+
+fn bad_nonce(detail: impl Into<String>) -> Problem {
+    Problem::new(ProblemType::BadNonce, detail)
+}
+
+/// The problem for a request by an account that is no longer valid (RFC 8555 §7.3.6).
+pub fn inactive_account(account: &Account) -> Problem {
+    match account.status {
+        AccountStatus::Revoked => Problem::coded(
+            ResultCode::RevokedAccount,
+            format!(
+                "account {} has been revoked; create a new account",
+                account.id
+            ),
+        ),
+        _ => Problem::coded(
+            ResultCode::DeactivatedAccount,
+            format!(
+                "account {} is deactivated and can no longer be used",
+                account.id
+            ),
+        ),
+    }
+}
+
+impl AppState {
+    /// Runs every check of RFC 8555 §6.2-§6.4 on `req` and returns the authenticated request.
+    pub async fn authenticate(&self, req: Request, mode: KeyMode) -> AcmeResult<Authed> {
+        let (parts, body) = req.into_parts();
+        let base = self.base_url(&parts.headers, &parts.uri);
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+
+        let ctype = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let media = ctype.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/jose+json") {
+            return Err(Problem::malformed(format!(
+                "Content-Type must be application/jose+json (RFC 8555 §6.2), not {:?}",
+                ctype
+            ))
+            .with_status(415)
+            .into());
+        }
+        let limit = self.cfg.max_body_bytes;
+        let bytes = axum::body::to_bytes(Body::new(body), limit)
+            .await
+            .map_err(|_| {
+                Problem::malformed(format!("request body is larger than {limit} bytes"))
+                    .with_status(413)
+            })?;
+        let jws = Jws::parse(&bytes, &self.key_policy)?;
+
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let want_url = Urls(&base).path(path);
+        if jws.protected.url != want_url {
+            return Err(Problem::unauthorized(format!(
+                "JWS \"url\" {:?} does not match the request URL {want_url:?} (RFC 8555 §6.4)",
+                jws.protected.url
+            ))
+            .into());
+        }
+
+        let nonce_text = jws.protected.nonce.as_deref().ok_or_else(|| {
+            bad_nonce(
+                "JWS protected header has no \"nonce\"; get one from newNonce (RFC 8555 §6.5)",
+            )
+        })?;
+        let nonce = self
+            .sealer
+            .open(nonce_text, self.clock.now_ms())
+            .map_err(|e| match e {
+                NonceError::Expired => bad_nonce(
+                    "the JWS nonce has expired; retry with the fresh nonce in this response",
+                ),
+                other => bad_nonce(format!(
+                    "{other}; retry with the fresh nonce in this response"
+                )),
+            })?;
+        if self.cfg.nonce_reject_percent > 0 {
+            let mut b = [0u8; 1];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok();
+            if (b[0] as u32 * 100 / 256) < self.cfg.nonce_reject_percent as u32 {
+                return Err(bad_nonce("nonce rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce").into());
+            }
+        }
+
+        let (key, account) = match (&jws.protected.key, mode) {
+            (KeyRef::Jwk(k), KeyMode::Jwk) => (k.clone(), None),
+            (KeyRef::Kid(kid), KeyMode::Kid) => {
+                let account = self.account_for_kid(&base, kid).await?;
+                let jwk: serde_json::Value = serde_json::from_str(&account.jwk).map_err(|e| {
+                    Problem::internal(format!(
+                        "stored key of account {} is unreadable: {e}",
+                        account.id
+                    ))
+                })?;
+                let key = PublicKey::from_jwk(
+                    &jwk,
+                    &cobble_core::jwk::KeyPolicy {
+                        rsa_min_bits: 0,
+                        rsa_max_bits: usize::MAX,
+                    },
+                )?;
+                (key, Some(account))
+            }
+            (KeyRef::Kid(_), KeyMode::Jwk) => {
+                return Err(Problem::malformed("this request must carry the account key as \"jwk\", not \"kid\" (RFC 8555 §6.2)").into());
+            }
+            (KeyRef::Jwk(_), KeyMode::Kid) => {
+                return Err(Problem::malformed("this request must name the account with \"kid\", not embed a \"jwk\" (RFC 8555 §6.2)").into());
+            }
+        };
+        jws.verify(&key)?;
+        if let Some(a) = &account {
+            tracing::Span::current().record("account", a.id.as_str());
+        }
+        Ok(Authed {
+            jws,
+            nonce,
+            key,
+            account,
+            base,
+            peer,
+        })
+    }
+
+    /// Loads the valid account a `kid` names.
+    async fn account_for_kid(&self, base: &str, kid: &str) -> AcmeResult<Account> {
+        let prefix = Urls(base).path(ACCOUNT_PREFIX);
+        let id = kid.strip_prefix(&prefix).filter(|id| !id.is_empty() && !id.contains('/')).ok_or_else(|| {
+            Problem::malformed(format!("JWS \"kid\" {kid:?} is not an account URL of this server (expected {prefix}<id>)"))
+        })?;
+        let account = self.store.account(id).await?.ok_or_else(|| {
+            Problem::new(
+                ProblemType::AccountDoesNotExist,
+                format!("account {kid} does not exist"),
+            )
+        })?;
+        if account.status != AccountStatus::Valid {
+            return Err(inactive_account(&account).into());
+        }
+        Ok(account)
+    }
+}

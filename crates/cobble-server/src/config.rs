@@ -1,0 +1,81 @@
+//! The server's configuration: one struct, its defaults in one place. The `cobble` binary
+//! fills it from a TOML file, `COBBLE_*` variables and flags.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `cobble serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    /// Address of the ACME HTTPS listener.
+    pub listen: SocketAddr,
+    /// Where Cobble keeps its files (database, HTTPS trust root).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`; empty means `<data-dir>/cobble.db`.
+    pub database_url: String,
+    /// Most database connections (PostgreSQL pool, or SQLite readers).
+    pub database_max_connections: u32,
+    /// Base URL clients reach Cobble at (e.g. behind a load balancer); empty means `https://<Host header>`.
+    pub external_url: String,
+    /// HTTPS certificate chain (PEM) to serve instead of the generated one.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the generated HTTPS certificate.
+    pub tls_names: Vec<String>,
+    /// Nonce lifetime in seconds (RFC 8555 §6.5).
+    pub nonce_lifetime_secs: u64,
+    /// Percentage of valid nonces refused with `badNonce`, to test client retries (Pebble's PEBBLE_WFE_NONCEREJECT).
+    pub nonce_reject_percent: u8,
+    /// Terms of service URL: unset serves Cobble's own at `/terms`; empty means none (agreement not required).
+    pub terms_of_service: Option<String>,
+    /// `meta.website`: unset points at Cobble's own page at `/`; empty means none.
+    pub website: Option<String>,
+    /// `meta.caaIdentities`: the issuer domain names CAA `issue` records must name (RFC 8659).
+    pub caa_identities: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Smallest accepted RSA account key, in bits.
+    pub rsa_min_bits: usize,
+    /// Page size of the account's orders list (RFC 8555 §7.1.2.1).
+    pub orders_per_page: usize,
+    /// How long in-flight requests may take to finish at shutdown, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:14000".parse().expect("valid"),
+            data_dir: PathBuf::from("cobble-data"),
+            database_url: String::new(),
+            database_max_connections: 16,
+            external_url: String::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_names: Vec::new(),
+            nonce_lifetime_secs: 3600,
+            nonce_reject_percent: 0,
+            terms_of_service: None,
+            website: None,
+            caa_identities: vec!["cobble.test".into()],
+            max_body_bytes: 64 * 1024,
+            rsa_min_bits: 2048,
+            orders_per_page: 50,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The database URL in effect: the configured one, or the SQLite file in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("cobble.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+}

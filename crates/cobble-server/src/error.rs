@@ -1,0 +1,83 @@
+//! Turning problems into HTTP responses: `application/problem+json` with the right
+//! status (RFC 7807, RFC 8555 §6.7), and store errors into problems.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cobble_core::{Problem, ProblemType};
+use cobble_store::StoreError;
+
+/// A handler's error: a problem document, plus any headers it needs (e.g. `Link` to the ToS).
+#[derive(Debug)]
+pub struct AcmeError {
+    /// The problem sent as the body.
+    pub problem: Problem,
+    /// Extra response headers.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl AcmeError {
+    /// Adds a response header.
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl From<Problem> for AcmeError {
+    fn from(problem: Problem) -> Self {
+        Self {
+            problem,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl From<StoreError> for AcmeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NonceReused => Problem::new(
+                ProblemType::BadNonce,
+                "the JWS nonce has already been used; retry with the fresh nonce in this response's Replay-Nonce header",
+            )
+            .into(),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Problem::coded(
+                    cobble_core::ResultCode::AcmeOtherError,
+                    "the server could not reach its database; retry later",
+                )
+                .into()
+            }
+        }
+    }
+}
+
+/// Renders a problem with `Content-Type: application/problem+json`.
+pub fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).expect("problems serialize");
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+impl IntoResponse for AcmeError {
+    fn into_response(self) -> Response {
+        if self.problem.status >= 500 {
+            tracing::warn!(problem = %self.problem, "server-side problem");
+        } else {
+            tracing::debug!(problem = %self.problem, "client problem");
+        }
+        let mut r = problem_response(&self.problem);
+        for (k, v) in self.headers {
+            r.headers_mut().append(k, v);
+        }
+        r
+    }
+}
+
+/// Handler result.
+pub type AcmeResult<T = Response> = Result<T, AcmeError>;

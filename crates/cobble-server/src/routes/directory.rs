@@ -1,0 +1,107 @@
+//! The directory (RFC 8555 §7.1.1), newNonce (§7.2), the terms and the info page, and the
+//! endpoints whose issues have not landed yet.
+
+use crate::error::{AcmeError, AcmeResult};
+use crate::state::{AppState, Urls};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cobble_core::Problem;
+use serde_json::{Map, Value, json};
+
+/// Boulder's explanation for the random directory entry.
+const RANDOM_ENTRY_URL: &str =
+    "https://community.letsencrypt.org/t/adding-random-entries-to-the-directory/33417";
+
+/// Where the terms of service live for this request, if any.
+pub fn terms_url(s: &AppState, base: &str) -> Option<String> {
+    match s.cfg.terms_of_service.as_deref() {
+        None => Some(Urls(base).path("/terms")),
+        Some("") => None,
+        Some(url) => Some(url.to_owned()),
+    }
+}
+
+/// GET /dir and /directory.
+pub async fn directory(State(s): State<AppState>, req: Request) -> Response {
+    let base = s.base_url(req.headers(), req.uri());
+    let u = Urls(&base);
+    let mut meta = Map::new();
+    if let Some(t) = terms_url(&s, &base) {
+        meta.insert("termsOfService".into(), t.into());
+    }
+    match s.cfg.website.as_deref() {
+        None => {
+            meta.insert("website".into(), u.path("/").into());
+        }
+        Some("") => {}
+        Some(w) => {
+            meta.insert("website".into(), w.into());
+        }
+    }
+    meta.insert("caaIdentities".into(), json!(s.cfg.caa_identities));
+    meta.insert("externalAccountRequired".into(), false.into());
+    let mut dir = Map::new();
+    dir.insert("newNonce".into(), u.path("/acme/new-nonce").into());
+    dir.insert("newAccount".into(), u.path("/acme/new-acct").into());
+    dir.insert("newOrder".into(), u.path("/acme/new-order").into());
+    dir.insert("revokeCert".into(), u.path("/acme/revoke-cert").into());
+    dir.insert("keyChange".into(), u.path("/acme/key-change").into());
+    dir.insert("renewalInfo".into(), u.path("/acme/renewal-info").into());
+    dir.insert("meta".into(), Value::Object(meta));
+    dir.insert(s.random_dir_key.clone(), RANDOM_ENTRY_URL.into());
+    axum::Json(Value::Object(dir)).into_response()
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// HEAD newNonce: 200 (RFC 8555 §7.2). The nonce itself is added to every response.
+pub async fn new_nonce_head() -> Response {
+    no_store(StatusCode::OK.into_response())
+}
+
+/// GET newNonce: 204 (RFC 8555 §7.2).
+pub async fn new_nonce_get() -> Response {
+    no_store(StatusCode::NO_CONTENT.into_response())
+}
+
+/// GET /terms: the built-in terms of service.
+pub async fn terms() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Cobble test CA terms of service\n\nThis is a test certificate authority. Certificates it issues are for testing\n\
+         and are not trusted by anything but your own test set-up. There is no warranty.\n",
+    )
+        .into_response()
+}
+
+/// GET /: a short page saying what this server is.
+pub async fn index(State(s): State<AppState>, req: Request) -> Response {
+    let base = s.base_url(req.headers(), req.uri());
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "Cobble {} - an ACME (RFC 8555) server and test CA.\nDirectory: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            Urls(&base).directory()
+        ),
+    )
+        .into_response()
+}
+
+/// Endpoints listed in the directory whose implementation has not landed yet: a clear
+/// problem, never a fake success.
+pub async fn not_yet(req: Request) -> AcmeResult {
+    Err(AcmeError::from(
+        Problem::internal(format!(
+            "{} is not implemented in Cobble {} yet",
+            req.uri().path(),
+            env!("CARGO_PKG_VERSION")
+        ))
+        .with_status(501),
+    ))
+}

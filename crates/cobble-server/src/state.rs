@@ -1,0 +1,94 @@
+//! Shared per-process state: config, store, nonce sealer, clock.
+
+use crate::config::ServerConfig;
+use axum::http::HeaderMap;
+use cobble_core::clock::Clock;
+use cobble_core::jwk::KeyPolicy;
+use cobble_core::nonce::NonceSealer;
+use cobble_store::Store;
+use std::sync::Arc;
+
+/// Cheap-to-clone handle on the process's state.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+/// The state itself.
+pub struct Inner {
+    /// Configuration.
+    pub cfg: ServerConfig,
+    /// Storage.
+    pub store: Store,
+    /// Nonce minting and checking, with the key shared through the store.
+    pub sealer: NonceSealer,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Account key limits.
+    pub key_policy: KeyPolicy,
+    /// This start's random directory entry name (Boulder does the same, so clients don't hard-code the object).
+    pub random_dir_key: String,
+    /// The listener's own address, for URLs when a request has no usable Host.
+    pub fallback_authority: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// Mints a nonce now.
+    pub fn mint_nonce(&self) -> String {
+        self.sealer.mint(self.clock.now_ms())
+    }
+
+    /// The base URL of this request: the configured external URL, else `https://<Host>`.
+    pub fn base_url(&self, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+        if !self.cfg.external_url.is_empty() {
+            return self.cfg.external_url.trim_end_matches('/').to_owned();
+        }
+        let host = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                headers
+                    .get(axum::http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+            })
+            .unwrap_or_else(|| self.fallback_authority.clone());
+        format!("https://{host}")
+    }
+}
+
+/// The URLs of every ACME resource under a base URL.
+pub struct Urls<'a>(pub &'a str);
+
+impl Urls<'_> {
+    /// Directory (RFC 8555 §7.1.1).
+    pub fn directory(&self) -> String {
+        format!("{}/dir", self.0)
+    }
+    /// An account (§7.3).
+    pub fn account(&self, id: &str) -> String {
+        format!("{}{}{id}", self.0, ACCOUNT_PREFIX)
+    }
+    /// An account's orders list (§7.1.2.1).
+    pub fn account_orders(&self, id: &str) -> String {
+        format!("{}{}{id}/orders", self.0, ACCOUNT_PREFIX)
+    }
+    /// Any path under the base.
+    pub fn path(&self, p: &str) -> String {
+        format!("{}{p}", self.0)
+    }
+}
+
+/// Path prefix of account URLs.
+pub const ACCOUNT_PREFIX: &str = "/acme/acct/";

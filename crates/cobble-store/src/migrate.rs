@@ -1,0 +1,55 @@
+//! Schema migrations, one set per engine with the same meaning, applied at start in one
+//! transaction each. On PostgreSQL an advisory lock makes concurrent starts take turns.
+
+use crate::{Db, StoreError, write_tx};
+
+type Migration = (i64, &'static str, &'static str);
+
+const SQLITE: &[Migration] = &[(
+    1,
+    "accounts_nonces",
+    include_str!("../../../migrations/sqlite/0001_accounts_nonces.sql"),
+)];
+
+const POSTGRES: &[Migration] = &[(
+    1,
+    "accounts_nonces",
+    include_str!("../../../migrations/postgres/0001_accounts_nonces.sql"),
+)];
+
+const CREATE_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)";
+
+pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
+    let set = match db {
+        Db::Pg(_) => POSTGRES,
+        Db::Sqlite { .. } => SQLITE,
+    };
+    let known = set.last().map_or(0, |m| m.0);
+    write_tx!(db, tx => {
+        if matches!(db, Db::Pg(_)) {
+            sqlx::query("SELECT pg_advisory_xact_lock(7283541009)").execute(&mut *tx).await?;
+        }
+        sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
+        let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        if current > known {
+            return Err(StoreError::SchemaTooNew { found: current, known });
+        }
+        for (version, name, sql) in set.iter().filter(|m| m.0 > current) {
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migration { version: *version, name, source })?;
+            sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+                .bind(version)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version, name, "applied migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}

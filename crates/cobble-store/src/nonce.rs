@@ -1,0 +1,55 @@
+//! Nonce state: the shared sealing key and the used-nonce table (RFC 8555 §6.5).
+
+use crate::{Store, StoreError, read_pool, redeem_nonce_in, write_tx};
+use cobble_core::nonce::OpenedNonce;
+
+impl Store {
+    /// The nonce sealing key shared by every instance on this database; made on first use.
+    pub async fn nonce_key(&self) -> Result<Vec<u8>, StoreError> {
+        let mut fresh = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+            .expect("the system RNG works");
+        let value: String = write_tx!(&self.db, tx => {
+            sqlx::query("INSERT INTO settings (name, value) VALUES ('nonce_key', $1) ON CONFLICT DO NOTHING")
+                .bind(cobble_core::b64::encode(fresh))
+                .execute(&mut *tx)
+                .await?;
+            let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = 'nonce_key'")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            v
+        });
+        cobble_core::b64::decode(&value)
+            .map_err(|_| StoreError::Corrupt("settings.nonce_key".into()))
+    }
+
+    /// Redeems a nonce on its own, for requests that change nothing else (POST-as-GET).
+    pub async fn redeem_nonce(&self, nonce: &OpenedNonce) -> Result<(), StoreError> {
+        write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Deletes used-nonce rows past their expiry (they can no longer pass the age check).
+    pub async fn prune_nonces(&self, now_ms: i64) -> Result<u64, StoreError> {
+        write_tx!(&self.db, tx => {
+            let n = sqlx::query("DELETE FROM used_nonces WHERE expires_ms < $1")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+
+    /// How many used nonces are remembered (for tests and metrics).
+    pub async fn used_nonce_count(&self) -> Result<i64, StoreError> {
+        Ok(
+            read_pool!(&self.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM used_nonces").fetch_one(p).await?),
+        )
+    }
+}

@@ -1,0 +1,239 @@
+//! `cobble serve`: configuration from flags, `COBBLE_*` variables and a TOML file (in that
+//! order of precedence), Pebble's environment knobs, then the server until Ctrl-C/SIGTERM.
+
+use anyhow::Context;
+use clap::Args;
+use cobble_core::clock::SystemClock;
+use cobble_server::config::ServerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Options of `cobble serve`; each overrides the config file, and defaults are ServerConfig's.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML config file (keys as the long flags, e.g. `listen = "127.0.0.1:14000"`).
+    #[arg(long, env = "COBBLE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info`, `debug`, `cobble_server=debug`.
+    #[arg(long, env = "COBBLE_LOG", default_value = "info")]
+    log: String,
+
+    /// ACME HTTPS listener address [default: 127.0.0.1:14000].
+    #[arg(long, env = "COBBLE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory: database, HTTPS trust root [default: ./cobble-data].
+    #[arg(long, env = "COBBLE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database: sqlite://PATH, sqlite::memory: (keeps nothing) or postgres://... (also read from DATABASE_URL) [default: sqlite://<data-dir>/cobble.db].
+    #[arg(long, env = "COBBLE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Most database connections [default: 16].
+    #[arg(long, env = "COBBLE_DATABASE_MAX_CONNECTIONS")]
+    database_max_connections: Option<u32>,
+    /// Base URL clients use, e.g. behind a load balancer [default: https://<Host header>].
+    #[arg(long, env = "COBBLE_EXTERNAL_URL")]
+    external_url: Option<String>,
+    /// HTTPS certificate chain (PEM) to serve instead of the generated one (with --tls-key).
+    #[arg(long, env = "COBBLE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "COBBLE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Extra DNS name or IP for the generated HTTPS certificate (repeatable).
+    #[arg(long = "tls-name", env = "COBBLE_TLS_NAMES", value_delimiter = ',')]
+    tls_names: Vec<String>,
+    /// Nonce lifetime in seconds [default: 3600].
+    #[arg(long, env = "COBBLE_NONCE_LIFETIME_SECS")]
+    nonce_lifetime_secs: Option<u64>,
+    /// Percentage of valid nonces refused with badNonce (test knob; also PEBBLE_WFE_NONCEREJECT) [default: 0].
+    #[arg(long, env = "COBBLE_NONCE_REJECT_PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    nonce_reject_percent: Option<u8>,
+    /// Terms of service URL; "" for none (then agreement is not required) [default: Cobble's own at /terms].
+    #[arg(long, env = "COBBLE_TERMS_OF_SERVICE")]
+    terms_of_service: Option<String>,
+    /// meta.website URL; "" for none [default: Cobble's own page at /].
+    #[arg(long, env = "COBBLE_WEBSITE")]
+    website: Option<String>,
+    /// CAA issuer domain (repeatable) [default: cobble.test].
+    #[arg(
+        long = "caa-identity",
+        env = "COBBLE_CAA_IDENTITIES",
+        value_delimiter = ','
+    )]
+    caa_identities: Vec<String>,
+    /// Largest request body in bytes [default: 65536].
+    #[arg(long, env = "COBBLE_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Smallest RSA account key in bits [default: 2048].
+    #[arg(long, env = "COBBLE_RSA_MIN_BITS")]
+    rsa_min_bits: Option<usize>,
+    /// Seconds in-flight requests get to finish at shutdown [default: 10].
+    #[arg(long, env = "COBBLE_SHUTDOWN_GRACE_SECS")]
+    shutdown_grace_secs: Option<u64>,
+}
+
+impl ServeArgs {
+    /// Layers defaults < file < environment/flags (clap already ranks flags over env).
+    fn effective(&self) -> anyhow::Result<ServerConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => ServerConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            database_url,
+            database_max_connections,
+            external_url,
+            nonce_lifetime_secs,
+            nonce_reject_percent,
+            max_body_bytes,
+            rsa_min_bits,
+            shutdown_grace_secs
+        );
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert.clone();
+            c.tls_key = self.tls_key.clone();
+        }
+        if self.terms_of_service.is_some() {
+            c.terms_of_service = self.terms_of_service.clone();
+        }
+        if self.website.is_some() {
+            c.website = self.website.clone();
+        }
+        if !self.tls_names.is_empty() {
+            c.tls_names = self.tls_names.clone();
+        }
+        if !self.caa_identities.is_empty() {
+            c.caa_identities = self.caa_identities.clone();
+        }
+        if self.database_url.is_none()
+            && let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            c.database_url = url;
+        }
+        // Pebble's knobs, where Cobble's own setting was not given.
+        if self.nonce_reject_percent.is_none()
+            && let Ok(v) = std::env::var("PEBBLE_WFE_NONCEREJECT")
+        {
+            c.nonce_reject_percent = v
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= 100)
+                .with_context(|| {
+                    format!("PEBBLE_WFE_NONCEREJECT={v:?} is not a percentage 0-100")
+                })?;
+        }
+        Ok(c)
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.effective()?;
+    if args.print_config {
+        print!("{}", toml::to_string(&cfg)?);
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let running = cobble_server::start(cfg, Arc::new(SystemClock))
+        .await
+        .context("starting the server")?;
+    println!("Cobble {} is ready", env!("CARGO_PKG_VERSION"));
+    println!("  directory:  {}", running.directory_url);
+    match &running.trust_root {
+        Some(p) => println!("  trust root: {}", p.display()),
+        None => println!("  trust root: the operator-supplied --tls-cert chain"),
+    }
+    println!("  listening:  {}", running.addr);
+    println!("  database:   {}", redact(&running.database_url));
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:1\"\nnonce-lifetime-secs = 5\n").unwrap();
+        let args = ServeArgs {
+            config: Some(f),
+            listen: Some("127.0.0.1:2".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = args.effective().unwrap();
+        assert_eq!(c.listen.port(), 2, "flag beats file");
+        assert_eq!(c.nonce_lifetime_secs, 5, "file beats default");
+        assert_eq!(c.max_body_bytes, 65536, "default");
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = ServeArgs {
+            config: Some(f),
+            ..Default::default()
+        }
+        .effective()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+}
