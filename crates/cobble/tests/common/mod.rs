@@ -1,0 +1,284 @@
+//! Test harness: a real `cobble serve` (in-process, random port, HTTPS) on SQLite or on a
+//! real PostgreSQL, and a hand-rolled ACME client for the bad paths.
+#![allow(dead_code)]
+
+use cobble_core::b64;
+use cobble_core::clock::{Clock, ManualClock, SystemClock};
+use cobble_core::sign::Signer;
+use cobble_server::config::ServerConfig;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per engine: `both_engines!(name);` expects `async fn name(e: Engine)`.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Engine::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Engine::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh database URL for one test.
+pub async fn database_url(engine: Engine, dir: &std::path::Path) -> String {
+    match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.join("cobble.db").display()),
+        Engine::Postgres => {
+            let admin = std::env::var("COBBLE_TEST_PG_URL").expect(
+                "COBBLE_TEST_PG_URL is not set: run the tests with scripts/test.sh, which starts a \
+                 throwaway PostgreSQL, or point COBBLE_TEST_PG_URL at a server where databases can be created",
+            );
+            let name = format!(
+                "cobble_t_{}",
+                cobble_store::random_id()
+                    .to_lowercase()
+                    .replace(['-', '_'], "")
+            );
+            let conn = sqlx::PgPool::connect(&admin)
+                .await
+                .expect("connect to COBBLE_TEST_PG_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&conn)
+                .await
+                .expect("create test database");
+            conn.close().await;
+            let (prefix, _) = admin.rsplit_once('/').expect("URL has a database path");
+            let query = admin
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{prefix}/{name}{query}")
+        }
+    }
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    pub running: Option<cobble_server::Running>,
+    pub dir: tempfile::TempDir,
+    pub directory_url: String,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Option<ManualClock>,
+    pub database_url: String,
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Server config for tests: random port, a temp data dir.
+pub fn test_config(dir: &std::path::Path, database_url: String) -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        database_url,
+        database_max_connections: 4,
+        shutdown_grace_secs: 2,
+        ..ServerConfig::default()
+    }
+}
+
+impl TestServer {
+    /// Starts a server on `engine` with the default config.
+    pub async fn start(engine: Engine) -> Self {
+        Self::start_with(engine, |_| {}, false).await
+    }
+
+    /// Starts a server with a config tweak; `manual_clock` gives the test control of time.
+    pub async fn start_with(
+        engine: Engine,
+        tweak: impl FnOnce(&mut ServerConfig),
+        manual_clock: bool,
+    ) -> Self {
+        install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let url = database_url(engine, dir.path()).await;
+        let mut cfg = test_config(dir.path(), url.clone());
+        tweak(&mut cfg);
+        Self::start_cfg(cfg, dir, manual_clock).await
+    }
+
+    pub async fn start_cfg(cfg: ServerConfig, dir: tempfile::TempDir, manual_clock: bool) -> Self {
+        install_crypto();
+        let clock = manual_clock.then(|| ManualClock::new(SystemClock.now_ms()));
+        let c: Arc<dyn Clock> = match &clock {
+            Some(m) => Arc::new(m.clone()),
+            None => Arc::new(SystemClock),
+        };
+        let database_url = cfg.effective_database_url();
+        let running = cobble_server::start(cfg, c).await.expect("server starts");
+        let root = std::fs::read(running.trust_root.as_ref().unwrap()).unwrap();
+        let http = client_trusting(&root);
+        let directory_url = running.directory_url.clone();
+        let base = directory_url.trim_end_matches("/dir").to_owned();
+        TestServer {
+            running: Some(running),
+            dir,
+            directory_url,
+            base,
+            http,
+            clock,
+            database_url,
+        }
+    }
+
+    pub fn trust_root(&self) -> std::path::PathBuf {
+        self.dir.path().join("tls/ca.pem")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A fresh nonce from newNonce.
+    pub async fn nonce(&self) -> String {
+        let r = self
+            .http
+            .head(self.url("/acme/new-nonce"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["replay-nonce"].to_str().unwrap().to_owned()
+    }
+
+    /// POSTs a JWS body with the ACME content type.
+    pub async fn post(&self, url: &str, body: &Value) -> Reply {
+        self.post_raw(url, body.to_string().into_bytes(), "application/jose+json")
+            .await
+    }
+
+    pub async fn post_raw(&self, url: &str, body: Vec<u8>, ctype: &str) -> Reply {
+        let r = self
+            .http
+            .post(url)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Reply::from(r).await
+    }
+
+    /// Creates an account for `signer` by hand; returns its URL.
+    pub async fn new_account(&self, signer: &Signer, payload: Value) -> Reply {
+        let url = self.url("/acme/new-acct");
+        let body = signer.sign_with_jwk(&url, Some(&self.nonce().await), Some(&payload));
+        self.post(&url, &body).await
+    }
+
+    /// Creates an account that agrees to the terms; returns its URL (kid).
+    pub async fn account(&self, signer: &Signer) -> String {
+        let r = self
+            .new_account(signer, serde_json::json!({"termsOfServiceAgreed": true}))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.location.unwrap()
+    }
+
+    /// A `kid`-signed POST.
+    pub async fn post_kid(
+        &self,
+        signer: &Signer,
+        kid: &str,
+        url: &str,
+        payload: Option<&Value>,
+    ) -> Reply {
+        let body = signer.sign_with_kid(kid, url, &self.nonce().await, payload);
+        self.post(url, &body).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// A reqwest client that trusts only `root_pem`.
+pub fn client_trusting(root_pem: &[u8]) -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(root_pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub location: Option<String>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(r: reqwest::Response) -> Self {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let location = headers
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            location,
+            body,
+            text,
+        }
+    }
+
+    /// Asserts an RFC 7807 problem of ACME type `kind`, HTTP `status`, with `fragment` in its detail.
+    #[track_caller]
+    pub fn assert_problem(&self, kind: &str, status: u16, fragment: &str) {
+        assert_eq!(self.status, status, "status: {self:?}");
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
+            Some("application/problem+json"),
+            "content type: {self:?}"
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("urn:ietf:params:acme:error:{kind}"),
+            "{self:?}"
+        );
+        assert_eq!(self.body["status"], status, "{self:?}");
+        let detail = self.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(fragment),
+            "detail {detail:?} lacks {fragment:?}"
+        );
+        assert!(
+            self.headers.contains_key("replay-nonce"),
+            "problems carry a fresh nonce: {self:?}"
+        );
+    }
+}
+
+/// Encodes a protected header and payload without signing (for malformed-signature cases).
+pub fn b64json(v: &Value) -> String {
+    b64::encode(v.to_string())
+}
