@@ -55,4 +55,15 @@ if [ -z "${COBBLE_TEST_PG_URL:-}" ]; then
   log "throwaway PostgreSQL ($("$PGBIN/postgres" --version)) on 127.0.0.1:$PGPORT"
 fi
 
+# Real ACME client programs the tests drive.
+if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && ! command -v certbot >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    log "installing Debian's certbot for the real-client tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq certbot >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq certbot >/dev/null; }
+  else
+    log "certbot missing and not root: install it or set COBBLE_TEST_NO_CLIENTS=1"
+  fi
+fi
+
 cargo test --workspace --locked "$@"

@@ -78,6 +78,10 @@ impl Running {
 
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
+    with_common_layers(acme_routes(), state)
+}
+
+fn acme_routes() -> Router<AppState> {
     use routes::{account, directory};
     Router::new()
         .route("/", get(directory::index))
@@ -96,11 +100,24 @@ pub fn router(state: AppState) -> Router {
         .route("/acme/key-change", post(directory::not_yet))
         .route("/acme/renewal-info/{id}", get(directory::not_yet))
         .fallback(|| async { problem_response(&Problem::not_found("this resource")) })
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            problem_response(&Problem::internal(
-                "the server hit an internal error handling this request; it has been logged",
-            ))
-        }))
+}
+
+/// Panics become `serverInternal` problems; then the common headers (outermost).
+fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "handler panicked");
+                problem_response(&Problem::internal(
+                    "the server hit an internal error handling this request; it has been logged",
+                ))
+            },
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), common))
         .with_state(state)
 }
@@ -245,5 +262,56 @@ async fn housekeeping(store: Store, clock: Arc<dyn Clock>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "nonce pruning failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn state() -> AppState {
+        let store = Store::connect("sqlite::memory:", &StoreOptions::default())
+            .await
+            .unwrap();
+        AppState(Arc::new(Inner {
+            cfg: ServerConfig::default(),
+            sealer: NonceSealer::new(b"k", 1, 60_000),
+            store,
+            clock: Arc::new(cobble_core::clock::SystemClock),
+            key_policy: KeyPolicy::default(),
+            random_dir_key: "r".into(),
+            fallback_authority: "localhost:1".into(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_server_internal() {
+        let s = state().await;
+        let app = with_common_layers(
+            Router::new().route(
+                "/boom",
+                get(|| async {
+                    let fail = true;
+                    if fail {
+                        panic!("handler bug");
+                    }
+                    "unreachable"
+                }),
+            ),
+            s,
+        );
+        let resp = app
+            .oneshot(Request::builder().uri("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        assert!(resp.headers().contains_key("replay-nonce"));
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "urn:ietf:params:acme:error:serverInternal");
+        assert_eq!(v["status"], 500);
     }
 }
