@@ -100,6 +100,16 @@ impl PublicKey {
     /// curve, Ed25519 length. Private members are refused. Bad shapes are `malformed`,
     /// keys that parse but are weak or invalid are `badPublicKey` (RFC 8555 §6.7).
     pub fn from_jwk(jwk: &Value, policy: &KeyPolicy) -> Result<Self, Problem> {
+        Self::parse(jwk, Some(policy))
+    }
+
+    /// Parses a key this server stored after [`PublicKey::from_jwk`] checked it: no policy
+    /// or on-curve check again (the check costs more than the signature on P-384).
+    pub fn from_stored_jwk(jwk: &Value) -> Result<Self, Problem> {
+        Self::parse(jwk, None)
+    }
+
+    fn parse(jwk: &Value, policy: Option<&KeyPolicy>) -> Result<Self, Problem> {
         let m = jwk
             .as_object()
             .ok_or_else(|| Problem::malformed("JWK must be a JSON object"))?;
@@ -111,7 +121,9 @@ impl PublicKey {
                 let n = strip_zeros(member_bytes(m, "n")?);
                 let e = strip_zeros(member_bytes(m, "e")?);
                 let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-                if bits < policy.rsa_min_bits || bits > policy.rsa_max_bits {
+                if let Some(policy) = policy
+                    && (bits < policy.rsa_min_bits || bits > policy.rsa_max_bits)
+                {
                     return Err(bad_key(format!(
                         "RSA key of {bits} bits; keys must have {} to {} bits",
                         policy.rsa_min_bits, policy.rsa_max_bits
@@ -154,11 +166,12 @@ impl PublicKey {
                 sec1.push(4);
                 sec1.extend_from_slice(&x);
                 sec1.extend_from_slice(&y);
-                let on_curve = match curve {
-                    Curve::P256 => p256::PublicKey::from_sec1_bytes(&sec1).is_ok(),
-                    Curve::P384 => p384::PublicKey::from_sec1_bytes(&sec1).is_ok(),
-                    Curve::P521 => p521::PublicKey::from_sec1_bytes(&sec1).is_ok(),
-                };
+                let on_curve = policy.is_none()
+                    || match curve {
+                        Curve::P256 => p256::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+                        Curve::P384 => p384::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+                        Curve::P521 => p521::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+                    };
                 if !on_curve {
                     return Err(bad_key(format!(
                         "the point is not on curve {}",

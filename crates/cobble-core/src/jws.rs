@@ -1,6 +1,7 @@
 //! ACME's JWS profile (RFC 8555 §6.2, RFC 7515, RFC 8037): flattened JSON serialization,
 //! a protected header with `alg`, `nonce`, `url` and exactly one of `jwk`/`kid`, and
-//! signature verification for RS256, ES256, ES384, ES512 and EdDSA (Ed25519).
+//! signature verification for RS256, ES256, ES384, ES512 and EdDSA (Ed25519): ring for
+//! all but ES512 (ring has no P-521; the p521 crate does that one).
 
 use crate::b64;
 use crate::jwk::{Curve, KeyPolicy, PublicKey};
@@ -43,7 +44,7 @@ impl Alg {
                         ALGORITHMS.join(", ")
                     ),
                 );
-                p.algorithms = ALGORITHMS.to_vec();
+                p.algorithms = ALGORITHMS;
                 return Err(p);
             }
         })
@@ -236,38 +237,41 @@ impl Jws {
                 key.describe()
             )));
         }
+        let Ok(sig) = b64::decode(&self.signature_b64) else {
+            return Err(Problem::malformed("JWS signature is not base64url"));
+        };
+        let msg = &self.signing_input;
         let ok = match key {
+            PublicKey::Rsa { n, e } => ring::signature::RsaPublicKeyComponents { n, e }
+                .verify(
+                    &ring::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                    msg,
+                    &sig,
+                )
+                .is_ok(),
             PublicKey::Ec {
                 curve: Curve::P521,
                 x,
                 y,
-            } => verify_es512(x, y, &self.signature_b64, &self.signing_input),
-            _ => {
-                let (dk, jalg) = match key {
-                    PublicKey::Rsa { n, e } => (
-                        jsonwebtoken::DecodingKey::from_rsa_raw_components(n, e),
-                        jsonwebtoken::Algorithm::RS256,
-                    ),
-                    PublicKey::Ec { curve, x, y } => (
-                        jsonwebtoken::DecodingKey::from_ec_components(
-                            &b64::encode(x),
-                            &b64::encode(y),
-                        )
-                        .map_err(|e| Problem::new(ProblemType::BadPublicKey, e.to_string()))?,
-                        if *curve == Curve::P256 {
-                            jsonwebtoken::Algorithm::ES256
-                        } else {
-                            jsonwebtoken::Algorithm::ES384
-                        },
-                    ),
-                    PublicKey::Ed25519 { x } => (
-                        jsonwebtoken::DecodingKey::from_ed_components(&b64::encode(x))
-                            .map_err(|e| Problem::new(ProblemType::BadPublicKey, e.to_string()))?,
-                        jsonwebtoken::Algorithm::EdDSA,
-                    ),
+            } => verify_es512(x, y, &sig, msg),
+            PublicKey::Ec { curve, x, y } => {
+                let alg = if *curve == Curve::P256 {
+                    &ring::signature::ECDSA_P256_SHA256_FIXED
+                } else {
+                    &ring::signature::ECDSA_P384_SHA384_FIXED
                 };
-                jsonwebtoken::crypto::verify(&self.signature_b64, &self.signing_input, &dk, jalg)
-                    .unwrap_or(false)
+                let mut point = Vec::with_capacity(1 + x.len() + y.len());
+                point.push(4);
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                ring::signature::UnparsedPublicKey::new(alg, point)
+                    .verify(msg, &sig)
+                    .is_ok()
+            }
+            PublicKey::Ed25519 { x } => {
+                ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x)
+                    .verify(msg, &sig)
+                    .is_ok()
             }
         };
         if ok {
@@ -294,19 +298,17 @@ impl Jws {
     }
 }
 
-fn verify_es512(x: &[u8], y: &[u8], sig_b64: &str, msg: &[u8]) -> bool {
+/// ES512 through the p521 crate: ring has no P-521.
+fn verify_es512(x: &[u8], y: &[u8], sig_raw: &[u8], msg: &[u8]) -> bool {
     use p521::ecdsa::signature::Verifier;
     let mut sec1 = Vec::with_capacity(133);
     sec1.push(4);
     sec1.extend_from_slice(x);
     sec1.extend_from_slice(y);
-    let (Ok(vk), Ok(sig_raw)) = (
-        p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1),
-        b64::decode(sig_b64),
-    ) else {
+    let Ok(vk) = p521::ecdsa::VerifyingKey::from_sec1_bytes(&sec1) else {
         return false;
     };
-    match p521::ecdsa::Signature::from_slice(&sig_raw) {
+    match p521::ecdsa::Signature::from_slice(sig_raw) {
         Ok(sig) => vk.verify(msg, &sig).is_ok(),
         Err(_) => false,
     }

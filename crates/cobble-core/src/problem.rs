@@ -314,11 +314,11 @@ pub struct Problem {
     /// The Certigna result code, where one fits.
     pub code: Option<ResultCode>,
     /// The identifier this (sub)problem is about.
-    pub identifier: Option<ProblemIdentifier>,
+    pub identifier: Option<Box<ProblemIdentifier>>,
     /// Per-identifier problems (RFC 8555 §6.7.1).
     pub subproblems: Vec<Problem>,
     /// For `badSignatureAlgorithm`: the algorithms the server accepts (RFC 8555 §6.2).
-    pub algorithms: Vec<&'static str>,
+    pub algorithms: &'static [&'static str],
 }
 
 impl Problem {
@@ -331,7 +331,7 @@ impl Problem {
             code: None,
             identifier: None,
             subproblems: Vec::new(),
-            algorithms: Vec::new(),
+            algorithms: &[],
         }
     }
 
@@ -354,10 +354,10 @@ impl Problem {
 
     /// Same problem, naming the identifier it is about.
     pub fn for_identifier(mut self, kind: &str, value: &str) -> Self {
-        self.identifier = Some(ProblemIdentifier {
+        self.identifier = Some(Box::new(ProblemIdentifier {
             kind: kind.to_owned(),
             value: value.to_owned(),
-        });
+        }));
         self
     }
 
@@ -480,5 +480,42 @@ mod tests {
         );
         assert_eq!(v["subproblems"][0]["identifier"]["value"], "-x.example");
         assert!(v.get("algorithms").is_none());
+    }
+}
+
+/// The result-code table as Markdown rows (`| code | ACME type | status |`), as the README prints it.
+pub fn result_code_table() -> String {
+    let mut out = String::from("| code | ACME error type | HTTP status |\n|---|---|---|\n");
+    for (_, code, kind, status) in ResultCode::ALL {
+        out.push_str(&format!("| `{code}` | `{}` | {status} |\n", kind.name()));
+    }
+    out
+}
+
+/// The ACME error type table as Markdown rows, as the README prints it.
+pub fn problem_type_table() -> String {
+    let mut out = String::from("| ACME error type | default HTTP status |\n|---|---|\n");
+    for (_, name, status) in ProblemType::ALL {
+        out.push_str(&format!("| `{name}` | {status} |\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod readme {
+    /// The README's tables are the code's tables (ARCHITECTURE.md: one table, in code and README).
+    #[test]
+    fn readme_tables_match_the_code() {
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(&super::result_code_table()),
+            "README result-code table is stale:\n{}",
+            super::result_code_table()
+        );
+        assert!(
+            readme.contains(&super::problem_type_table()),
+            "README problem-type table is stale:\n{}",
+            super::problem_type_table()
+        );
     }
 }
