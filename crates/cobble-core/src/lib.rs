@@ -14,6 +14,8 @@ pub mod nonce;
 pub mod problem;
 
 pub use problem::{Problem, ProblemType, ResultCode};
+pub mod challenge;
+pub mod identifier;
 pub mod sign;
 #[doc(hidden)]
 pub mod testkeys;
