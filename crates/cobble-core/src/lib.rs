@@ -16,6 +16,8 @@ pub mod problem;
 pub use problem::{Problem, ProblemType, ResultCode};
 pub mod challenge;
 pub mod identifier;
+pub mod policy;
 pub mod sign;
+pub mod status;
 #[doc(hidden)]
 pub mod testkeys;
