@@ -9,8 +9,10 @@
 mod account;
 mod migrate;
 mod nonce;
+mod order;
 
 pub use account::{Account, AccountCreated, AccountUpdate, NewAccount};
+pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order, ValidationJob, ValidationOutcome};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{

@@ -1,0 +1,580 @@
+//! Orders, authorizations and challenges (RFC 8555 §7.1.3-§7.1.5, §7.4, §7.5).
+
+use crate::{Store, StoreError, random_id, read_pool, redeem_nonce_in, write_tx};
+use cobble_core::challenge::ChallengeType;
+use cobble_core::identifier::Identifier;
+use cobble_core::nonce::OpenedNonce;
+use cobble_core::status::{AuthzStatus, ChallengeStatus, OrderStatus};
+use sqlx::Row;
+
+/// A stored order. Its `status` is derived: see [`Order::status_at`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Random id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// The status finalization recorded (`pending` until then).
+    pub stored_status: OrderStatus,
+    /// Identifiers as ordered.
+    pub identifiers: Vec<Identifier>,
+    /// Requested certificate notBefore, Unix ms.
+    pub not_before_ms: Option<i64>,
+    /// Requested certificate notAfter, Unix ms.
+    pub not_after_ms: Option<i64>,
+    /// Order expiry, Unix ms.
+    pub expires_ms: i64,
+    /// Problem JSON when the order failed.
+    pub error: Option<String>,
+    /// Certificate profile name.
+    pub profile: Option<String>,
+    /// Creation time.
+    pub created_ms: i64,
+    /// The order's authorizations, in identifier order: (id, status, expires_ms).
+    pub authzs: Vec<(String, AuthzStatus, i64)>,
+}
+
+impl Order {
+    /// The order's status at `now_ms` (RFC 8555 §7.1.6).
+    pub fn status_at(&self, now_ms: i64) -> OrderStatus {
+        let a: Vec<AuthzStatus> = self.authzs.iter().map(|(_, s, exp)| s.at(*exp, now_ms)).collect();
+        OrderStatus::derive(self.stored_status, &a, self.expires_ms, now_ms)
+    }
+}
+
+/// A stored authorization with its challenges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authz {
+    /// Random id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// The identifier validated (a wildcard's base name).
+    pub identifier: Identifier,
+    /// For a wildcard order (RFC 8555 §7.1.4 `wildcard`).
+    pub wildcard: bool,
+    /// Created through newAuthz (pre-authorization, §7.4.1).
+    pub preauth: bool,
+    /// Stored status; see [`AuthzStatus::at`] for expiry.
+    pub status: AuthzStatus,
+    /// Expiry, Unix ms.
+    pub expires_ms: i64,
+    /// Challenges offered.
+    pub challenges: Vec<Challenge>,
+}
+
+/// A stored challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Random id.
+    pub id: String,
+    /// Its authorization.
+    pub authz_id: String,
+    /// Validation method.
+    pub kind: ChallengeType,
+    /// Random token (RFC 8555 §8.1: 128 bits, base64url).
+    pub token: String,
+    /// Status.
+    pub status: ChallengeStatus,
+    /// When it became valid, Unix ms.
+    pub validated_ms: Option<i64>,
+    /// Problem JSON when invalid.
+    pub error: Option<String>,
+    /// Validation record JSON.
+    pub validation_record: Option<String>,
+}
+
+/// How newOrder gets each authorization.
+#[derive(Debug, Clone)]
+pub enum AuthzPlan {
+    /// Reuse this valid (or pending) authorization of the same account.
+    Reuse(String),
+    /// Make a new pending authorization.
+    New {
+        /// Base identifier.
+        identifier: Identifier,
+        /// Wildcard order.
+        wildcard: bool,
+        /// Challenge types to offer.
+        challenges: Vec<ChallengeType>,
+        /// Expiry.
+        expires_ms: i64,
+    },
+}
+
+/// What newOrder stores.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// Owner.
+    pub account_id: String,
+    /// Checked identifiers.
+    pub identifiers: Vec<Identifier>,
+    /// Requested notBefore.
+    pub not_before_ms: Option<i64>,
+    /// Requested notAfter.
+    pub not_after_ms: Option<i64>,
+    /// Expiry.
+    pub expires_ms: i64,
+    /// Profile.
+    pub profile: Option<String>,
+    /// One plan per identifier.
+    pub authzs: Vec<AuthzPlan>,
+    /// Now.
+    pub now_ms: i64,
+}
+
+/// A claimed validation job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationJob {
+    /// The challenge to validate.
+    pub challenge_id: String,
+    /// How many times it has been claimed (this claim included).
+    pub attempts: i64,
+}
+
+/// A finished validation.
+#[derive(Debug, Clone)]
+pub struct ValidationOutcome {
+    /// `valid` or `invalid`.
+    pub status: ChallengeStatus,
+    /// New expiry of the authorization when it becomes valid (valid ones live longer than pending).
+    pub valid_authz_expires_ms: i64,
+    /// Problem JSON for invalid.
+    pub error: Option<String>,
+    /// Validation record JSON.
+    pub record: Option<String>,
+}
+
+macro_rules! row_bounds {
+    ($($item:item)*) => {$(
+        #[allow(clippy::extra_unused_type_parameters)]
+        $item
+    )*};
+}
+
+fn corrupt(what: &str, v: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {v:?}"))
+}
+
+row_bounds! {
+fn order_from_row<R: Row>(row: &R) -> Result<Order, StoreError>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let status: String = row.try_get("status")?;
+    let ids: String = row.try_get("identifiers")?;
+    let parsed: Vec<(String, String)> = serde_json::from_str(&ids).map_err(|_| corrupt("order identifiers", &ids))?;
+    let identifiers = parsed
+        .iter()
+        .map(|(k, v)| Identifier::from_wire(k, v).map_err(|_| corrupt("identifier", v)))
+        .collect::<Result<_, _>>()?;
+    Ok(Order {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        stored_status: OrderStatus::parse(&status).ok_or_else(|| corrupt("order status", &status))?,
+        identifiers,
+        not_before_ms: row.try_get("not_before_ms")?,
+        not_after_ms: row.try_get("not_after_ms")?,
+        expires_ms: row.try_get("expires_ms")?,
+        error: row.try_get("error")?,
+        profile: row.try_get("profile")?,
+        created_ms: row.try_get("created_ms")?,
+        authzs: Vec::new(),
+    })
+}
+
+fn authz_from_row<R: Row>(row: &R) -> Result<Authz, StoreError>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let status: String = row.try_get("status")?;
+    let kind: String = row.try_get("identifier_type")?;
+    let value: String = row.try_get("identifier_value")?;
+    Ok(Authz {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        identifier: Identifier::from_wire(&kind, &value).map_err(|_| corrupt("identifier", &value))?,
+        wildcard: row.try_get::<i64, _>("wildcard")? != 0,
+        preauth: row.try_get::<i64, _>("preauth")? != 0,
+        status: AuthzStatus::parse(&status).ok_or_else(|| corrupt("authz status", &status))?,
+        expires_ms: row.try_get("expires_ms")?,
+        challenges: Vec::new(),
+    })
+}
+
+fn challenge_from_row<R: Row>(row: &R) -> Result<Challenge, StoreError>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let status: String = row.try_get("status")?;
+    let kind: String = row.try_get("type")?;
+    Ok(Challenge {
+        id: row.try_get("id")?,
+        authz_id: row.try_get("authz_id")?,
+        kind: ChallengeType::parse(&kind).ok_or_else(|| corrupt("challenge type", &kind))?,
+        token: row.try_get("token")?,
+        status: ChallengeStatus::parse(&status).ok_or_else(|| corrupt("challenge status", &status))?,
+        validated_ms: row.try_get("validated_ms")?,
+        error: row.try_get("error")?,
+        validation_record: row.try_get("validation_record")?,
+    })
+}
+}
+
+const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms";
+const AUTHZ_COLS: &str = "id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms";
+const CHALL_COLS: &str = "id, authz_id, type, token, status, validated_ms, error, validation_record";
+
+fn identifiers_json(ids: &[Identifier]) -> String {
+    let pairs: Vec<(&str, String)> = ids.iter().map(|i| (i.kind(), i.value())).collect();
+    serde_json::to_string(&pairs).expect("strings serialize")
+}
+
+/// Inserts a new authorization and its challenges inside transaction `$tx`.
+macro_rules! insert_authz_in {
+    ($tx:expr, $id:expr, $account:expr, $identifier:expr, $wildcard:expr, $preauth:expr, $challenges:expr, $expires:expr, $now:expr) => {{
+        sqlx::query(
+            "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8)",
+        )
+        .bind($id)
+        .bind($account)
+        .bind($identifier.kind())
+        .bind($identifier.value())
+        .bind($wildcard as i64)
+        .bind($preauth as i64)
+        .bind($expires)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        for kind in $challenges.iter() {
+            let kind: &ChallengeType = kind;
+            sqlx::query("INSERT INTO challenges (id, authz_id, type, token, status) VALUES ($1, $2, $3, $4, 'pending')")
+                .bind(random_id())
+                .bind($id)
+                .bind(kind.as_str())
+                .bind(random_id())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+
+impl Store {
+    /// Redeems `nonce` and creates an order with its authorizations in one transaction.
+    pub async fn create_order(&self, nonce: &OpenedNonce, new: NewOrder) -> Result<String, StoreError> {
+        let order_id = random_id();
+        write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            sqlx::query(
+                "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms) \
+                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(&order_id)
+            .bind(&new.account_id)
+            .bind(identifiers_json(&new.identifiers))
+            .bind(new.not_before_ms)
+            .bind(new.not_after_ms)
+            .bind(new.expires_ms)
+            .bind(&new.profile)
+            .bind(new.now_ms)
+            .execute(&mut *tx)
+            .await?;
+            for (pos, plan) in new.authzs.iter().enumerate() {
+                let authz_id = match plan {
+                    AuthzPlan::Reuse(id) => id.clone(),
+                    AuthzPlan::New { identifier, wildcard, challenges, expires_ms } => {
+                        let id = random_id();
+                        insert_authz_in!(tx, &id, &new.account_id, identifier, *wildcard, false, challenges, *expires_ms, new.now_ms);
+                        id
+                    }
+                };
+                sqlx::query("INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(&order_id)
+                    .bind(&authz_id)
+                    .bind(pos as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(order_id)
+        })
+    }
+
+    /// Redeems `nonce` and creates a pre-authorization (RFC 8555 §7.4.1).
+    pub async fn create_preauthorization(
+        &self,
+        nonce: &OpenedNonce,
+        account_id: &str,
+        identifier: &Identifier,
+        challenges: &[ChallengeType],
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<String, StoreError> {
+        let id = random_id();
+        write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            insert_authz_in!(tx, &id, account_id, identifier, false, true, challenges, expires_ms, now_ms);
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// The account's most recent authorization for `identifier` that is valid (or, with
+    /// `include_pending`, pending) and unexpired at `now_ms`: the candidate for reuse.
+    pub async fn reusable_authz(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        wildcard: bool,
+        include_pending: bool,
+        now_ms: i64,
+    ) -> Result<Option<Authz>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {AUTHZ_COLS} FROM authzs WHERE account_id = $1 AND identifier_type = $2 AND identifier_value = $3 \
+             AND wildcard = $4 AND (status = 'valid' OR (status = 'pending' AND $5 = 1)) AND expires_ms > $6 \
+             ORDER BY (status = 'valid') DESC, expires_ms DESC LIMIT 1"
+        ));
+        read_pool!(&self.db, p => {
+            let row = sqlx::query(sql)
+                .bind(account_id)
+                .bind(identifier.kind())
+                .bind(identifier.value())
+                .bind(wildcard as i64)
+                .bind(include_pending as i64)
+                .bind(now_ms)
+                .fetch_optional(p)
+                .await?;
+            row.as_ref().map(authz_from_row).transpose()
+        })
+    }
+
+    /// An order with its authorizations' statuses.
+    pub async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLS} FROM orders WHERE id = $1"));
+        read_pool!(&self.db, p => {
+            let Some(row) = sqlx::query(sql).bind(id).fetch_optional(p).await? else {
+                return Ok(None);
+            };
+            let mut order = order_from_row(&row)?;
+            let rows = sqlx::query(
+                "SELECT a.id, a.status, a.expires_ms FROM order_authzs oa JOIN authzs a ON a.id = oa.authz_id \
+                 WHERE oa.order_id = $1 ORDER BY oa.position",
+            )
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+            for r in rows {
+                let status: String = r.try_get("status")?;
+                order.authzs.push((
+                    r.try_get("id")?,
+                    AuthzStatus::parse(&status).ok_or_else(|| corrupt("authz status", &status))?,
+                    r.try_get("expires_ms")?,
+                ));
+            }
+            Ok(Some(order))
+        })
+    }
+
+    /// One page of the account's order ids, oldest first, after `cursor` (RFC 8555 §7.1.2.1).
+    /// Returns the ids and the cursor of the next page, if any.
+    pub async fn account_order_ids(
+        &self,
+        account_id: &str,
+        cursor: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<(i64, String)>), StoreError> {
+        let (after_ms, after_id) = cursor.unwrap_or((i64::MIN, String::new()));
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT id, created_ms FROM orders WHERE account_id = $1 AND (created_ms > $2 OR (created_ms = $2 AND id > $3)) \
+                 ORDER BY created_ms, id LIMIT $4",
+            )
+            .bind(account_id)
+            .bind(after_ms)
+            .bind(&after_id)
+            .bind(limit as i64 + 1)
+            .fetch_all(p)
+            .await?;
+            let mut page: Vec<(String, i64)> = Vec::with_capacity(rows.len());
+            for r in &rows {
+                page.push((r.try_get("id")?, r.try_get("created_ms")?));
+            }
+            let next = if page.len() > limit {
+                page.truncate(limit);
+                page.last().map(|(id, ms)| (*ms, id.clone()))
+            } else {
+                None
+            };
+            Ok((page.into_iter().map(|(id, _)| id).collect(), next))
+        })
+    }
+
+    /// An authorization with its challenges.
+    pub async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {AUTHZ_COLS} FROM authzs WHERE id = $1"));
+        let chall = sqlx::AssertSqlSafe(format!("SELECT {CHALL_COLS} FROM challenges WHERE authz_id = $1 ORDER BY type"));
+        read_pool!(&self.db, p => {
+            let Some(row) = sqlx::query(sql).bind(id).fetch_optional(p).await? else {
+                return Ok(None);
+            };
+            let mut a = authz_from_row(&row)?;
+            for r in sqlx::query(chall).bind(id).fetch_all(p).await? {
+                a.challenges.push(challenge_from_row(&r)?);
+            }
+            a.challenges.sort_by_key(|c| ChallengeType::ALL.iter().position(|t| *t == c.kind));
+            Ok(Some(a))
+        })
+    }
+
+    /// The authorization id a challenge belongs to.
+    pub async fn challenge_authz_id(&self, challenge_id: &str) -> Result<Option<String>, StoreError> {
+        read_pool!(&self.db, p => {
+            Ok(sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = $1").bind(challenge_id).fetch_optional(p).await?)
+        })
+    }
+
+    /// Redeems `nonce` and deactivates a pending or valid authorization (RFC 8555 §7.5.2).
+    /// Returns false when it was in another state.
+    pub async fn deactivate_authz(&self, nonce: &OpenedNonce, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            let n = sqlx::query(
+                "UPDATE authzs SET status = 'deactivated', updated_ms = $2 WHERE id = $1 AND status IN ('pending', 'valid') AND expires_ms >= $2",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Redeems `nonce` and starts validating a pending challenge of a pending, unexpired
+    /// authorization: the challenge becomes `processing` and a job is queued to run at
+    /// `run_after_ms`. Returns false (changing nothing but the nonce) when the challenge
+    /// or its authorization is not in a state to start (RFC 8555 §7.5.1).
+    pub async fn start_challenge(
+        &self,
+        nonce: &OpenedNonce,
+        challenge_id: &str,
+        run_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            let n = sqlx::query(
+                "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND authz_id IN \
+                 (SELECT id FROM authzs WHERE status = 'pending' AND expires_ms >= $2)",
+            )
+            .bind(challenge_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query("INSERT INTO validation_jobs (challenge_id, run_after_ms, attempts, created_ms) VALUES ($1, $2, 0, $3)")
+                    .bind(challenge_id)
+                    .bind(run_after_ms)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Claims the next due validation job for `worker` until `now_ms + lease_ms`. A job whose
+    /// lease ran out (its worker died) is claimed again: no validation is lost.
+    pub async fn claim_validation_job(&self, worker: &str, now_ms: i64, lease_ms: i64) -> Result<Option<ValidationJob>, StoreError> {
+        let pick = "SELECT challenge_id FROM validation_jobs WHERE run_after_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+                    ORDER BY run_after_ms LIMIT 1";
+        let sql = match &self.db {
+            crate::Db::Pg(_) => format!(
+                "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
+                 WHERE challenge_id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING challenge_id, attempts"
+            ),
+            crate::Db::Sqlite { .. } => format!(
+                "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
+                 WHERE challenge_id = ({pick}) RETURNING challenge_id, attempts"
+            ),
+        };
+        let sql = sqlx::AssertSqlSafe(sql);
+        write_tx!(&self.db, tx => {
+            let row = sqlx::query(sql)
+                .bind(worker)
+                .bind(now_ms + lease_ms)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let job = match row {
+                Some(r) => Some(ValidationJob { challenge_id: r.try_get("challenge_id")?, attempts: r.try_get("attempts")? }),
+                None => None,
+            };
+            tx.commit().await?;
+            Ok(job)
+        })
+    }
+
+    /// How many validation jobs are queued or running.
+    pub async fn validation_jobs_pending(&self) -> Result<i64, StoreError> {
+        read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM validation_jobs").fetch_one(p).await?))
+    }
+
+    /// Records a validation's outcome if `worker` still holds the job: the challenge, its
+    /// authorization (RFC 8555 §7.1.6) and the job row change in one transaction. Returns
+    /// false when the lease was lost to another worker (the outcome is then discarded).
+    pub async fn finish_validation(
+        &self,
+        worker: &str,
+        challenge_id: &str,
+        outcome: &ValidationOutcome,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(&self.db, tx => {
+            let n = sqlx::query("DELETE FROM validation_jobs WHERE challenge_id = $1 AND claimed_by = $2")
+                .bind(challenge_id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            let validated = (outcome.status == ChallengeStatus::Valid).then_some(now_ms);
+            sqlx::query("UPDATE challenges SET status = $2, error = $3, validation_record = $4, validated_ms = $5 WHERE id = $1")
+                .bind(challenge_id)
+                .bind(outcome.status.as_str())
+                .bind(&outcome.error)
+                .bind(&outcome.record)
+                .bind(validated)
+                .execute(&mut *tx)
+                .await?;
+            let authz_status = AuthzStatus::Pending.after_challenge(outcome.status);
+            sqlx::query(
+                "UPDATE authzs SET status = $2, updated_ms = $3, expires_ms = CASE WHEN $2 = 'valid' THEN $4 ELSE expires_ms END \
+                 WHERE status = 'pending' AND id = (SELECT authz_id FROM challenges WHERE id = $1)",
+            )
+            .bind(challenge_id)
+            .bind(authz_status.as_str())
+            .bind(now_ms)
+            .bind(outcome.valid_authz_expires_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+}
