@@ -148,7 +148,7 @@ fn check_certificate(
         _ => false,
     };
     if sans.len() != 1 || !matches(&sans[0]) {
-        let names: Vec<String> = sans.iter().map(|g| g.to_string()).collect();
+        let names: Vec<String> = sans.iter().map(san_text).collect();
         return Err(bad_cert(
             identifier,
             addr,
@@ -218,6 +218,25 @@ pub fn reverse_name(ip: IpAddr) -> String {
             s.push_str("ip6.arpa");
             s
         }
+    }
+}
+
+/// `dns:name` / `ip:addr` for a problem detail.
+fn san_text(g: &GeneralName<'_>) -> String {
+    match g {
+        GeneralName::DNSName(n) => format!("dns:{n}"),
+        GeneralName::IPAddress(b) => match b.len() {
+            4 => format!(
+                "ip:{}",
+                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).unwrap())
+            ),
+            16 => format!(
+                "ip:{}",
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).unwrap())
+            ),
+            _ => format!("ip:{}", hex(b)),
+        },
+        other => other.to_string(),
     }
 }
 

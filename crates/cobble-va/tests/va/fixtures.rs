@@ -4,12 +4,12 @@
 use cobble_va::{VaConfig, Validator};
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, CAA, CNAME, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CAA, CNAME, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -73,6 +73,11 @@ impl MockDns {
     /// Adds an A record.
     pub fn a(&self, name: &str, ip: Ipv4Addr) {
         self.add(name, RData::A(A(ip)));
+    }
+
+    /// Adds an AAAA record.
+    pub fn aaaa(&self, name: &str, ip: Ipv6Addr) {
+        self.add(name, RData::AAAA(AAAA(ip)));
     }
 
     /// Makes `name` a CNAME to `target`.

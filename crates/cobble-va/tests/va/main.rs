@@ -5,6 +5,10 @@ mod caa;
 mod dns01;
 #[allow(dead_code)] // shared by the test modules; not every one uses every helper
 mod fixtures;
+mod http01;
+#[allow(dead_code)]
+mod servers;
+mod tlsalpn01;
 
 use cobble_core::{Problem, ProblemType};
 
