@@ -42,9 +42,7 @@ pub(crate) async fn check(
             Err(Problem::coded(
                 ResultCode::InvalidDnsCaa,
                 format!(
-                    "CAA record for {found_at} prevents issuance for {subject} by {}: {reason} ({} {})",
-                    va.cfg.caa_identities.join(", "),
-                    found_at,
+                    "CAA record for {found_at} prevents issuance for {subject}: {reason}; found at {found_at}: {}",
                     shown.join(", ")
                 ),
             ))

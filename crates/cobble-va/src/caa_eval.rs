@@ -98,51 +98,59 @@ pub fn evaluate_caa(records: &[CaaRecord], q: &CaaQuery<'_>) -> CaaDecision {
     if relevant.is_empty() {
         return CaaDecision::Permit { by: None };
     }
+    let mut why = Vec::new();
     for r in &relevant {
-        if authorizes(r, q) {
-            return CaaDecision::Permit {
-                by: Some((*r).clone()),
-            };
+        match authorizes(r, q) {
+            Ok(()) => {
+                return CaaDecision::Permit {
+                    by: Some((*r).clone()),
+                };
+            }
+            Err(reason) => {
+                if !why.contains(&reason) {
+                    why.push(reason);
+                }
+            }
         }
     }
     CaaDecision::Forbid {
         reason: format!(
-            "no {} property authorizes {} for this account and method",
+            "no {} property authorizes {} ({})",
             relevant[0].tag.to_ascii_lowercase(),
-            q.identities.join(" or ")
+            q.identities.join(" or "),
+            why.join("; ")
         ),
         records: relevant.into_iter().cloned().collect(),
     }
 }
 
-/// True when `r` names one of our identities and its parameters allow this issuance.
-fn authorizes(r: &CaaRecord, q: &CaaQuery<'_>) -> bool {
-    let Some(value) = IssueValue::parse(&r.value) else {
-        return false; // RFC 8659 §4.2: a malformed value authorises no one.
-    };
-    let Some(domain) = value.domain else {
-        return false; // `issue ";"`: no CA may issue.
-    };
+/// `Ok` when `r` names one of our identities and its parameters allow this
+/// issuance; else why not, in words.
+fn authorizes(r: &CaaRecord, q: &CaaQuery<'_>) -> Result<(), String> {
+    // RFC 8659 §4.2: a malformed value authorises no one.
+    let value = IssueValue::parse(&r.value).ok_or("malformed value")?;
+    // `issue ";"`: no CA may issue.
+    let domain = value.domain.ok_or("no CA may issue")?;
     if !q.identities.iter().any(|i| {
         i.trim_end_matches('.')
             .eq_ignore_ascii_case(domain.trim_end_matches('.'))
     }) {
-        return false;
+        return Err(format!("only {domain} may issue"));
     }
     for (key, val) in &value.params {
         // Parameter tags are case-insensitive; unknown parameters are ignored (RFC 8659 §4.2).
         if key.eq_ignore_ascii_case("accounturi") && *val != q.account_uri {
-            return false; // RFC 8657 §3
+            return Err(format!("accounturi is not {}", q.account_uri)); // RFC 8657 §3
         }
         if key.eq_ignore_ascii_case("validationmethods")
             && !val
                 .split(',')
                 .any(|m| m.trim().eq_ignore_ascii_case(q.method))
         {
-            return false; // RFC 8657 §4
+            return Err(format!("validationmethods does not include {}", q.method)); // RFC 8657 §4
         }
     }
-    true
+    Ok(())
 }
 
 /// An `issue`/`issuewild` value (RFC 8659 §4.2): `[domain] [";" [key=value *(";" key=value)]]`.

@@ -6,6 +6,7 @@
 //! [`Validator::validate`] and [`Validator::check_caa`]. Every failure is a
 //! [`Problem`] naming the identifier, ready to store on the challenge.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod caa;
 pub mod caa_eval;
@@ -176,4 +177,34 @@ fn unsupported(kind: ChallengeType, why: &str) -> Problem {
         ProblemType::Malformed,
         format!("{} cannot validate {why}", kind.as_str()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers share one validator and run validations on spawned tasks.
+    #[allow(dead_code)]
+    fn validator_is_shareable_and_its_futures_spawnable(v: Validator, id: Identifier) {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Validator>();
+        tokio::spawn(async move {
+            let _ = v.validate(ChallengeType::Http01, &id, "t", "t.k").await;
+            let _ = v.check_caa(&id, false, "acct", ChallengeType::Http01).await;
+        });
+    }
+
+    #[test]
+    fn defaults_match_pebble() {
+        let c = VaConfig::default();
+        assert_eq!((c.http01_port, c.tlsalpn01_port), (5002, 5001));
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.caa_identities, ["cobble.test"]);
+        assert!(USER_AGENT.starts_with("cobble-va/"));
+        let zero = VaConfig {
+            timeout: Duration::ZERO,
+            ..c
+        };
+        assert!(matches!(Validator::new(zero), Err(VaError::Config(_))));
+    }
 }

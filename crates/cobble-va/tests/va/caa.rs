@@ -55,15 +55,31 @@ async fn caa_table_through_dns() {
             false,
             ACCT,
             Http01,
-            Err("CAA record for other.test prevents issuance"),
+            Err(
+                "CAA record for other.test prevents issuance for other.test: no issue property authorizes cobble.test (only other-ca.test may issue); found at other.test: 0 issue \"other-ca.test\"",
+            ),
         ),
-        ("semi.test", false, ACCT, Http01, Err("0 issue \";\"")),
+        (
+            "semi.test",
+            false,
+            ACCT,
+            Http01,
+            Err("(no CA may issue); found at semi.test: 0 issue \";\""),
+        ),
         ("wild.test", true, ACCT, Dns01, Ok(())),
         ("wild.test", false, ACCT, Dns01, Err("0 issue \";\"")),
         ("wildfb.test", true, ACCT, Dns01, Ok(())),
         ("nowild.test", true, ACCT, Dns01, Err("0 issuewild \";\"")),
         ("nowild.test", false, ACCT, Dns01, Ok(())),
-        ("crit.test", false, ACCT, Http01, Err("128 tbs \"unknown\"")),
+        (
+            "crit.test",
+            false,
+            ACCT,
+            Http01,
+            Err(
+                "critical property this CA does not understand; found at crit.test: 128 tbs \"unknown\"",
+            ),
+        ),
         ("noncrit.test", false, ACCT, Http01, Ok(())),
         ("acct.test", false, ACCT, Http01, Ok(())),
         (
@@ -71,7 +87,7 @@ async fn caa_table_through_dns() {
             false,
             "https://localhost:14000/my-account/8",
             Http01,
-            Err("accounturi="),
+            Err("accounturi is not https://localhost:14000/my-account/8"),
         ),
         ("vm.test", false, ACCT, Http01, Ok(())),
         (
@@ -79,14 +95,16 @@ async fn caa_table_through_dns() {
             false,
             ACCT,
             TlsAlpn01,
-            Err("validationmethods=dns-01,http-01"),
+            Err("validationmethods does not include tls-alpn-01"),
         ),
         (
             "a.b.parent.test",
             false,
             ACCT,
             Http01,
-            Err("CAA record for parent.test prevents issuance"),
+            Err(
+                "prevents issuance for a.b.parent.test: no issue property authorizes cobble.test (only other-ca.test may issue); found at parent.test:",
+            ),
         ),
         ("alias.test", false, ACCT, Http01, Err("other-ca.test")),
     ];
