@@ -1,6 +1,7 @@
 //! `cobble`: the ACME server and test CA's one binary.
 #![forbid(unsafe_code)]
 
+mod challtestsrv;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run the ACME server (SQLite in the data directory unless told otherwise).
     Serve(Box<serve::ServeArgs>),
+    /// Run the challenge test server (mock DNS, http-01, tls-alpn-01), pebble-challtestsrv compatible.
+    Challtestsrv(challtestsrv::ChalltestsrvArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,5 +30,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args)),
+        Command::Challtestsrv(args) => runtime.block_on(challtestsrv::run(args)),
     }
 }
