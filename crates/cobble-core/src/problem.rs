@@ -361,6 +361,28 @@ impl Problem {
         self
     }
 
+    /// One problem for several per-identifier failures (RFC 8555 §6.7.1): a single failure
+    /// as it is; several as `subproblems` under their common type, or `compound` when they differ.
+    pub fn combine(mut failures: Vec<Problem>) -> Problem {
+        if failures.len() == 1 {
+            return failures.remove(0);
+        }
+        let kind = if failures.iter().all(|f| f.kind == failures[0].kind) {
+            failures[0].kind
+        } else {
+            ProblemType::Compound
+        };
+        let mut p = Problem::new(
+            kind,
+            format!(
+                "{} identifiers were refused; see subproblems",
+                failures.len()
+            ),
+        );
+        p.subproblems = failures;
+        p
+    }
+
     /// Shorthand for `malformed`.
     pub fn malformed(detail: impl Into<String>) -> Self {
         Self::new(ProblemType::Malformed, detail)

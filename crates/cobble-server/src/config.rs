@@ -43,6 +43,44 @@ pub struct ServerConfig {
     pub orders_per_page: usize,
     /// How long in-flight requests may take to finish at shutdown, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Order lifetime in seconds.
+    pub order_lifetime_secs: u64,
+    /// Lifetime of a pending authorization, in seconds.
+    pub pending_authz_lifetime_secs: u64,
+    /// Lifetime of a valid authorization, in seconds (how long it can be reused).
+    pub valid_authz_lifetime_secs: u64,
+    /// Percentage of still-valid authorizations reused by new orders of the same account (PEBBLE_AUTHZREUSE).
+    pub authz_reuse_percent: u8,
+    /// Offer `newAuthz` (RFC 8555 §7.4.1 pre-authorization).
+    pub pre_authorization: bool,
+    /// Accept `notBefore`/`notAfter` in newOrder.
+    pub allow_order_validity: bool,
+    /// Most identifiers in one order.
+    pub max_identifiers: usize,
+    /// Domains (and their subdomains) this CA refuses.
+    pub blocked_domains: Vec<String>,
+    /// When not empty, the only domains (and subdomains) this CA accepts.
+    pub allowed_domains: Vec<String>,
+    /// Accept special-use names such as .local and .internal (.test, .example, .invalid, localhost always are).
+    pub allow_reserved_names: bool,
+    /// Port http-01 validation connects to.
+    pub http01_port: u16,
+    /// Port tls-alpn-01 validation connects to.
+    pub tlsalpn01_port: u16,
+    /// DNS server for validation and CAA, e.g. 127.0.0.1:8053; unset uses the system's resolvers.
+    pub dns_server: Option<SocketAddr>,
+    /// Validation workers per process.
+    pub validation_workers: usize,
+    /// Timeout of each network step of a validation, in seconds.
+    pub validation_timeout_secs: u64,
+    /// Skip network checks and pass every validation (PEBBLE_VA_ALWAYS_VALID).
+    pub va_always_valid: bool,
+    /// Delay each validation by a random time up to this many seconds, so clients learn to poll (PEBBLE_VA_SLEEPTIME; 0 = none).
+    pub va_sleep_max_secs: u64,
+    /// How long a worker holds a validation job before another may take it over, in seconds.
+    pub validation_lease_secs: u64,
+    /// How often idle workers look for jobs queued by other instances, in milliseconds.
+    pub validation_poll_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +103,25 @@ impl Default for ServerConfig {
             rsa_min_bits: 2048,
             orders_per_page: 50,
             shutdown_grace_secs: 10,
+            order_lifetime_secs: 7 * 86_400,
+            pending_authz_lifetime_secs: 7 * 86_400,
+            valid_authz_lifetime_secs: 30 * 86_400,
+            authz_reuse_percent: 100,
+            pre_authorization: true,
+            allow_order_validity: false,
+            max_identifiers: 100,
+            blocked_domains: Vec::new(),
+            allowed_domains: Vec::new(),
+            allow_reserved_names: false,
+            http01_port: 5002,
+            tlsalpn01_port: 5001,
+            dns_server: None,
+            validation_workers: 4,
+            validation_timeout_secs: 10,
+            va_always_valid: false,
+            va_sleep_max_secs: 0,
+            validation_lease_secs: 120,
+            validation_poll_ms: 500,
         }
     }
 }
@@ -76,6 +133,19 @@ impl ServerConfig {
             format!("sqlite://{}", self.data_dir.join("cobble.db").display())
         } else {
             self.database_url.clone()
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The identifier policy these settings make.
+    pub fn identifier_policy(&self) -> cobble_core::policy::IdentifierPolicy {
+        cobble_core::policy::IdentifierPolicy {
+            max_identifiers: self.max_identifiers,
+            blocked_domains: self.blocked_domains.clone(),
+            allowed_domains: self.allowed_domains.clone(),
+            allow_reserved: self.allow_reserved_names,
+            ..Default::default()
         }
     }
 }

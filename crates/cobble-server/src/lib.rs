@@ -10,6 +10,8 @@ pub mod error;
 pub mod routes;
 pub mod state;
 pub mod tls;
+pub mod validate;
+pub mod worker;
 
 use crate::config::ServerConfig;
 use crate::error::problem_response;
@@ -43,6 +45,9 @@ pub enum StartError {
     /// The listener could not be bound, or a directory made.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The validation authority could not be built (e.g. no usable DNS configuration).
+    #[error("validation: {0}")]
+    Va(#[from] cobble_va::VaError),
     /// The listener stopped before it was ready.
     #[error("the listener did not come up")]
     NotListening,
@@ -63,6 +68,7 @@ pub struct Running {
     handle: axum_server::Handle<SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     housekeeping: tokio::task::JoinHandle<()>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -72,6 +78,9 @@ impl Running {
         self.handle.graceful_shutdown(Some(self.grace));
         let _ = self.server.await;
         self.housekeeping.abort();
+        for w in &self.workers {
+            w.abort();
+        }
         self.store.close().await;
     }
 }
@@ -82,7 +91,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn acme_routes() -> Router<AppState> {
-    use routes::{account, directory};
+    use routes::{account, authz, directory, order};
     Router::new()
         .route("/", get(directory::index))
         .route("/dir", get(directory::directory))
@@ -94,8 +103,13 @@ fn acme_routes() -> Router<AppState> {
         )
         .route("/acme/new-acct", post(account::new_account))
         .route("/acme/acct/{id}", post(account::account))
-        .route("/acme/acct/{id}/orders", post(account::orders))
-        .route("/acme/new-order", post(directory::not_yet))
+        .route("/acme/acct/{id}/orders", post(order::list))
+        .route("/acme/new-order", post(order::new_order))
+        .route("/acme/order/{id}", post(order::order))
+        .route("/acme/order/{id}/finalize", post(order::finalize))
+        .route("/acme/authz/{id}", post(authz::authz))
+        .route("/acme/chall/{id}", post(authz::challenge))
+        .route("/acme/new-authz", post(authz::new_authz))
         .route("/acme/revoke-cert", post(directory::not_yet))
         .route("/acme/key-change", post(directory::not_yet))
         .route("/acme/renewal-info/{id}", get(directory::not_yet))
@@ -220,6 +234,8 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         },
         random_dir_key: cobble_store::random_id()[..11].to_owned(),
         fallback_authority: fallback_authority.clone(),
+        id_policy: cfg.identifier_policy(),
+        wake_workers: Arc::new(tokio::sync::Notify::new()),
         cfg,
         store: store.clone(),
         sealer,
@@ -239,6 +255,13 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
     );
     handle.listening().await.ok_or(StartError::NotListening)?;
     let housekeeping = tokio::spawn(housekeeping(store.clone(), clock));
+    let validator = make_validator(&state.cfg)?;
+    let workers = worker::spawn(
+        state.clone(),
+        validator,
+        state.wake_workers.clone(),
+        state.cfg.validation_workers.max(1),
+    );
     Ok(Running {
         addr,
         directory_url,
@@ -248,8 +271,25 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         handle,
         server,
         housekeeping,
+        workers,
         grace,
     })
+}
+
+/// The validator the configuration asks for.
+fn make_validator(cfg: &ServerConfig) -> Result<Arc<dyn validate::ChallengeValidator>, StartError> {
+    if cfg.va_always_valid {
+        tracing::warn!("va-always-valid is on: every challenge passes without a network check");
+        return Ok(Arc::new(validate::AlwaysValid));
+    }
+    let va = cobble_va::Validator::new(cobble_va::VaConfig {
+        http01_port: cfg.http01_port,
+        tlsalpn01_port: cfg.tlsalpn01_port,
+        dns_server: cfg.dns_server,
+        timeout: Duration::from_secs(cfg.validation_timeout_secs.max(1)),
+        caa_identities: cfg.caa_identities.clone(),
+    })?;
+    Ok(Arc::new(va))
 }
 
 /// Periodic upkeep: prunes used nonces past their lifetime.
@@ -283,6 +323,8 @@ mod tests {
             key_policy: KeyPolicy::default(),
             random_dir_key: "r".into(),
             fallback_authority: "localhost:1".into(),
+            id_policy: Default::default(),
+            wake_workers: Default::default(),
         }))
     }
 

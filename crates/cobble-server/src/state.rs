@@ -28,6 +28,10 @@ pub struct Inner {
     pub random_dir_key: String,
     /// The listener's own address, for URLs when a request has no usable Host.
     pub fallback_authority: String,
+    /// Identifier policy.
+    pub id_policy: cobble_core::policy::IdentifierPolicy,
+    /// Wakes the validation workers when a job is queued in this process.
+    pub wake_workers: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for AppState {
@@ -41,6 +45,15 @@ impl Inner {
     /// Mints a nonce now.
     pub fn mint_nonce(&self) -> String {
         self.sealer.mint(self.clock.now_ms())
+    }
+
+    /// The base URL outside any request (workers): the external URL, else the listener's.
+    pub fn account_base(&self) -> String {
+        if self.cfg.external_url.is_empty() {
+            format!("https://{}", self.fallback_authority)
+        } else {
+            self.cfg.external_url.trim_end_matches('/').to_owned()
+        }
     }
 
     /// The base URL of this request: the configured external URL, else `https://<Host>`.
@@ -83,6 +96,22 @@ impl Urls<'_> {
     /// An account's orders list (§7.1.2.1).
     pub fn account_orders(&self, id: &str) -> String {
         format!("{}{}{id}/orders", self.0, ACCOUNT_PREFIX)
+    }
+    /// An order (§7.1.3).
+    pub fn order(&self, id: &str) -> String {
+        format!("{}/acme/order/{id}", self.0)
+    }
+    /// An order's finalize URL (§7.4).
+    pub fn finalize(&self, id: &str) -> String {
+        format!("{}/acme/order/{id}/finalize", self.0)
+    }
+    /// An authorization (§7.1.4).
+    pub fn authz(&self, id: &str) -> String {
+        format!("{}/acme/authz/{id}", self.0)
+    }
+    /// A challenge (§7.1.5).
+    pub fn challenge(&self, id: &str) -> String {
+        format!("{}/acme/chall/{id}", self.0)
     }
     /// Any path under the base.
     pub fn path(&self, p: &str) -> String {

@@ -6,13 +6,29 @@ use crate::{Db, StoreError, write_tx};
 type Migration = (i64, &'static str, &'static str);
 
 const SQLITE: &[Migration] = &[
-    (1, "accounts_nonces", include_str!("../../../migrations/sqlite/0001_accounts_nonces.sql")),
-    (2, "orders_authz", include_str!("../../../migrations/sqlite/0002_orders_authz.sql")),
+    (
+        1,
+        "accounts_nonces",
+        include_str!("../../../migrations/sqlite/0001_accounts_nonces.sql"),
+    ),
+    (
+        2,
+        "orders_authz",
+        include_str!("../../../migrations/sqlite/0002_orders_authz.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
-    (1, "accounts_nonces", include_str!("../../../migrations/postgres/0001_accounts_nonces.sql")),
-    (2, "orders_authz", include_str!("../../../migrations/postgres/0002_orders_authz.sql")),
+    (
+        1,
+        "accounts_nonces",
+        include_str!("../../../migrations/postgres/0001_accounts_nonces.sql"),
+    ),
+    (
+        2,
+        "orders_authz",
+        include_str!("../../../migrations/postgres/0002_orders_authz.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str =

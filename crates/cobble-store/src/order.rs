@@ -37,7 +37,11 @@ pub struct Order {
 impl Order {
     /// The order's status at `now_ms` (RFC 8555 §7.1.6).
     pub fn status_at(&self, now_ms: i64) -> OrderStatus {
-        let a: Vec<AuthzStatus> = self.authzs.iter().map(|(_, s, exp)| s.at(*exp, now_ms)).collect();
+        let a: Vec<AuthzStatus> = self
+            .authzs
+            .iter()
+            .map(|(_, s, exp)| s.at(*exp, now_ms))
+            .collect();
         OrderStatus::derive(self.stored_status, &a, self.expires_ms, now_ms)
     }
 }
@@ -231,8 +235,10 @@ where
 }
 
 const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms";
-const AUTHZ_COLS: &str = "id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms";
-const CHALL_COLS: &str = "id, authz_id, type, token, status, validated_ms, error, validation_record";
+const AUTHZ_COLS: &str =
+    "id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms";
+const CHALL_COLS: &str =
+    "id, authz_id, type, token, status, validated_ms, error, validation_record";
 
 fn identifiers_json(ids: &[Identifier]) -> String {
     let pairs: Vec<(&str, String)> = ids.iter().map(|i| (i.kind(), i.value())).collect();
@@ -271,7 +277,11 @@ macro_rules! insert_authz_in {
 
 impl Store {
     /// Redeems `nonce` and creates an order with its authorizations in one transaction.
-    pub async fn create_order(&self, nonce: &OpenedNonce, new: NewOrder) -> Result<String, StoreError> {
+    pub async fn create_order(
+        &self,
+        nonce: &OpenedNonce,
+        new: NewOrder,
+    ) -> Result<String, StoreError> {
         let order_id = random_id();
         write_tx!(&self.db, tx => {
             redeem_nonce_in!(tx, nonce);
@@ -422,7 +432,9 @@ impl Store {
     /// An authorization with its challenges.
     pub async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT {AUTHZ_COLS} FROM authzs WHERE id = $1"));
-        let chall = sqlx::AssertSqlSafe(format!("SELECT {CHALL_COLS} FROM challenges WHERE authz_id = $1 ORDER BY type"));
+        let chall = sqlx::AssertSqlSafe(format!(
+            "SELECT {CHALL_COLS} FROM challenges WHERE authz_id = $1 ORDER BY type"
+        ));
         read_pool!(&self.db, p => {
             let Some(row) = sqlx::query(sql).bind(id).fetch_optional(p).await? else {
                 return Ok(None);
@@ -437,7 +449,10 @@ impl Store {
     }
 
     /// The authorization id a challenge belongs to.
-    pub async fn challenge_authz_id(&self, challenge_id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn challenge_authz_id(
+        &self,
+        challenge_id: &str,
+    ) -> Result<Option<String>, StoreError> {
         read_pool!(&self.db, p => {
             Ok(sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = $1").bind(challenge_id).fetch_optional(p).await?)
         })
@@ -445,7 +460,12 @@ impl Store {
 
     /// Redeems `nonce` and deactivates a pending or valid authorization (RFC 8555 §7.5.2).
     /// Returns false when it was in another state.
-    pub async fn deactivate_authz(&self, nonce: &OpenedNonce, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    pub async fn deactivate_authz(
+        &self,
+        nonce: &OpenedNonce,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         write_tx!(&self.db, tx => {
             redeem_nonce_in!(tx, nonce);
             let n = sqlx::query(
@@ -498,7 +518,12 @@ impl Store {
 
     /// Claims the next due validation job for `worker` until `now_ms + lease_ms`. A job whose
     /// lease ran out (its worker died) is claimed again: no validation is lost.
-    pub async fn claim_validation_job(&self, worker: &str, now_ms: i64, lease_ms: i64) -> Result<Option<ValidationJob>, StoreError> {
+    pub async fn claim_validation_job(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ValidationJob>, StoreError> {
         let pick = "SELECT challenge_id FROM validation_jobs WHERE run_after_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
                     ORDER BY run_after_ms LIMIT 1";
         let sql = match &self.db {

@@ -74,6 +74,65 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish at shutdown [default: 10].
     #[arg(long, env = "COBBLE_SHUTDOWN_GRACE_SECS")]
     shutdown_grace_secs: Option<u64>,
+    /// Order lifetime in seconds [default: 604800].
+    #[arg(long, env = "COBBLE_ORDER_LIFETIME_SECS")]
+    order_lifetime_secs: Option<u64>,
+    /// Pending authorization lifetime in seconds [default: 604800].
+    #[arg(long, env = "COBBLE_PENDING_AUTHZ_LIFETIME_SECS")]
+    pending_authz_lifetime_secs: Option<u64>,
+    /// Valid authorization lifetime (reuse window) in seconds [default: 2592000].
+    #[arg(long, env = "COBBLE_VALID_AUTHZ_LIFETIME_SECS")]
+    valid_authz_lifetime_secs: Option<u64>,
+    /// Percentage of valid authorizations reused by new orders (also PEBBLE_AUTHZREUSE) [default: 100].
+    #[arg(long, env = "COBBLE_AUTHZ_REUSE_PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    authz_reuse_percent: Option<u8>,
+    /// Offer newAuthz pre-authorization (RFC 8555 §7.4.1) [default: true].
+    #[arg(long, env = "COBBLE_PRE_AUTHORIZATION", num_args = 0..=1, default_missing_value = "true")]
+    pre_authorization: Option<bool>,
+    /// Accept notBefore/notAfter in newOrder [default: false].
+    #[arg(long, env = "COBBLE_ALLOW_ORDER_VALIDITY", num_args = 0..=1, default_missing_value = "true")]
+    allow_order_validity: Option<bool>,
+    /// Most identifiers per order [default: 100].
+    #[arg(long, env = "COBBLE_MAX_IDENTIFIERS")]
+    max_identifiers: Option<usize>,
+    /// Refuse this domain and its subdomains (repeatable).
+    #[arg(
+        long = "block-domain",
+        env = "COBBLE_BLOCKED_DOMAINS",
+        value_delimiter = ','
+    )]
+    blocked_domains: Vec<String>,
+    /// Accept only this domain and its subdomains (repeatable; none = all).
+    #[arg(
+        long = "allow-domain",
+        env = "COBBLE_ALLOWED_DOMAINS",
+        value_delimiter = ','
+    )]
+    allowed_domains: Vec<String>,
+    /// Accept special-use names such as .local and .internal [default: false].
+    #[arg(long, env = "COBBLE_ALLOW_RESERVED_NAMES", num_args = 0..=1, default_missing_value = "true")]
+    allow_reserved_names: Option<bool>,
+    /// Port http-01 validation connects to [default: 5002].
+    #[arg(long, env = "COBBLE_HTTP01_PORT")]
+    http01_port: Option<u16>,
+    /// Port tls-alpn-01 validation connects to [default: 5001].
+    #[arg(long, env = "COBBLE_TLSALPN01_PORT")]
+    tlsalpn01_port: Option<u16>,
+    /// DNS server for validation and CAA, e.g. 127.0.0.1:8053 [default: the system's resolvers].
+    #[arg(long, env = "COBBLE_DNS_SERVER")]
+    dns_server: Option<SocketAddr>,
+    /// Validation workers in this process [default: 4].
+    #[arg(long, env = "COBBLE_VALIDATION_WORKERS")]
+    validation_workers: Option<usize>,
+    /// Timeout of each network step of a validation, in seconds [default: 10].
+    #[arg(long, env = "COBBLE_VALIDATION_TIMEOUT_SECS")]
+    validation_timeout_secs: Option<u64>,
+    /// Pass every challenge without network checks (also PEBBLE_VA_ALWAYS_VALID=1) [default: false].
+    #[arg(long, env = "COBBLE_VA_ALWAYS_VALID", num_args = 0..=1, default_missing_value = "true")]
+    va_always_valid: Option<bool>,
+    /// Delay validations by a random time up to this many seconds (also PEBBLE_VA_SLEEPTIME; PEBBLE_VA_NOSLEEP=1 sets 0) [default: 0].
+    #[arg(long, env = "COBBLE_VA_SLEEP_MAX_SECS")]
+    va_sleep_max_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -137,8 +196,46 @@ impl ServeArgs {
                     format!("PEBBLE_WFE_NONCEREJECT={v:?} is not a percentage 0-100")
                 })?;
         }
+        pebble_knobs(self, &mut c)?;
         Ok(c)
     }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"))
+}
+
+fn env_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a number")),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Pebble's environment knobs, with Pebble's meaning, where Cobble's own setting was not given.
+fn pebble_knobs(a: &ServeArgs, c: &mut ServerConfig) -> anyhow::Result<()> {
+    if a.va_always_valid.is_none() && env_flag("PEBBLE_VA_ALWAYS_VALID") {
+        c.va_always_valid = true;
+    }
+    if a.va_sleep_max_secs.is_none() {
+        if let Some(secs) = env_number::<u64>("PEBBLE_VA_SLEEPTIME")? {
+            c.va_sleep_max_secs = secs;
+        }
+        if env_flag("PEBBLE_VA_NOSLEEP") {
+            c.va_sleep_max_secs = 0;
+        }
+    }
+    if a.authz_reuse_percent.is_none()
+        && let Some(p) = env_number::<u8>("PEBBLE_AUTHZREUSE")?
+    {
+        anyhow::ensure!(p <= 100, "PEBBLE_AUTHZREUSE={p} is not a percentage 0-100");
+        c.authz_reuse_percent = p;
+    }
+    Ok(())
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {

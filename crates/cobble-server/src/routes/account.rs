@@ -8,7 +8,6 @@ use crate::routes::json_response;
 use crate::state::{AppState, Urls};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
 use cobble_core::account::AccountStatus;
 use cobble_core::{Problem, ProblemType, clock, contact};
 use cobble_store::{Account, AccountCreated, AccountUpdate, NewAccount};
@@ -125,7 +124,7 @@ pub async fn new_account(State(s): State<AppState>, req: Request) -> AcmeResult 
 }
 
 /// Checks that the `kid` account is the one the URL names (RFC 8555 §7.3.2).
-fn same_account(a: &Account, id: &str) -> Result<(), Problem> {
+pub fn same_account(a: &Account, id: &str) -> Result<(), Problem> {
     if a.id == id {
         Ok(())
     } else {
@@ -179,28 +178,5 @@ pub async fn account(
         StatusCode::OK,
         &account_object(&r.base, &updated),
         Some(&url),
-    ))
-}
-
-/// POST /acme/acct/{id}/orders: the account's orders (RFC 8555 §7.1.2.1).
-pub async fn orders(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    req: Request,
-) -> AcmeResult<Response> {
-    let r = s.authenticate(req, KeyMode::Kid).await?;
-    same_account(r.account(), &id)?;
-    if !r.jws.is_post_as_get() {
-        return Err(
-            Problem::malformed("the orders list is read with POST-as-GET (empty payload)").into(),
-        );
-    }
-    s.store.redeem_nonce(&r.nonce).await?;
-    // No order can exist before newOrder lands; the list is truly empty.
-    let orders: Vec<String> = Vec::new();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "orders": orders }),
-        None,
     ))
 }

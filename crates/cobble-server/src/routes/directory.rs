@@ -45,6 +45,9 @@ pub async fn directory(State(s): State<AppState>, req: Request) -> Response {
     dir.insert("newNonce".into(), u.path("/acme/new-nonce").into());
     dir.insert("newAccount".into(), u.path("/acme/new-acct").into());
     dir.insert("newOrder".into(), u.path("/acme/new-order").into());
+    if s.cfg.pre_authorization {
+        dir.insert("newAuthz".into(), u.path("/acme/new-authz").into());
+    }
     dir.insert("revokeCert".into(), u.path("/acme/revoke-cert").into());
     dir.insert("keyChange".into(), u.path("/acme/key-change").into());
     dir.insert("renewalInfo".into(), u.path("/acme/renewal-info").into());

@@ -1,7 +1,10 @@
 //! ACME resources, one file per role.
 
 pub mod account;
+pub mod authz;
 pub mod directory;
+pub mod objects;
+pub mod order;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -282,3 +282,76 @@ impl Reply {
 pub fn b64json(v: &Value) -> String {
     b64::encode(v.to_string())
 }
+
+/// A Cobble server whose validation goes to an in-process challtestsrv (mock DNS, http-01,
+/// tls-alpn-01 responders), all on loopback.
+pub struct ValidationEnv {
+    pub server: TestServer,
+    pub chall: cobble_challtestsrv::Running,
+}
+
+impl ValidationEnv {
+    pub async fn start(engine: Engine, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_clock(engine, tweak, false).await
+    }
+
+    pub async fn start_clock(
+        engine: Engine,
+        tweak: impl FnOnce(&mut ServerConfig),
+        manual_clock: bool,
+    ) -> Self {
+        install_crypto();
+        let cfg = cobble_challtestsrv::ChalltestConfig {
+            default_ipv6: None,
+            ..cobble_challtestsrv::ChalltestConfig::loopback_ephemeral()
+        };
+        let chall = cobble_challtestsrv::start(cfg)
+            .await
+            .expect("challtestsrv starts");
+        let (dns, http, tls) = (
+            chall.dns01_addr().unwrap(),
+            chall.http01_addr().unwrap(),
+            chall.tlsalpn01_addr().unwrap(),
+        );
+        let server = TestServer::start_with(
+            engine,
+            |c| {
+                c.dns_server = Some(dns);
+                c.http01_port = http.port();
+                c.tlsalpn01_port = tls.port();
+                c.validation_timeout_secs = 2;
+                c.validation_poll_ms = 50;
+                tweak(c);
+            },
+            manual_clock,
+        )
+        .await;
+        ValidationEnv { server, chall }
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await;
+        self.chall.shutdown().await;
+    }
+}
+
+/// Polls `url` (POST-as-GET as `kid`) until `done(body)` or 100 tries 50 ms apart.
+pub async fn poll_until(
+    s: &TestServer,
+    k: &Signer,
+    kid: &str,
+    url: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let r = s.post_kid(k, kid, url, None).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        if done(&r.body) {
+            return r.body;
+        }
+        last = r.body;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{url} never reached the wanted state; last: {last}");
+}

@@ -1,0 +1,200 @@
+//! Authorizations (RFC 8555 §7.5, §7.5.2), pre-authorization (§7.4.1) and challenges (§7.5.1).
+
+use crate::auth::KeyMode;
+use crate::error::AcmeResult;
+use crate::routes::order::{challenge_types, checked_identifiers};
+use crate::routes::{json_response, objects};
+use crate::state::{AppState, Urls};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use cobble_core::Problem;
+use cobble_core::status::{AuthzStatus, ChallengeStatus};
+use cobble_store::Authz;
+use serde::Deserialize;
+
+async fn owned_authz(s: &AppState, account_id: &str, id: &str) -> AcmeResult<Authz> {
+    let a = s
+        .store
+        .authz(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(&format!("authorization {id}")))?;
+    if a.account_id != account_id {
+        return Err(Problem::unauthorized(format!(
+            "authorization {id} belongs to another account"
+        ))
+        .into());
+    }
+    Ok(a)
+}
+
+fn retry_after(mut r: Response, poll: bool) -> Response {
+    if poll {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthzUpdate {
+    status: Option<String>,
+}
+
+/// POST /acme/authz/{id}: POST-as-GET reads; `{"status": "deactivated"}` deactivates (§7.5.2).
+pub async fn authz(State(s): State<AppState>, Path(id): Path<String>, req: Request) -> AcmeResult {
+    let r = s.authenticate(req, KeyMode::Kid).await?;
+    let mut a = owned_authz(&s, &r.account().id, &id).await?;
+    let url = Urls(&r.base).authz(&id);
+    if !r.jws.is_post_as_get() {
+        let upd: AuthzUpdate = r.jws.payload_json()?;
+        match upd.status.as_deref() {
+            Some("deactivated") => {
+                let now = s.clock.now_ms();
+                if !s.store.deactivate_authz(&r.nonce, &id, now).await? {
+                    return Err(Problem::malformed(format!(
+                        "authorization {id} is {}; only pending or valid authorizations can be deactivated",
+                        a.status.at(a.expires_ms, now).as_str()
+                    ))
+                    .into());
+                }
+                a.status = AuthzStatus::Deactivated;
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &objects::authz(&r.base, &a, now),
+                    Some(&url),
+                ));
+            }
+            Some(other) => {
+                return Err(Problem::malformed(format!(
+                    "authorization status {other:?} cannot be requested; only \"deactivated\""
+                ))
+                .into());
+            }
+            None => {}
+        }
+    }
+    s.store.redeem_nonce(&r.nonce).await?;
+    let resp = json_response(
+        StatusCode::OK,
+        &objects::authz(&r.base, &a, s.clock.now_ms()),
+        Some(&url),
+    );
+    Ok(retry_after(resp, objects::in_flight(&a)))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewAuthzRequest {
+    identifier: NewAuthzIdentifier,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewAuthzIdentifier {
+    #[serde(rename = "type")]
+    kind: String,
+    value: String,
+}
+
+/// POST /acme/new-authz (§7.4.1): an authorization before any order; a later order for the
+/// name reuses it once valid.
+pub async fn new_authz(State(s): State<AppState>, req: Request) -> AcmeResult {
+    if !s.cfg.pre_authorization {
+        return Err(Problem::not_found(
+            "newAuthz (pre-authorization is switched off on this server)",
+        )
+        .into());
+    }
+    let r = s.authenticate(req, KeyMode::Kid).await?;
+    let body: NewAuthzRequest = r.jws.payload_json()?;
+    if body.identifier.value.starts_with("*.") {
+        return Err(Problem::malformed(
+            "newAuthz cannot pre-authorize a wildcard name (RFC 8555 §7.4.1); order it instead",
+        )
+        .for_identifier(&body.identifier.kind, &body.identifier.value)
+        .into());
+    }
+    let ids = checked_identifiers(&s, &[(body.identifier.kind, body.identifier.value)])?;
+    let id = &ids[0];
+    let now = s.clock.now_ms();
+    let authz_id = s
+        .store
+        .create_preauthorization(
+            &r.nonce,
+            &r.account().id,
+            id,
+            &challenge_types(id, false),
+            now + s.cfg.pending_authz_lifetime_secs as i64 * 1000,
+            now,
+        )
+        .await?;
+    let a = s
+        .store
+        .authz(&authz_id)
+        .await?
+        .ok_or_else(|| Problem::internal("the new authorization vanished"))?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &objects::authz(&r.base, &a, now),
+        Some(&Urls(&r.base).authz(&authz_id)),
+    ))
+}
+
+/// Random delay before a validation runs (Pebble's VA sleep), in ms.
+fn validation_delay_ms(s: &AppState) -> i64 {
+    let max = s.cfg.va_sleep_max_secs as i64 * 1000;
+    if max <= 0 {
+        return 0;
+    }
+    let mut b = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok();
+    (u32::from_be_bytes(b) as i64) % (max + 1)
+}
+
+/// POST /acme/chall/{id}: POST-as-GET reads; a JSON object (normally `{}`) asks the server
+/// to validate (§7.5.1).
+pub async fn challenge(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> AcmeResult {
+    let r = s.authenticate(req, KeyMode::Kid).await?;
+    let authz_id = s
+        .store
+        .challenge_authz_id(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(&format!("challenge {id}")))?;
+    let a = owned_authz(&s, &r.account().id, &authz_id).await?;
+    let now = s.clock.now_ms();
+    let mut ch = a
+        .challenges
+        .iter()
+        .find(|c| c.id == id)
+        .cloned()
+        .ok_or_else(|| Problem::not_found(&format!("challenge {id}")))?;
+    if r.jws.is_post_as_get() {
+        s.store.redeem_nonce(&r.nonce).await?;
+    } else {
+        let _: serde_json::Map<String, serde_json::Value> = r.jws.payload_json()?;
+        let authz_status = a.status.at(a.expires_ms, now);
+        if ch.status == ChallengeStatus::Pending && authz_status != AuthzStatus::Pending {
+            return Err(Problem::malformed(format!(
+                "authorization {authz_id} is {}; its challenges can no longer be answered",
+                authz_status.as_str()
+            ))
+            .into());
+        }
+        if s.store
+            .start_challenge(&r.nonce, &id, now + validation_delay_ms(&s), now)
+            .await?
+        {
+            ch.status = ChallengeStatus::Processing;
+            s.wake_workers.notify_one();
+        }
+    }
+    let u = Urls(&r.base);
+    let mut resp = json_response(StatusCode::OK, &objects::challenge(&r.base, &ch), None);
+    if let Ok(v) = HeaderValue::from_str(&format!("<{}>;rel=\"up\"", u.authz(&authz_id))) {
+        resp.headers_mut().append(header::LINK, v);
+    }
+    Ok(retry_after(resp, ch.status == ChallengeStatus::Processing))
+}

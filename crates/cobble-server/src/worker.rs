@@ -1,0 +1,155 @@
+//! Validation workers (RFC 8555 §7.5.1): every instance runs a few; each claims a job from
+//! the store's queue, validates, and records the outcome in one transaction. A worker that
+//! dies mid-validation loses its lease and another worker, in any instance, takes the job.
+
+use crate::state::{AppState, Urls};
+use crate::validate::ChallengeValidator;
+use cobble_core::Problem;
+use cobble_core::challenge::key_authorization;
+use cobble_core::status::ChallengeStatus;
+use cobble_store::{ValidationJob, ValidationOutcome};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Starts `n` workers; returns their tasks (aborted at shutdown).
+pub fn spawn(
+    state: AppState,
+    validator: Arc<dyn ChallengeValidator>,
+    wake: Arc<Notify>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let instance = cobble_store::random_id();
+    (0..n)
+        .map(|i| {
+            let worker_id = format!("{instance}-{i}");
+            tokio::spawn(run(
+                state.clone(),
+                validator.clone(),
+                wake.clone(),
+                worker_id,
+            ))
+        })
+        .collect()
+}
+
+async fn run(
+    state: AppState,
+    validator: Arc<dyn ChallengeValidator>,
+    wake: Arc<Notify>,
+    worker_id: String,
+) {
+    let poll = Duration::from_millis(state.cfg.validation_poll_ms.max(10));
+    let lease_ms = state.cfg.validation_lease_secs as i64 * 1000;
+    loop {
+        match state
+            .store
+            .claim_validation_job(&worker_id, state.clock.now_ms(), lease_ms)
+            .await
+        {
+            Ok(Some(job)) => {
+                // A job found may mean more are due: let a sibling look too.
+                wake.notify_one();
+                process(&state, validator.as_ref(), &worker_id, job).await;
+            }
+            Ok(None) => {
+                let _ = tokio::time::timeout(poll, wake.notified()).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming a validation job failed");
+                tokio::time::sleep(poll).await;
+            }
+        }
+    }
+}
+
+fn problem_json(p: &Problem) -> String {
+    serde_json::to_string(p).expect("problems serialize")
+}
+
+async fn process(
+    state: &AppState,
+    validator: &dyn ChallengeValidator,
+    worker_id: &str,
+    job: ValidationJob,
+) {
+    let span =
+        tracing::info_span!("validation", challenge = %job.challenge_id, attempt = job.attempts);
+    let _enter = span.enter();
+    let outcome = match decide(state, validator, &job).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The store failed: leave the job; its lease runs out and it is retried.
+            tracing::warn!(error = %e, "validation could not run; it will be retried");
+            return;
+        }
+    };
+    match state
+        .store
+        .finish_validation(worker_id, &job.challenge_id, &outcome, state.clock.now_ms())
+        .await
+    {
+        Ok(true) => tracing::info!(status = outcome.status.as_str(), "validation finished"),
+        Ok(false) => tracing::warn!("validation lease lost to another worker; outcome discarded"),
+        Err(e) => tracing::warn!(error = %e, "recording the validation failed; it will be retried"),
+    }
+}
+
+async fn decide(
+    state: &AppState,
+    validator: &dyn ChallengeValidator,
+    job: &ValidationJob,
+) -> Result<ValidationOutcome, cobble_store::StoreError> {
+    let now = state.clock.now_ms();
+    let valid_until = now + state.cfg.valid_authz_lifetime_secs as i64 * 1000;
+    let fail = |p: Problem| ValidationOutcome {
+        status: ChallengeStatus::Invalid,
+        valid_authz_expires_ms: valid_until,
+        error: Some(problem_json(&p)),
+        record: None,
+    };
+    let Some(authz_id) = state.store.challenge_authz_id(&job.challenge_id).await? else {
+        return Ok(fail(Problem::internal("the challenge disappeared")));
+    };
+    let Some(authz) = state.store.authz(&authz_id).await? else {
+        return Ok(fail(Problem::internal("the authorization disappeared")));
+    };
+    let Some(account) = state.store.account(&authz.account_id).await? else {
+        return Ok(fail(Problem::internal("the account disappeared")));
+    };
+    let Some(ch) = authz.challenges.iter().find(|c| c.id == job.challenge_id) else {
+        return Ok(fail(Problem::internal("the challenge disappeared")));
+    };
+    let ka = key_authorization(&ch.token, &account.key_thumbprint);
+    let account_uri = Urls(&state.account_base()).account(&account.id);
+    let result = match validator
+        .validate(ch.kind, &authz.identifier, &ch.token, &ka)
+        .await
+    {
+        Ok(record) => match validator
+            .check_caa(&authz.identifier, authz.wildcard, &account_uri, ch.kind)
+            .await
+        {
+            Ok(()) => Ok(record),
+            Err(p) => Err(p),
+        },
+        Err(p) => Err(p),
+    };
+    Ok(match result {
+        Ok(record) => ValidationOutcome {
+            status: ChallengeStatus::Valid,
+            valid_authz_expires_ms: valid_until,
+            error: None,
+            record: Some(record.to_string()),
+        },
+        Err(p) => {
+            let p = if p.identifier.is_none() {
+                p.for_identifier(authz.identifier.kind(), &authz.identifier.value())
+            } else {
+                p
+            };
+            tracing::info!(problem = %p, "validation failed");
+            fail(p)
+        }
+    })
+}
