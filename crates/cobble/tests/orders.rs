@@ -242,15 +242,7 @@ async fn validation_failures_name_the_problem(e: Engine) {
     let kid = env.server.account(&k).await;
     let port = env.chall.http01_addr().unwrap().port();
     // A listener that accepts and never answers, on the http-01 port of another loopback address.
-    let hang = tokio::net::TcpListener::bind(("127.0.0.3", port))
-        .await
-        .unwrap();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = hang.accept().await {
-            held.push(sock);
-        }
-    });
+    let hold = common::hanging_listener("127.0.0.3", port).await;
     // (name, challenge, set-up, problem type, detail fragment)
     type Setup<'a> = Box<dyn FnOnce(&str, &str) + 'a>;
     let cases: Vec<(&str, &str, Setup, &str, &str)> = vec![
@@ -685,15 +677,7 @@ async fn validation_survives_a_restart(e: Engine) {
     let env = ValidationEnv::start(e, |c| c.validation_timeout_secs = 30).await;
     let st = env.chall.state();
     let port = env.chall.http01_addr().unwrap().port();
-    let hang = tokio::net::TcpListener::bind(("127.0.0.4", port))
-        .await
-        .unwrap();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = hang.accept().await {
-            held.push(sock);
-        }
-    });
+    let hold = common::hanging_listener("127.0.0.4", port).await;
     st.add_a("r.example.com", &["127.0.0.4".parse().unwrap()]);
     let s = &env.server;
     let k = p256();

@@ -355,3 +355,14 @@ pub async fn poll_until(
     }
     panic!("{url} never reached the wanted state; last: {last}");
 }
+
+/// A listener on `ip:port` that accepts connections and never answers (for timeouts).
+pub async fn hanging_listener(ip: &str, port: u16) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    })
+}
