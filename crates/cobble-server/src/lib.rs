@@ -91,7 +91,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn acme_routes() -> Router<AppState> {
-    use routes::{account, authz, directory, order};
+    use routes::{account, authz, directory, key_change, order};
     Router::new()
         .route("/", get(directory::index))
         .route("/dir", get(directory::directory))
@@ -111,7 +111,7 @@ fn acme_routes() -> Router<AppState> {
         .route("/acme/chall/{id}", post(authz::challenge))
         .route("/acme/new-authz", post(authz::new_authz))
         .route("/acme/revoke-cert", post(directory::not_yet))
-        .route("/acme/key-change", post(directory::not_yet))
+        .route("/acme/key-change", post(key_change::key_change))
         .route("/acme/renewal-info/{id}", get(directory::not_yet))
         .fallback(|| async { problem_response(&Problem::not_found("this resource")) })
 }

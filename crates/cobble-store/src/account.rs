@@ -52,6 +52,17 @@ pub enum AccountCreated {
     Existing(Account),
 }
 
+/// The outcome of [`Store::change_account_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChanged {
+    /// The account now uses the new key.
+    Changed(Account),
+    /// Another account already has the new key (RFC 8555 §7.3.5: 409 with its URL).
+    Conflict(String),
+    /// The account is no longer valid, or its key changed meanwhile.
+    Stale,
+}
+
 /// A change to an account; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct AccountUpdate {
@@ -186,6 +197,68 @@ impl Store {
             tx.commit().await?;
             Ok(out)
         })
+    }
+}
+
+impl Store {
+    /// Redeems `nonce` and rolls account `id` over from `old_thumbprint` to a new key
+    /// (RFC 8555 §7.3.5), unless another account holds the new key.
+    pub async fn change_account_key(
+        &self,
+        nonce: &OpenedNonce,
+        id: &str,
+        old_thumbprint: &str,
+        new_thumbprint: &str,
+        new_jwk: &str,
+        now_ms: i64,
+    ) -> Result<KeyChanged, StoreError> {
+        let update = sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET key_thumbprint = $2, jwk = $3, updated_ms = $4 \
+             WHERE id = $1 AND key_thumbprint = $5 AND status = 'valid' RETURNING {COLUMNS}"
+        ));
+        // An async block, so that `?` and the nonce check land in `result`, not in our caller.
+        let result = async {
+            write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            let holder: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE key_thumbprint = $1")
+                .bind(new_thumbprint)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let out = match holder {
+                Some(other) => KeyChanged::Conflict(other),
+                None => {
+                    let row = sqlx::query(update)
+                        .bind(id)
+                        .bind(new_thumbprint)
+                        .bind(new_jwk)
+                        .bind(now_ms)
+                        .bind(old_thumbprint)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match row {
+                        Some(r) => KeyChanged::Changed(from_row(&r)?),
+                        None => KeyChanged::Stale,
+                    }
+                }
+            };
+            tx.commit().await?;
+            Ok::<_, StoreError>(out)
+            })
+        }
+        .await;
+        match result {
+            // Another account took the key between our check and our update.
+            Err(StoreError::Database(e))
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                match self.account_by_thumbprint(new_thumbprint).await? {
+                    Some(a) => Ok(KeyChanged::Conflict(a.id)),
+                    None => Err(StoreError::Database(e)),
+                }
+            }
+            other => other,
+        }
     }
 }
 

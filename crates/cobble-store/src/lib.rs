@@ -11,7 +11,7 @@ mod migrate;
 mod nonce;
 mod order;
 
-pub use account::{Account, AccountCreated, AccountUpdate, NewAccount};
+pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order, ValidationJob, ValidationOutcome};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -97,7 +97,7 @@ async fn directory_and_new_nonce(e: Engine) {
     let r = common::Reply::from(s.http.get(s.url("/nope")).send().await.unwrap()).await;
     r.assert_problem("malformed", 404, "does not exist");
     // Endpoints of later issues answer a clear problem, never a fake success.
-    let r = s.post(&s.url("/acme/key-change"), &json!({})).await;
+    let r = common::Reply::from(s.http.get(s.url("/acme/renewal-info/abc.def")).send().await.unwrap()).await;
     r.assert_problem("serverInternal", 501, "not implemented");
     s.stop().await;
 }

@@ -39,7 +39,7 @@ struct UpdateRequest {
 }
 
 /// The account object (RFC 8555 §7.1.2), plus `createdAt`, `initialIp` and `key` as Boulder sends.
-fn account_object(base: &str, a: &Account) -> serde_json::Value {
+pub fn account_object(base: &str, a: &Account) -> serde_json::Value {
     json!({
         "status": a.status.as_str(),
         "contact": a.contact,

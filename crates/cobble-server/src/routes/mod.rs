@@ -3,6 +3,7 @@
 pub mod account;
 pub mod authz;
 pub mod directory;
+pub mod key_change;
 pub mod objects;
 pub mod order;
 
