@@ -40,6 +40,11 @@ impl From<StoreError> for AcmeError {
                 "the JWS nonce has already been used; retry with the fresh nonce in this response's Replay-Nonce header",
             )
             .into(),
+            StoreError::AlreadyReplaced => Problem::new(
+                ProblemType::AlreadyReplaced,
+                "the certificate named in \"replaces\" already has a replacement order (RFC 9773 §5)",
+            )
+            .into(),
             other => {
                 tracing::error!(error = %other, "store failure");
                 Problem::coded(

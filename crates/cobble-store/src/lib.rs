@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 
 mod account;
+mod cert;
 mod migrate;
 mod nonce;
 mod order;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
+pub use cert::{Certificate, NewCertificate};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order, ValidationJob, ValidationOutcome};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -53,6 +55,9 @@ pub enum StoreError {
     /// The request's nonce was already used (RFC 8555 §6.5: `badNonce`).
     #[error("the nonce has already been used")]
     NonceReused,
+    /// The certificate named by `replaces` already has a replacement order (RFC 9773 §5).
+    #[error("the certificate has already been replaced")]
+    AlreadyReplaced,
     /// A stored row does not decode to a valid value.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -16,6 +16,11 @@ const SQLITE: &[Migration] = &[
         "orders_authz",
         include_str!("../../../migrations/sqlite/0002_orders_authz.sql"),
     ),
+    (
+        3,
+        "certificates",
+        include_str!("../../../migrations/sqlite/0003_certificates.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -28,6 +33,11 @@ const POSTGRES: &[Migration] = &[
         2,
         "orders_authz",
         include_str!("../../../migrations/postgres/0002_orders_authz.sql"),
+    ),
+    (
+        3,
+        "certificates",
+        include_str!("../../../migrations/postgres/0003_certificates.sql"),
     ),
 ];
 

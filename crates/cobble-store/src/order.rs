@@ -30,6 +30,10 @@ pub struct Order {
     pub profile: Option<String>,
     /// Creation time.
     pub created_ms: i64,
+    /// The issued certificate's id, once valid.
+    pub certificate_id: Option<String>,
+    /// ARI certID of the certificate this order replaces (RFC 9773 §5).
+    pub replaces: Option<String>,
     /// The order's authorizations, in identifier order: (id, status, expires_ms).
     pub authzs: Vec<(String, AuthzStatus, i64)>,
 }
@@ -123,6 +127,8 @@ pub struct NewOrder {
     pub profile: Option<String>,
     /// One plan per identifier.
     pub authzs: Vec<AuthzPlan>,
+    /// ARI certID of a certificate this order replaces; it must not be replaced already.
+    pub replaces: Option<String>,
     /// Now.
     pub now_ms: i64,
 }
@@ -187,6 +193,8 @@ where
         error: row.try_get("error")?,
         profile: row.try_get("profile")?,
         created_ms: row.try_get("created_ms")?,
+        certificate_id: row.try_get("certificate_id")?,
+        replaces: row.try_get("replaces")?,
         authzs: Vec::new(),
     })
 }
@@ -234,7 +242,7 @@ where
 }
 }
 
-const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms";
+const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms, certificate_id, replaces";
 const AUTHZ_COLS: &str =
     "id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms";
 const CHALL_COLS: &str =
@@ -286,8 +294,8 @@ impl Store {
         write_tx!(&self.db, tx => {
             redeem_nonce_in!(tx, nonce);
             sqlx::query(
-                "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms) \
-                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8)",
+                "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms, replaces) \
+                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9)",
             )
             .bind(&order_id)
             .bind(&new.account_id)
@@ -297,8 +305,20 @@ impl Store {
             .bind(new.expires_ms)
             .bind(&new.profile)
             .bind(new.now_ms)
+            .bind(&new.replaces)
             .execute(&mut *tx)
             .await?;
+            if let Some(ari) = &new.replaces {
+                let n = sqlx::query("UPDATE certificates SET replaced_by = $2 WHERE ari_id = $1 AND replaced_by IS NULL")
+                    .bind(ari)
+                    .bind(&order_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::AlreadyReplaced);
+                }
+            }
             for (pos, plan) in new.authzs.iter().enumerate() {
                 let authz_id = match plan {
                     AuthzPlan::Reuse(id) => id.clone(),

@@ -155,6 +155,7 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
                 not_after_ms,
                 expires_ms: now + s.cfg.order_lifetime_secs as i64 * 1000,
                 profile: None,
+                replaces: None,
                 authzs: plans,
                 now_ms: now,
             },

@@ -1,0 +1,323 @@
+//! Certificates (RFC 8555 §7.4.2), finalization state, revocation (§7.6), blocked keys,
+//! CRL numbers.
+
+use crate::{Store, StoreError, random_id, read_pool, redeem_nonce_in, write_tx};
+use cobble_core::identifier::Identifier;
+use cobble_core::nonce::OpenedNonce;
+use sqlx::Row;
+
+/// A stored certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Random id, the last segment of the certificate URL.
+    pub id: String,
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// The account it was issued to.
+    pub account_id: String,
+    /// The order it finalized.
+    pub order_id: String,
+    /// The leaf, PEM.
+    pub pem: String,
+    /// Its identifiers.
+    pub identifiers: Vec<Identifier>,
+    /// SHA-256 of its SubjectPublicKeyInfo, hex.
+    pub spki_sha256: String,
+    /// RFC 9773 certID.
+    pub ari_id: String,
+    /// Validity, Unix ms.
+    pub not_before_ms: i64,
+    /// Validity, Unix ms.
+    pub not_after_ms: i64,
+    /// When it was revoked.
+    pub revoked_ms: Option<i64>,
+    /// RFC 5280 reason code.
+    pub revoked_reason: Option<i64>,
+    /// The order that replaces it (ARI).
+    pub replaced_by: Option<String>,
+}
+
+/// What finalization stores.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The leaf, PEM.
+    pub pem: String,
+    /// SHA-256 of the SPKI, hex.
+    pub spki_sha256: String,
+    /// RFC 9773 certID.
+    pub ari_id: String,
+    /// Validity, Unix ms.
+    pub not_before_ms: i64,
+    /// Validity, Unix ms.
+    pub not_after_ms: i64,
+}
+
+const CERT_COLS: &str = "id, serial, account_id, order_id, pem, identifiers, spki_sha256, ari_id, not_before_ms, not_after_ms, revoked_ms, revoked_reason, replaced_by";
+
+#[allow(clippy::extra_unused_type_parameters)]
+fn cert_from_row<R: Row>(row: &R) -> Result<Certificate, StoreError>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let ids: String = row.try_get("identifiers")?;
+    let pairs: Vec<(String, String)> = serde_json::from_str(&ids)
+        .map_err(|_| StoreError::Corrupt(format!("certificate identifiers {ids:?}")))?;
+    Ok(Certificate {
+        id: row.try_get("id")?,
+        serial: row.try_get("serial")?,
+        account_id: row.try_get("account_id")?,
+        order_id: row.try_get("order_id")?,
+        pem: row.try_get("pem")?,
+        identifiers: pairs
+            .iter()
+            .map(|(k, v)| {
+                Identifier::from_wire(k, v)
+                    .map_err(|_| StoreError::Corrupt(format!("identifier {v:?}")))
+            })
+            .collect::<Result<_, _>>()?,
+        spki_sha256: row.try_get("spki_sha256")?,
+        ari_id: row.try_get("ari_id")?,
+        not_before_ms: row.try_get("not_before_ms")?,
+        not_after_ms: row.try_get("not_after_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+        revoked_reason: row.try_get("revoked_reason")?,
+        replaced_by: row.try_get("replaced_by")?,
+    })
+}
+
+impl Store {
+    /// Redeems `nonce` and moves a pending order to `processing`; false when another
+    /// finalize got there first (RFC 8555 §7.4: finalize happens once).
+    pub async fn begin_finalize(
+        &self,
+        nonce: &OpenedNonce,
+        order_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            let n = sqlx::query("UPDATE orders SET status = 'processing', updated_ms = $2 WHERE id = $1 AND status = 'pending'")
+                .bind(order_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Stores the certificate and makes its order `valid`, in one transaction.
+    pub async fn finish_issuance(
+        &self,
+        order_id: &str,
+        cert: &NewCertificate,
+        now_ms: i64,
+    ) -> Result<String, StoreError> {
+        let id = random_id();
+        write_tx!(&self.db, tx => {
+            let order: Option<(String, String)> = {
+                let row = sqlx::query("SELECT account_id, identifiers FROM orders WHERE id = $1 AND status = 'processing'")
+                    .bind(order_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match row {
+                    Some(r) => Some((r.try_get("account_id")?, r.try_get("identifiers")?)),
+                    None => None,
+                }
+            };
+            let Some((account_id, identifiers)) = order else {
+                return Err(StoreError::Corrupt(format!("order {order_id} is not processing")));
+            };
+            sqlx::query(
+                "INSERT INTO certificates (id, serial, account_id, order_id, pem, identifiers, spki_sha256, ari_id, not_before_ms, not_after_ms, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&id)
+            .bind(&cert.serial)
+            .bind(&account_id)
+            .bind(order_id)
+            .bind(&cert.pem)
+            .bind(&identifiers)
+            .bind(&cert.spki_sha256)
+            .bind(&cert.ari_id)
+            .bind(cert.not_before_ms)
+            .bind(cert.not_after_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE orders SET status = 'valid', certificate_id = $2, updated_ms = $3 WHERE id = $1")
+                .bind(order_id)
+                .bind(&id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Marks a processing order `invalid` with `problem_json` (a CA failure).
+    pub async fn fail_order(
+        &self,
+        order_id: &str,
+        problem_json: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        write_tx!(&self.db, tx => {
+            sqlx::query("UPDATE orders SET status = 'invalid', error = $2, updated_ms = $3 WHERE id = $1 AND status = 'processing'")
+                .bind(order_id)
+                .bind(problem_json)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn certificate_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CERT_COLS} FROM certificates WHERE {column} = $1"
+        ));
+        read_pool!(&self.db, p => {
+            let row = sqlx::query(sql).bind(value).fetch_optional(p).await?;
+            row.as_ref().map(cert_from_row).transpose()
+        })
+    }
+
+    /// A certificate by id.
+    pub async fn certificate(&self, id: &str) -> Result<Option<Certificate>, StoreError> {
+        self.certificate_where("id", id).await
+    }
+
+    /// A certificate by serial (lowercase hex).
+    pub async fn certificate_by_serial(
+        &self,
+        serial: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        self.certificate_where("serial", serial).await
+    }
+
+    /// A certificate by RFC 9773 certID.
+    pub async fn certificate_by_ari_id(
+        &self,
+        ari_id: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        self.certificate_where("ari_id", ari_id).await
+    }
+
+    /// Revokes a certificate (RFC 8555 §7.6), redeeming `nonce` when the request had one;
+    /// with `block_key` (reason keyCompromise) its key is refused in future CSRs.
+    /// Returns false when it was already revoked.
+    pub async fn revoke_certificate(
+        &self,
+        nonce: Option<&OpenedNonce>,
+        id: &str,
+        reason: i64,
+        block_key: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(&self.db, tx => {
+            if let Some(n) = nonce {
+                redeem_nonce_in!(tx, n);
+            }
+            let row = sqlx::query("UPDATE certificates SET revoked_ms = $2, revoked_reason = $3 WHERE id = $1 AND revoked_ms IS NULL RETURNING spki_sha256")
+                .bind(id)
+                .bind(now_ms)
+                .bind(reason)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let done = match row {
+                Some(r) => {
+                    if block_key {
+                        let spki: String = r.try_get("spki_sha256")?;
+                        sqlx::query("INSERT INTO blocked_keys (spki_sha256, reason, created_ms) VALUES ($1, 'keyCompromise', $2) ON CONFLICT DO NOTHING")
+                            .bind(spki)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    true
+                }
+                None => false,
+            };
+            tx.commit().await?;
+            Ok(done)
+        })
+    }
+
+    /// Whether a key (SHA-256 of its SPKI, hex) is blocked.
+    pub async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
+        read_pool!(&self.db, p => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1").bind(spki_sha256).fetch_one(p).await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Revoked, unexpired certificates as (serial hex, revoked ms, reason) for the CRL.
+    pub async fn revoked_certificates(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT serial, revoked_ms, revoked_reason FROM certificates WHERE revoked_ms IS NOT NULL AND not_after_ms > $1 ORDER BY revoked_ms",
+            )
+            .bind(now_ms)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_ms")?, r.try_get::<Option<i64>, _>("revoked_reason")?.unwrap_or(0))))
+                .collect()
+        })
+    }
+
+    /// The next CRL number for `issuer` (monotonic across instances and restarts).
+    pub async fn next_crl_number(&self, issuer: &str) -> Result<i64, StoreError> {
+        write_tx!(&self.db, tx => {
+            let n: i64 = sqlx::query_scalar(
+                "INSERT INTO crl_numbers (issuer, number) VALUES ($1, 1) ON CONFLICT (issuer) DO UPDATE SET number = crl_numbers.number + 1 RETURNING number",
+            )
+            .bind(issuer)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+
+    /// The identifiers the account holds valid, unexpired authorizations for (RFC 8555 §7.6:
+    /// such an account may revoke certificates for them).
+    pub async fn authorized_identifiers(
+        &self,
+        account_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Identifier>, StoreError> {
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT DISTINCT identifier_type, identifier_value FROM authzs WHERE account_id = $1 AND status = 'valid' AND expires_ms > $2",
+            )
+            .bind(account_id)
+            .bind(now_ms)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let (k, v): (String, String) = (r.try_get("identifier_type")?, r.try_get("identifier_value")?);
+                    Identifier::from_wire(&k, &v).map_err(|_| StoreError::Corrupt(format!("identifier {v:?}")))
+                })
+                .collect()
+        })
+    }
+}
