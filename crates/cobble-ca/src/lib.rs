@@ -5,3 +5,18 @@
 
 pub mod crl;
 pub mod ocsp;
+
+pub mod csr;
+pub mod error;
+pub mod hierarchy;
+pub mod issue;
+pub mod keys;
+pub mod pem;
+pub mod profile;
+
+pub use csr::{CheckedCsr, CsrKey, check_csr};
+pub use error::CaError;
+pub use hierarchy::{CaConfig, Hierarchy};
+pub use issue::{IssuanceUrls, IssuedCert, LeafRequest};
+pub use keys::KeyType;
+pub use profile::{AllowedKeys, EcCurve, Profile};
