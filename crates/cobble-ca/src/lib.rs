@@ -6,6 +6,7 @@
 pub mod crl;
 pub mod ocsp;
 
+pub mod ari;
 pub mod csr;
 pub mod error;
 pub mod hierarchy;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod pem;
 pub mod profile;
 
+pub use ari::{ari_cert_id, parse_ari_cert_id};
 pub use csr::{CheckedCsr, CsrKey, check_csr};
 pub use error::CaError;
 pub use hierarchy::{CaConfig, Hierarchy};
