@@ -67,6 +67,22 @@ impl Signer {
             .map_err(|e| SignerError::Rejected(e.to_string()))
     }
 
+    /// An ECDSA P-256 or P-384 key from PKCS#8 DER.
+    pub fn ec_from_pkcs8(curve: Curve, der: &[u8]) -> Result<Self, SignerError> {
+        let alg = match curve {
+            Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            Curve::P521 => {
+                return Err(SignerError::Rejected(
+                    "P-521 keys load through generate_ec only".into(),
+                ));
+            }
+        };
+        sig::EcdsaKeyPair::from_pkcs8(alg, der, &SystemRandom::new())
+            .map(|k| Signer::Ecdsa(curve, k))
+            .map_err(|e| SignerError::Rejected(e.to_string()))
+    }
+
     /// An RSA key from PKCS#8 DER.
     pub fn rsa_from_pkcs8(der: &[u8]) -> Result<Self, SignerError> {
         sig::RsaKeyPair::from_pkcs8(der)

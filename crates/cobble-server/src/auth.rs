@@ -22,6 +22,8 @@ pub enum KeyMode {
     Jwk,
     /// `kid` only: everything that acts as an account.
     Kid,
+    /// Either: revokeCert (by account, or by the certificate's own key, RFC 8555 §7.6).
+    Either,
 }
 
 /// A request whose JWS checked out.
@@ -142,8 +144,8 @@ impl AppState {
         }
 
         let (key, account) = match (&jws.protected.key, mode) {
-            (KeyRef::Jwk(k), KeyMode::Jwk) => (k.clone(), None),
-            (KeyRef::Kid(kid), KeyMode::Kid) => {
+            (KeyRef::Jwk(k), KeyMode::Jwk | KeyMode::Either) => (k.clone(), None),
+            (KeyRef::Kid(kid), KeyMode::Kid | KeyMode::Either) => {
                 let account = self.account_for_kid(&base, kid).await?;
                 let jwk: serde_json::Value = serde_json::from_str(&account.jwk).map_err(|e| {
                     Problem::internal(format!(

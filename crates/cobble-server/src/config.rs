@@ -81,6 +81,21 @@ pub struct ServerConfig {
     pub validation_lease_secs: u64,
     /// How often idle workers look for jobs queued by other instances, in milliseconds.
     pub validation_poll_ms: u64,
+    /// Management listener (roots, intermediates, certificate status; HTTPS); unset turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
+    /// The CA hierarchy made at first start (key type, chain length, alternate roots).
+    pub ca: cobble_ca::CaConfig,
+    /// Certificate profiles (draft-ietf-acme-profiles); the first is the default.
+    pub profiles: Vec<cobble_ca::Profile>,
+    /// Answer finalize at once with `processing` and sign in the background (Pebble's way), so clients exercise polling.
+    pub finalize_async: bool,
+    /// Revocation reason codes clients may give (RFC 8555 §7.6, RFC 5280 §5.3.1).
+    pub revocation_reasons: Vec<u8>,
+    /// Re-check CAA at finalize for authorizations validated longer ago than this, in seconds.
+    pub caa_recheck_secs: u64,
+    /// How long a CRL is current (its nextUpdate), in seconds; it is also remade on every revocation.
+    pub crl_lifetime_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +137,13 @@ impl Default for ServerConfig {
             va_sleep_max_secs: 0,
             validation_lease_secs: 120,
             validation_poll_ms: 500,
+            admin_listen: Some("127.0.0.1:15000".parse().expect("valid")),
+            ca: cobble_ca::CaConfig::default(),
+            profiles: cobble_ca::Profile::defaults(),
+            finalize_async: false,
+            revocation_reasons: vec![0, 1, 3, 4, 5, 9],
+            caa_recheck_secs: 8 * 3600,
+            crl_lifetime_secs: 24 * 3600,
         }
     }
 }

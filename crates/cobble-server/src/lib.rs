@@ -4,6 +4,7 @@
 //! the integration tests both use it.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -48,6 +49,9 @@ pub enum StartError {
     /// The validation authority could not be built (e.g. no usable DNS configuration).
     #[error("validation: {0}")]
     Va(#[from] cobble_va::VaError),
+    /// The CA hierarchy could not be made or loaded.
+    #[error("CA: {0}")]
+    Ca(#[from] cobble_ca::CaError),
     /// The listener stopped before it was ready.
     #[error("the listener did not come up")]
     NotListening,
@@ -63,10 +67,18 @@ pub struct Running {
     pub trust_root: Option<PathBuf>,
     /// The database URL in use.
     pub database_url: String,
+    /// The issuing root, PEM file.
+    pub issuing_root: PathBuf,
+    /// The management listener's URL, when on.
+    pub admin_url: Option<String>,
     /// The store, for tests and tools that look behind the API.
     pub store: Store,
     handle: axum_server::Handle<SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin: Option<(
+        axum_server::Handle<SocketAddr>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     housekeeping: tokio::task::JoinHandle<()>,
     workers: Vec<tokio::task::JoinHandle<()>>,
     grace: Duration,
@@ -76,6 +88,10 @@ impl Running {
     /// Stops accepting connections, lets in-flight requests finish (up to the grace period), closes the store.
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(self.grace));
+        if let Some((h, task)) = self.admin {
+            h.graceful_shutdown(Some(self.grace));
+            let _ = task.await;
+        }
         let _ = self.server.await;
         self.housekeeping.abort();
         for w in &self.workers {
@@ -91,7 +107,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn acme_routes() -> Router<AppState> {
-    use routes::{account, authz, directory, key_change, order};
+    use routes::{account, authz, directory, issuance, key_change, order, pki, revoke};
     Router::new()
         .route("/", get(directory::index))
         .route("/dir", get(directory::directory))
@@ -106,13 +122,19 @@ fn acme_routes() -> Router<AppState> {
         .route("/acme/acct/{id}/orders", post(order::list))
         .route("/acme/new-order", post(order::new_order))
         .route("/acme/order/{id}", post(order::order))
-        .route("/acme/order/{id}/finalize", post(order::finalize))
+        .route("/acme/order/{id}/finalize", post(issuance::finalize))
+        .route("/acme/cert/{id}", post(issuance::certificate))
+        .route("/acme/cert/{id}/{alt}", post(issuance::certificate))
+        .route("/acme/issuer", get(issuance::issuer))
+        .route("/crl", get(pki::crl))
+        .route("/ocsp", post(pki::ocsp_post))
+        .route("/ocsp/{*req}", get(pki::ocsp_get))
         .route("/acme/authz/{id}", post(authz::authz))
         .route("/acme/chall/{id}", post(authz::challenge))
         .route("/acme/new-authz", post(authz::new_authz))
-        .route("/acme/revoke-cert", post(directory::not_yet))
+        .route("/acme/revoke-cert", post(revoke::revoke))
         .route("/acme/key-change", post(key_change::key_change))
-        .route("/acme/renewal-info/{id}", get(directory::not_yet))
+        .route("/acme/renewal-info/{id}", get(pki::renewal_info))
         .fallback(|| async { problem_response(&Problem::not_found("this resource")) })
 }
 
@@ -227,7 +249,24 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         addr.to_string()
     };
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    let ca_dir = cfg.data_dir.join("ca");
+    let now = time::OffsetDateTime::from_unix_timestamp(clock.now_ms() / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let hierarchy = {
+        let (dir, ca_cfg) = (ca_dir.clone(), cfg.ca.clone());
+        tokio::task::spawn_blocking(move || {
+            cobble_ca::Hierarchy::load_or_create(&dir, &ca_cfg, now)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??
+    };
+    let issuing_root = ca_dir.join("root.pem");
+    std::fs::write(&issuing_root, hierarchy.roots().concat())?;
+    let validator = make_validator(&cfg)?;
     let state = AppState(Arc::new(Inner {
+        ca: Arc::new(hierarchy),
+        validator: validator.clone(),
+        crl: tokio::sync::Mutex::new(None),
         key_policy: KeyPolicy {
             rsa_min_bits: cfg.rsa_min_bits,
             ..KeyPolicy::default()
@@ -248,6 +287,27 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
     };
     let app = router(state.clone());
     let handle = axum_server::Handle::new();
+    let (admin, admin_url) = match state.cfg.admin_listen {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            let bound = l.local_addr()?;
+            let h = axum_server::Handle::new();
+            let task = tokio::spawn(
+                axum_server::from_tcp_rustls(l, rustls_cfg.clone())?
+                    .handle(h.clone())
+                    .serve(admin::router(state.clone()).into_make_service()),
+            );
+            h.listening().await.ok_or(StartError::NotListening)?;
+            let host = if bound.ip().is_loopback() && bound.is_ipv4() {
+                format!("localhost:{}", bound.port())
+            } else {
+                bound.to_string()
+            };
+            (Some((h, task)), Some(format!("https://{host}")))
+        }
+        None => (None, None),
+    };
     let server = tokio::spawn(
         axum_server::from_tcp_rustls(listener, rustls_cfg)?
             .handle(handle.clone())
@@ -255,7 +315,6 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
     );
     handle.listening().await.ok_or(StartError::NotListening)?;
     let housekeeping = tokio::spawn(housekeeping(store.clone(), clock));
-    let validator = make_validator(&state.cfg)?;
     let workers = worker::spawn(
         state.clone(),
         validator,
@@ -267,6 +326,9 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         directory_url,
         trust_root: ident.trust_root,
         database_url,
+        issuing_root,
+        admin_url,
+        admin,
         store,
         handle,
         server,
@@ -325,6 +387,15 @@ mod tests {
             fallback_authority: "localhost:1".into(),
             id_policy: Default::default(),
             wake_workers: Default::default(),
+            ca: Arc::new(
+                cobble_ca::Hierarchy::generate(
+                    &Default::default(),
+                    time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000),
+                )
+                .unwrap(),
+            ),
+            validator: Arc::new(validate::AlwaysValid),
+            crl: Default::default(),
         }))
     }
 

@@ -8,6 +8,17 @@ use cobble_core::nonce::NonceSealer;
 use cobble_store::Store;
 use std::sync::Arc;
 
+/// The profile an order asked for, or the default (the first configured).
+impl Inner {
+    /// Looks a profile up by name; `None` picks the default.
+    pub fn profile(&self, name: Option<&str>) -> Option<&cobble_ca::Profile> {
+        match name {
+            None => self.cfg.profiles.first(),
+            Some(n) => self.cfg.profiles.iter().find(|p| p.name == n),
+        }
+    }
+}
+
 /// Cheap-to-clone handle on the process's state.
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
@@ -32,6 +43,12 @@ pub struct Inner {
     pub id_policy: cobble_core::policy::IdentifierPolicy,
     /// Wakes the validation workers when a job is queued in this process.
     pub wake_workers: std::sync::Arc<tokio::sync::Notify>,
+    /// The CA hierarchy.
+    pub ca: Arc<cobble_ca::Hierarchy>,
+    /// Challenge and CAA checks (finalize re-checks stale CAA).
+    pub validator: Arc<dyn crate::validate::ChallengeValidator>,
+    /// The current CRL (made, DER), remade when stale or after a revocation.
+    pub crl: tokio::sync::Mutex<Option<(i64, Vec<u8>)>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -112,6 +129,14 @@ impl Urls<'_> {
     /// A challenge (§7.1.5).
     pub fn challenge(&self, id: &str) -> String {
         format!("{}/acme/chall/{id}", self.0)
+    }
+    /// A certificate (§7.4.2); `alt` > 0 picks the chain to alternate root `alt`.
+    pub fn certificate(&self, id: &str, alt: usize) -> String {
+        if alt == 0 {
+            format!("{}/acme/cert/{id}", self.0)
+        } else {
+            format!("{}/acme/cert/{id}/{alt}", self.0)
+        }
     }
     /// Any path under the base.
     pub fn path(&self, p: &str) -> String {

@@ -130,6 +130,21 @@ pub struct ServeArgs {
     /// Pass every challenge without network checks (also PEBBLE_VA_ALWAYS_VALID=1) [default: false].
     #[arg(long, env = "COBBLE_VA_ALWAYS_VALID", num_args = 0..=1, default_missing_value = "true")]
     va_always_valid: Option<bool>,
+    /// Management listener (roots, intermediates, certificate status); "" turns it off [default: 127.0.0.1:15000].
+    #[arg(long, env = "COBBLE_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+    /// Answer finalize at once with "processing" and sign in the background, as Pebble does [default: false].
+    #[arg(long, env = "COBBLE_FINALIZE_ASYNC", num_args = 0..=1, default_missing_value = "true")]
+    finalize_async: Option<bool>,
+    /// Key type of the CA made at first start: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 [default: ecdsa-p256].
+    #[arg(long, env = "COBBLE_CA_KEY_TYPE")]
+    ca_key_type: Option<String>,
+    /// Intermediates between root and leaf (also PEBBLE_CHAIN_LENGTH) [default: 1].
+    #[arg(long, env = "COBBLE_CHAIN_LENGTH")]
+    chain_length: Option<usize>,
+    /// Extra cross-signing roots, offered as alternate chains (also PEBBLE_ALTERNATE_ROOTS) [default: 0].
+    #[arg(long, env = "COBBLE_ALTERNATE_ROOTS")]
+    alternate_roots: Option<usize>,
     /// Delay validations by a random time up to this many seconds (also PEBBLE_VA_SLEEPTIME; PEBBLE_VA_NOSLEEP=1 sets 0) [default: 0].
     #[arg(long, env = "COBBLE_VA_SLEEP_MAX_SECS")]
     va_sleep_max_secs: Option<u64>,
@@ -229,6 +244,17 @@ fn pebble_knobs(a: &ServeArgs, c: &mut ServerConfig) -> anyhow::Result<()> {
             c.va_sleep_max_secs = 0;
         }
     }
+    if a.chain_length.is_none()
+        && let Some(n) = env_number::<usize>("PEBBLE_CHAIN_LENGTH")?
+    {
+        // Pebble: the number of intermediates, default and minimum 1.
+        c.ca.chain_length = n.max(1);
+    }
+    if a.alternate_roots.is_none()
+        && let Some(n) = env_number::<usize>("PEBBLE_ALTERNATE_ROOTS")?
+    {
+        c.ca.alternate_roots = n;
+    }
     if a.authz_reuse_percent.is_none()
         && let Some(p) = env_number::<u8>("PEBBLE_AUTHZREUSE")?
     {
@@ -256,6 +282,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match &running.trust_root {
         Some(p) => println!("  trust root: {}", p.display()),
         None => println!("  trust root: the operator-supplied --tls-cert chain"),
+    }
+    println!("  issuing root: {}", running.issuing_root.display());
+    if let Some(u) = &running.admin_url {
+        println!("  admin:      {u}");
     }
     println!("  listening:  {}", running.addr);
     println!("  database:   {}", redact(&running.database_url));

@@ -96,9 +96,16 @@ async fn directory_and_new_nonce(e: Engine) {
     // Unknown resource: a 404 problem.
     let r = common::Reply::from(s.http.get(s.url("/nope")).send().await.unwrap()).await;
     r.assert_problem("malformed", 404, "does not exist");
-    // Endpoints of later issues answer a clear problem, never a fake success.
-    let r = common::Reply::from(s.http.get(s.url("/acme/renewal-info/abc.def")).send().await.unwrap()).await;
-    r.assert_problem("serverInternal", 501, "not implemented");
+    // A renewalInfo certID that is not one: a clear problem.
+    let r = common::Reply::from(
+        s.http
+            .get(s.url("/acme/renewal-info/abc.def"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_problem("malformed", 400, "");
     s.stop().await;
 }
 

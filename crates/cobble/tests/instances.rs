@@ -126,7 +126,14 @@ async fn binary_starts_with_no_setup_and_stops_on_sigterm() {
     common::install_crypto();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cobble"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("COBBLE_DATABASE_URL")
@@ -137,7 +144,7 @@ async fn binary_starts_with_no_setup_and_stops_on_sigterm() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let started = Instant::now();
     let mut out = Vec::new();
-    while out.len() < 5 && started.elapsed() < Duration::from_secs(30) {
+    while out.len() < 7 && started.elapsed() < Duration::from_secs(30) {
         match lines.next() {
             Some(Ok(l)) => out.push(l),
             _ => break,

@@ -111,9 +111,26 @@ async fn every_challenge_type_reaches_ready(e: Engine) {
         .await
         .unwrap();
     assert_eq!(status, OrderStatus::Ready);
-    // Finalize lands with the issuance issue: a clear 501 now, never a fake certificate.
-    let err = order.finalize().await.unwrap_err();
-    assert!(format!("{err}").contains("not implemented"), "{err}");
+    // And the certificate names all four, validated over the network.
+    order.finalize().await.unwrap();
+    let chain = order
+        .poll_certificate(
+            &RetryPolicy::new()
+                .initial_delay(Duration::from_millis(50))
+                .timeout(Duration::from_secs(20)),
+        )
+        .await
+        .unwrap();
+    let der = cobble_ca::pem::certificates(&chain).unwrap().remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let sans = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .len();
+    assert_eq!(sans, 4);
     env.stop().await;
 }
 

@@ -1,12 +1,10 @@
 //! The directory (RFC 8555 §7.1.1), newNonce (§7.2), the terms and the info page, and the
 //! endpoints whose issues have not landed yet.
 
-use crate::error::{AcmeError, AcmeResult};
 use crate::state::{AppState, Urls};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cobble_core::Problem;
 use serde_json::{Map, Value, json};
 
 /// Boulder's explanation for the random directory entry.
@@ -41,6 +39,13 @@ pub async fn directory(State(s): State<AppState>, req: Request) -> Response {
     }
     meta.insert("caaIdentities".into(), json!(s.cfg.caa_identities));
     meta.insert("externalAccountRequired".into(), false.into());
+    let profiles: Map<String, Value> = s
+        .cfg
+        .profiles
+        .iter()
+        .map(|p| (p.name.clone(), Value::from(p.description.clone())))
+        .collect();
+    meta.insert("profiles".into(), Value::Object(profiles));
     let mut dir = Map::new();
     dir.insert("newNonce".into(), u.path("/acme/new-nonce").into());
     dir.insert("newAccount".into(), u.path("/acme/new-acct").into());
@@ -94,17 +99,4 @@ pub async fn index(State(s): State<AppState>, req: Request) -> Response {
         ),
     )
         .into_response()
-}
-
-/// Endpoints listed in the directory whose implementation has not landed yet: a clear
-/// problem, never a fake success.
-pub async fn not_yet(req: Request) -> AcmeResult {
-    Err(AcmeError::from(
-        Problem::internal(format!(
-            "{} is not implemented in Cobble {} yet",
-            req.uri().path(),
-            env!("CARGO_PKG_VERSION")
-        ))
-        .with_status(501),
-    ))
 }

@@ -3,9 +3,12 @@
 pub mod account;
 pub mod authz;
 pub mod directory;
+pub mod issuance;
 pub mod key_change;
 pub mod objects;
 pub mod order;
+pub mod pki;
+pub mod revoke;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

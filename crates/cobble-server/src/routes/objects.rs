@@ -32,6 +32,12 @@ pub fn order(base: &str, o: &Order, now_ms: i64) -> Value {
     {
         v["error"] = e;
     }
+    if let Some(r) = &o.replaces {
+        v["replaces"] = r.clone().into();
+    }
+    if let Some(c) = &o.certificate_id {
+        v["certificate"] = u.certificate(c, 0).into();
+    }
     v
 }
 

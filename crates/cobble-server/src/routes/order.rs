@@ -2,7 +2,7 @@
 //! account's orders list (§7.1.2.1).
 
 use crate::auth::KeyMode;
-use crate::error::{AcmeError, AcmeResult};
+use crate::error::AcmeResult;
 use crate::routes::{json_response, objects};
 use crate::state::{AppState, Urls};
 use axum::extract::{Path, Query, Request, State};
@@ -31,6 +31,10 @@ struct NewOrderRequest {
     not_before: Option<String>,
     #[serde(default)]
     not_after: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    replaces: Option<String>,
 }
 
 /// Parses wire identifiers and applies the policy; several failures become subproblems.
@@ -124,6 +128,76 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
             }
         };
     let account = r.account();
+    let profile = match body.profile.as_deref() {
+        None => s.profile(None),
+        Some(name) => Some(s.profile(Some(name)).ok_or_else(|| {
+            let known: Vec<&str> = s.cfg.profiles.iter().map(|p| p.name.as_str()).collect();
+            Problem::new(
+                ProblemType::InvalidProfile,
+                format!(
+                    "profile {name:?} is not offered; choose one of {}",
+                    known.join(", ")
+                ),
+            )
+        })?),
+    };
+    if let Some(p) = profile {
+        let refused: Vec<Problem> = ids
+            .iter()
+            .filter_map(|id| match id {
+                Identifier::Dns(_) if id.is_wildcard() && !p.allow_wildcard => Some(
+                    Problem::coded(
+                        cobble_core::ResultCode::InvalidProfileForWildcard,
+                        format!(
+                            "profile {} does not allow wildcard names such as {}",
+                            p.name,
+                            id.value()
+                        ),
+                    )
+                    .for_identifier("dns", &id.value()),
+                ),
+                Identifier::Ip(_) if !p.allow_ip => Some(
+                    Problem::new(
+                        ProblemType::RejectedIdentifier,
+                        format!(
+                            "profile {} does not allow IP addresses such as {}",
+                            p.name,
+                            id.value()
+                        ),
+                    )
+                    .for_identifier("ip", &id.value()),
+                ),
+                _ => None,
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Err(Problem::combine(refused).into());
+        }
+    }
+    if let Some(ari) = body.replaces.as_deref() {
+        cobble_ca::ari::parse_ari_cert_id(ari)?;
+        let old = s.store.certificate_by_ari_id(ari).await?.ok_or_else(|| {
+            Problem::malformed(format!(
+                "\"replaces\" names certificate {ari:?}, which this CA did not issue"
+            ))
+        })?;
+        if old.account_id != account.id {
+            return Err(Problem::unauthorized(
+                "\"replaces\" names a certificate issued to another account",
+            )
+            .into());
+        }
+        if !old.identifiers.iter().any(|i| ids.contains(i)) {
+            return Err(Problem::malformed("\"replaces\" names a certificate that shares no identifier with this order (RFC 9773 §5)").into());
+        }
+        if old.replaced_by.is_some() {
+            return Err(Problem::new(
+                ProblemType::AlreadyReplaced,
+                format!("certificate {ari} already has a replacement order"),
+            )
+            .into());
+        }
+    }
     let mut plans = Vec::with_capacity(ids.len());
     for id in &ids {
         let wildcard = id.is_wildcard();
@@ -154,8 +228,8 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
                 not_before_ms,
                 not_after_ms,
                 expires_ms: now + s.cfg.order_lifetime_secs as i64 * 1000,
-                profile: None,
-                replaces: None,
+                profile: body.profile.clone(),
+                replaces: body.replaces.clone(),
                 authzs: plans,
                 now_ms: now,
             },
@@ -175,7 +249,7 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
 }
 
 /// Loads an order the requesting account owns.
-async fn owned_order(s: &AppState, account_id: &str, id: &str) -> AcmeResult<Order> {
+pub async fn owned_order(s: &AppState, account_id: &str, id: &str) -> AcmeResult<Order> {
     let order = s
         .store
         .order(id)
@@ -211,34 +285,6 @@ pub async fn order(State(s): State<AppState>, Path(id): Path<String>, req: Reque
         Some(&Urls(&r.base).order(&id)),
     );
     Ok(with_retry_after(resp, status))
-}
-
-/// POST /acme/order/{id}/finalize (§7.4): the order must be `ready`.
-pub async fn finalize(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    req: Request,
-) -> AcmeResult {
-    let r = s.authenticate(req, KeyMode::Kid).await?;
-    let order = owned_order(&s, &r.account().id, &id).await?;
-    let status = order.status_at(s.clock.now_ms());
-    if status != OrderStatus::Ready {
-        return Err(Problem::new(
-            ProblemType::OrderNotReady,
-            format!(
-                "order {id} is {}, not ready: finalize needs every authorization valid",
-                status.as_str()
-            ),
-        )
-        .into());
-    }
-    Err(AcmeError::from(
-        Problem::internal(format!(
-            "issuance is not implemented in Cobble {} yet; order {id} stays ready",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .with_status(501),
-    ))
 }
 
 /// `?cursor=<created_ms>.<order id>` of the orders list.

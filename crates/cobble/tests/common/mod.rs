@@ -90,6 +90,7 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> ServerConfig 
         data_dir: dir.to_owned(),
         database_url,
         database_max_connections: 4,
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         shutdown_grace_secs: 2,
         ..ServerConfig::default()
     }

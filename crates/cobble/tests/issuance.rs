@@ -1,0 +1,901 @@
+//! Issuance end to end (RFC 8555 §7.4-§7.6, RFC 5280, RFC 6960, RFC 9773, profiles): real
+//! certificates checked with `openssl verify`, revocation seen by `openssl ocsp` and
+//! `openssl crl`, keyCompromise blocking, ARI, profiles, chains. SQLite and PostgreSQL.
+
+mod common;
+
+use cobble_core::b64;
+use cobble_core::jwk::Curve;
+use cobble_core::sign::Signer;
+use common::{Engine, TestServer};
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy, RevocationRequest,
+};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+both_engines!(
+    instant_acme_issues_and_openssl_verifies,
+    bad_csrs_are_refused,
+    revocation_paths_and_status,
+    renewal_info_and_replaces,
+    profiles_shape_certificates,
+    chains_and_alternate_roots,
+    asynchronous_finalize_polls,
+);
+
+fn retry() -> RetryPolicy {
+    RetryPolicy::new()
+        .initial_delay(Duration::from_millis(50))
+        .timeout(Duration::from_secs(20))
+}
+
+async fn always_valid(
+    e: Engine,
+    tweak: impl FnOnce(&mut cobble_server::config::ServerConfig),
+) -> TestServer {
+    TestServer::start_with(
+        e,
+        |c| {
+            c.va_always_valid = true;
+            c.validation_poll_ms = 20;
+            tweak(c);
+        },
+        false,
+    )
+    .await
+}
+
+async fn acme_account(s: &TestServer) -> Account {
+    Account::builder_with_root(s.trust_root())
+        .unwrap()
+        .create(
+            &NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            s.directory_url.clone(),
+            None,
+        )
+        .await
+        .unwrap()
+        .0
+}
+
+/// Orders `ids`, answers every challenge (always-valid server), waits for ready.
+async fn ready_order(
+    account: &Account,
+    ids: &[Identifier],
+    profile: Option<&str>,
+) -> instant_acme::Order {
+    let mut new = NewOrder::new(ids);
+    if let Some(p) = profile {
+        new = new.profile(p);
+    }
+    let mut order = account.new_order(&new).await.unwrap();
+    let mut authzs = order.authorizations();
+    while let Some(a) = authzs.next().await {
+        let mut a = a.unwrap();
+        if a.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let kind = if a.wildcard {
+            ChallengeType::Dns01
+        } else {
+            ChallengeType::Http01
+        };
+        a.challenge(kind).unwrap().set_ready().await.unwrap();
+    }
+    assert_eq!(
+        order.poll_ready(&retry()).await.unwrap(),
+        OrderStatus::Ready
+    );
+    order
+}
+
+fn openssl(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Splits a PEM chain into (leaf, rest).
+fn split_chain(pem: &str) -> (String, String) {
+    let end = "-----END CERTIFICATE-----";
+    let i = pem.find(end).unwrap() + end.len();
+    (
+        pem[..i].trim().to_owned() + "\n",
+        pem[i..].trim().to_owned() + "\n",
+    )
+}
+
+async fn admin_get(s: &TestServer, path: &str) -> String {
+    let base = s.running.as_ref().unwrap().admin_url.clone().unwrap();
+    s.http
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `openssl verify` of a downloaded chain against the root at /roots/`root`.
+async fn verify_chain(s: &TestServer, chain_pem: &str, root: usize) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (leaf, rest) = split_chain(chain_pem);
+    std::fs::write(dir.path().join("leaf.pem"), &leaf).unwrap();
+    std::fs::write(dir.path().join("chain.pem"), &rest).unwrap();
+    std::fs::write(
+        dir.path().join("root.pem"),
+        admin_get(s, &format!("/roots/{root}")).await,
+    )
+    .unwrap();
+    let (ok, out) = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "chain.pem",
+            "leaf.pem",
+        ],
+        dir.path(),
+    );
+    assert!(ok && out.contains("leaf.pem: OK"), "openssl verify: {out}");
+    leaf
+}
+
+fn parse_leaf(pem: &str) -> Vec<u8> {
+    cobble_ca::pem::certificates(pem).unwrap().remove(0)
+}
+
+/// An RSA CSR from `openssl req` for `names`; returns (CSR DER, key PEM).
+fn openssl_rsa_csr(names: &[&str], bits: u32) -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let san = names
+        .iter()
+        .map(|n| format!("DNS:{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (ok, out) = openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            &format!("rsa:{bits}"),
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-subj",
+            "/",
+            "-addext",
+            &format!("subjectAltName={san}"),
+            "-outform",
+            "DER",
+            "-out",
+            "r.der",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    (
+        std::fs::read(dir.path().join("r.der")).unwrap(),
+        std::fs::read_to_string(dir.path().join("k.pem")).unwrap(),
+    )
+}
+
+async fn instant_acme_issues_and_openssl_verifies(e: Engine) {
+    let s = always_valid(e, |_| {}).await;
+    let account = acme_account(&s).await;
+    // ECDSA (instant-acme makes the key and CSR), several names, a wildcard and an IP.
+    let ids = [
+        Identifier::Dns("a.example.com".into()),
+        Identifier::Dns("b.example.com".into()),
+        Identifier::Dns("*.w.example.com".into()),
+        Identifier::Ip("127.0.0.1".parse().unwrap()),
+    ];
+    let mut order = ready_order(&account, &ids, None).await;
+    let _key = order.finalize().await.unwrap();
+    let st = order.refresh().await.unwrap();
+    assert_eq!(st.status, OrderStatus::Valid, "{:?}", st.error);
+    let chain = order.poll_certificate(&retry()).await.unwrap();
+    let leaf = verify_chain(&s, &chain, 0).await;
+    let der = parse_leaf(&leaf);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let san = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|g| format!("{g}"))
+        .collect::<Vec<_>>();
+    assert_eq!(san.len(), 4, "{san:?}");
+    assert!(
+        cert.subject().iter_common_name().next().is_none(),
+        "no CN by default"
+    );
+    assert_eq!(cert.raw_serial().len(), 20);
+    assert!(cert.raw_serial()[0] < 0x80, "positive serial");
+    let days =
+        (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) / 86_400;
+    assert_eq!(days, 89, "90 days minus 1 s by default");
+    // RSA CSR from openssl, single name.
+    let mut order = ready_order(&account, &[Identifier::Dns("rsa.example.com".into())], None).await;
+    let (csr, _) = openssl_rsa_csr(&["rsa.example.com"], 2048);
+    order.finalize_csr(&csr).await.unwrap();
+    let chain = order.poll_certificate(&retry()).await.unwrap();
+    verify_chain(&s, &chain, 0).await;
+    // The order object points at the certificate; download is POST-as-GET with a Link up.
+    let st = order.refresh().await.unwrap();
+    assert_eq!(st.status, OrderStatus::Valid);
+    assert!(
+        st.certificate
+            .as_ref()
+            .unwrap()
+            .starts_with(&s.url("/acme/cert/"))
+    );
+    s.stop().await;
+}
+
+/// A hand-built finalize; returns the reply.
+async fn finalize_by_hand(
+    s: &TestServer,
+    k: &Signer,
+    kid: &str,
+    names: &[&str],
+    csr: &[u8],
+) -> common::Reply {
+    let ids: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"type": "dns", "value": n}))
+        .collect();
+    let r = s
+        .post_kid(
+            k,
+            kid,
+            &s.url("/acme/new-order"),
+            Some(&json!({"identifiers": ids})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    for a in r.body["authorizations"].as_array().unwrap() {
+        let authz = s.post_kid(k, kid, a.as_str().unwrap(), None).await.body;
+        if authz["status"] == "valid" {
+            continue;
+        }
+        let ch = authz["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "http-01" || c["type"] == "dns-01")
+            .unwrap()
+            .clone();
+        s.post_kid(k, kid, ch["url"].as_str().unwrap(), Some(&json!({})))
+            .await;
+    }
+    let order_url = r.location.unwrap();
+    common::poll_until(s, k, kid, &order_url, |o| o["status"] == "ready").await;
+    s.post_kid(
+        k,
+        kid,
+        r.body["finalize"].as_str().unwrap(),
+        Some(&json!({"csr": b64::encode(csr)})),
+    )
+    .await
+}
+
+fn rcgen_csr(names: &[&str], key: &rcgen::KeyPair) -> Vec<u8> {
+    let mut p =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.serialize_request(key).unwrap().der().to_vec()
+}
+
+async fn bad_csrs_are_refused(e: Engine) {
+    let s = always_valid(e, |_| {}).await;
+    // An account whose key we can also put in a CSR.
+    let acct_key = rcgen::KeyPair::generate().unwrap();
+    let k = Signer::ec_from_pkcs8(Curve::P256, &acct_key.serialize_der()).unwrap();
+    let kid = s.account(&k).await;
+    let other = rcgen::KeyPair::generate().unwrap();
+    let cases: Vec<(&[&str], Vec<u8>, &str)> = vec![
+        (
+            &["m.example.com", "n.example.com"],
+            rcgen_csr(&["m.example.com"], &other),
+            "n.example.com",
+        ),
+        (
+            &["x.example.com"],
+            rcgen_csr(&["x.example.com", "extra.example.com"], &other),
+            "extra.example.com",
+        ),
+        (
+            &["acct.example.com"],
+            rcgen_csr(&["acct.example.com"], &acct_key),
+            "account key",
+        ),
+        (&["junk.example.com"], b"not a csr".to_vec(), "PKCS#10"),
+    ];
+    for (names, csr, frag) in cases {
+        finalize_by_hand(&s, &k, &kid, names, &csr)
+            .await
+            .assert_problem("badCSR", 400, frag);
+    }
+    // Case differences are fine.
+    let ok = finalize_by_hand(
+        &s,
+        &k,
+        &kid,
+        &["case.example.com"],
+        &rcgen_csr(&["CASE.example.com"], &other),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.body["status"], "valid");
+    // finalize again: the order is no longer ready.
+    s.post_kid(
+        &k,
+        &kid,
+        &format!("{}/finalize", ok.location.unwrap()),
+        Some(&json!({"csr": b64::encode(rcgen_csr(&["case.example.com"], &other))})),
+    )
+    .await
+    .assert_problem("orderNotReady", 403, "valid");
+    s.stop().await;
+}
+
+async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), leaf_pem).unwrap();
+    let issuer = s
+        .http
+        .get(s.url("/acme/issuer"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("issuer.der"), &issuer).unwrap();
+    let (ok, out) = openssl(
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "issuer.der",
+            "-out",
+            "issuer.pem",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "issuer.pem",
+            "-cert",
+            "leaf.pem",
+            "-reqout",
+            "req.der",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    let req = std::fs::read(dir.path().join("req.der")).unwrap();
+    let resp = s
+        .http
+        .post(s.url("/ocsp"))
+        .header("content-type", "application/ocsp-request")
+        .body(req)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/ocsp-response");
+    std::fs::write(dir.path().join("resp.der"), resp.bytes().await.unwrap()).unwrap();
+    let (_, out) = openssl(
+        &[
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            "issuer.pem",
+            "-VAfile",
+            "issuer.pem",
+            "-cert",
+            "leaf.pem",
+            "-no_nonce",
+        ],
+        dir.path(),
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    out
+}
+
+async fn crl_text(s: &TestServer) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let crl = s
+        .http
+        .get(s.url("/crl"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("crl.der"), &crl).unwrap();
+    let issuer = s
+        .http
+        .get(s.url("/acme/issuer"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("issuer.der"), &issuer).unwrap();
+    openssl(
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "issuer.der",
+            "-out",
+            "issuer.pem",
+        ],
+        dir.path(),
+    );
+    let (ok, out) = openssl(
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.der",
+            "-CAfile",
+            "issuer.pem",
+            "-noout",
+            "-text",
+        ],
+        dir.path(),
+    );
+    assert!(ok && out.contains("verify OK"), "{out}");
+    out
+}
+
+fn serial_hex(leaf_pem: &str) -> String {
+    let der = parse_leaf(leaf_pem);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.raw_serial()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+async fn revocation_paths_and_status(e: Engine) {
+    let s = always_valid(e, |_| {}).await;
+    let account = acme_account(&s).await;
+    // 1. The issuing account revokes (instant-acme), reason superseded.
+    let mut order = ready_order(&account, &[Identifier::Dns("r1.example.com".into())], None).await;
+    order.finalize().await.unwrap();
+    let (leaf1, _) = split_chain(&order.poll_certificate(&retry()).await.unwrap());
+    assert!(ocsp_status(&s, &leaf1).await.contains(": good"));
+    let der1 = parse_leaf(&leaf1);
+    let rustls_der = rustls::pki_types::CertificateDer::from(der1.clone());
+    account
+        .revoke(&RevocationRequest {
+            certificate: &rustls_der,
+            reason: Some(instant_acme::RevocationReason::Superseded),
+        })
+        .await
+        .unwrap();
+    let out = ocsp_status(&s, &leaf1).await;
+    assert!(
+        out.contains(": revoked") && out.contains("superseded"),
+        "{out}"
+    );
+    let crl = crl_text(&s).await;
+    assert!(crl.contains(&serial_hex(&leaf1)), "{crl}");
+    let status: Value = serde_json::from_str(
+        &admin_get(
+            &s,
+            &format!("/cert-status-by-serial/{}", serial_hex(&leaf1)),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(status["Status"], "Revoked");
+    // Again -> alreadyRevoked.
+    match account
+        .revoke(&RevocationRequest {
+            certificate: &rustls_der,
+            reason: None,
+        })
+        .await
+        .unwrap_err()
+    {
+        instant_acme::Error::Api(p) => assert_eq!(
+            p.r#type.as_deref(),
+            Some("urn:ietf:params:acme:error:alreadyRevoked"),
+            "{p:?}"
+        ),
+        other => panic!("expected alreadyRevoked, got {other:?}"),
+    }
+
+    // 2. With the certificate's own key (jwk), reason keyCompromise: the key is then blocked.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let k = Signer::generate_ec(Curve::P256).unwrap();
+    let kid = s.account(&k).await;
+    let r = finalize_by_hand(
+        &s,
+        &k,
+        &kid,
+        &["r2.example.com"],
+        &rcgen_csr(&["r2.example.com"], &key),
+    )
+    .await;
+    let cert_url = r.body["certificate"].as_str().unwrap().to_owned();
+    let chain = s.post_kid(&k, &kid, &cert_url, None).await;
+    assert_eq!(
+        chain.headers["content-type"],
+        "application/pem-certificate-chain"
+    );
+    assert!(
+        chain
+            .headers
+            .get_all("link")
+            .iter()
+            .any(|l| l.to_str().unwrap().contains("rel=\"up\""))
+    );
+    let (leaf2, _) = split_chain(&chain.text);
+    let der2 = parse_leaf(&leaf2);
+    let cert_signer = Signer::ec_from_pkcs8(Curve::P256, &key.serialize_der()).unwrap();
+    let url = s.url("/acme/revoke-cert");
+    // Bad reason first.
+    let body = cert_signer.sign_with_jwk(
+        &url,
+        Some(&s.nonce().await),
+        Some(&json!({"certificate": b64::encode(&der2), "reason": 2})),
+    );
+    s.post(&url, &body)
+        .await
+        .assert_problem("badRevocationReason", 400, "reason 2");
+    // A stranger's key.
+    let body = Signer::generate_ec(Curve::P256).unwrap().sign_with_jwk(
+        &url,
+        Some(&s.nonce().await),
+        Some(&json!({"certificate": b64::encode(&der2)})),
+    );
+    s.post(&url, &body)
+        .await
+        .assert_problem("unauthorized", 403, "certificate's key");
+    let body = cert_signer.sign_with_jwk(
+        &url,
+        Some(&s.nonce().await),
+        Some(&json!({"certificate": b64::encode(&der2), "reason": 1})),
+    );
+    let r = s.post(&url, &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(ocsp_status(&s, &leaf2).await.contains("keyCompromise"));
+    // The compromised key cannot be certified again.
+    finalize_by_hand(
+        &s,
+        &k,
+        &kid,
+        &["r2b.example.com"],
+        &rcgen_csr(&["r2b.example.com"], &key),
+    )
+    .await
+    .assert_problem("badCSR", 400, "blocked");
+
+    // 3. Another account: refused without authorizations, allowed with them.
+    let mut order = ready_order(&account, &[Identifier::Dns("r3.example.com".into())], None).await;
+    order.finalize().await.unwrap();
+    let (leaf3, _) = split_chain(&order.poll_certificate(&retry()).await.unwrap());
+    let der3 = parse_leaf(&leaf3);
+    let stranger = Signer::generate_ec(Curve::P256).unwrap();
+    let skid = s.account(&stranger).await;
+    s.post_kid(
+        &stranger,
+        &skid,
+        &url,
+        Some(&json!({"certificate": b64::encode(&der3)})),
+    )
+    .await
+    .assert_problem("unauthorized", 403, "r3.example.com");
+    let (o, _) = (
+        s.post_kid(
+            &stranger,
+            &skid,
+            &s.url("/acme/new-order"),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "r3.example.com"}]})),
+        )
+        .await,
+        (),
+    );
+    let authz_url = o.body["authorizations"][0].as_str().unwrap().to_owned();
+    let ch = s.post_kid(&stranger, &skid, &authz_url, None).await.body["challenges"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.post_kid(&stranger, &skid, &ch, Some(&json!({}))).await;
+    common::poll_until(&s, &stranger, &skid, &authz_url, |a| a["status"] == "valid").await;
+    let r = s
+        .post_kid(
+            &stranger,
+            &skid,
+            &url,
+            Some(&json!({"certificate": b64::encode(&der3), "reason": 5})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Not our certificate at all.
+    let foreign = rcgen::CertificateParams::new(vec!["f.example.com".to_string()])
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    s.post_kid(
+        &stranger,
+        &skid,
+        &url,
+        Some(&json!({"certificate": b64::encode(foreign.der())})),
+    )
+    .await
+    .assert_problem("malformed", 404, "does not exist");
+    s.stop().await;
+}
+
+async fn renewal_info_and_replaces(e: Engine) {
+    let s = always_valid(e, |_| {}).await;
+    let account = acme_account(&s).await;
+    let mut order = ready_order(&account, &[Identifier::Dns("ari.example.com".into())], None).await;
+    order.finalize().await.unwrap();
+    let (leaf, _) = split_chain(&order.poll_certificate(&retry()).await.unwrap());
+    let der = parse_leaf(&leaf);
+    let cert_id = cobble_ca::ari::ari_cert_id(&der).unwrap();
+    let r = common::Reply::from(
+        s.http
+            .get(s.url(&format!("/acme/renewal-info/{cert_id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.headers.contains_key("retry-after"));
+    let start = r.body["suggestedWindow"]["start"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        start
+            > cobble_core::clock::rfc3339(cobble_core::clock::Clock::now_ms(
+                &cobble_core::clock::SystemClock
+            )),
+        "window ahead: {start}"
+    );
+    // Bad and unknown certIDs.
+    let r = common::Reply::from(
+        s.http
+            .get(s.url("/acme/renewal-info/not-a-cert-id"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_problem("malformed", 400, "");
+    let r = common::Reply::from(
+        s.http
+            .get(s.url("/acme/renewal-info/AAAA.AAAA"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_problem("malformed", 404, "does not exist");
+    // replaces: the first replacement is accepted, the second is alreadyReplaced.
+    let ids = [Identifier::Dns("ari.example.com".into())];
+    let quoted = format!("\"{cert_id}\"");
+    let replaced: instant_acme::CertificateIdentifier = serde_json::from_str(&quoted).unwrap();
+    let first = account
+        .new_order(&NewOrder::new(&ids).replaces(replaced.clone()))
+        .await;
+    assert!(first.is_ok(), "{:?}", first.err());
+    let second = account
+        .new_order(&NewOrder::new(&ids).replaces(replaced.clone()))
+        .await;
+    match second.err().expect("a second replacement is refused") {
+        instant_acme::Error::Api(p) => assert_eq!(
+            p.r#type.as_deref(),
+            Some("urn:ietf:params:acme:error:alreadyReplaced"),
+            "{p:?}"
+        ),
+        other => panic!("expected alreadyReplaced, got {other:?}"),
+    }
+    // After revocation the window is in the past.
+    account
+        .revoke(&RevocationRequest {
+            certificate: &rustls::pki_types::CertificateDer::from(der.clone()),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    let r = common::Reply::from(
+        s.http
+            .get(s.url(&format!("/acme/renewal-info/{cert_id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let end = r.body["suggestedWindow"]["end"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        end < cobble_core::clock::rfc3339(cobble_core::clock::Clock::now_ms(
+            &cobble_core::clock::SystemClock
+        )),
+        "revoked: window in the past: {end}"
+    );
+    s.stop().await;
+}
+
+async fn profiles_shape_certificates(e: Engine) {
+    let s = always_valid(e, |_| {}).await;
+    let dir = common::Reply::from(s.http.get(&s.directory_url).send().await.unwrap()).await;
+    let profiles = dir.body["meta"]["profiles"].as_object().unwrap();
+    assert!(
+        profiles.contains_key("classic") && profiles.contains_key("shortlived"),
+        "{profiles:?}"
+    );
+    let account = acme_account(&s).await;
+    // Unknown profile.
+    match account
+        .new_order(&NewOrder::new(&[Identifier::Dns("p.example.com".into())]).profile("nope"))
+        .await
+        .err()
+        .unwrap()
+    {
+        instant_acme::Error::Api(p) => assert_eq!(
+            p.r#type.as_deref(),
+            Some("urn:ietf:params:acme:error:invalidProfile"),
+            "{p:?}"
+        ),
+        other => panic!("expected invalidProfile, got {other:?}"),
+    }
+    // shortlived: 160 hours.
+    let mut order = ready_order(
+        &account,
+        &[Identifier::Dns("short.example.com".into())],
+        Some("shortlived"),
+    )
+    .await;
+    assert_eq!(order.state().profile.as_deref(), Some("shortlived"));
+    order.finalize().await.unwrap();
+    let (leaf, _) = split_chain(&order.poll_certificate(&retry()).await.unwrap());
+    let der = parse_leaf(&leaf);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp() + 1) / 3600,
+        160
+    );
+    // certigna: RSA 2048/3072 only and the CN promoted.
+    let mut order = ready_order(
+        &account,
+        &[Identifier::Dns("cn.example.com".into())],
+        Some("certigna"),
+    )
+    .await;
+    match order.finalize().await {
+        Ok(_) => panic!("an EC key must be refused by the certigna profile"),
+        Err(e) => match e {
+            instant_acme::Error::Api(p) => assert_eq!(
+                p.r#type.as_deref(),
+                Some("urn:ietf:params:acme:error:badCSR"),
+                "{p:?}"
+            ),
+            other => panic!("expected badCSR, got {other:?}"),
+        },
+    }
+    let mut order = ready_order(
+        &account,
+        &[Identifier::Dns("cn2.example.com".into())],
+        Some("certigna"),
+    )
+    .await;
+    let (csr, _) = openssl_rsa_csr(&["cn2.example.com"], 2048);
+    order.finalize_csr(&csr).await.unwrap();
+    let (leaf, _) = split_chain(&order.poll_certificate(&retry()).await.unwrap());
+    let der = parse_leaf(&leaf);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        cert.subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "cn2.example.com"
+    );
+    s.stop().await;
+}
+
+async fn chains_and_alternate_roots(e: Engine) {
+    let s = always_valid(e, |c| {
+        c.ca.chain_length = 2;
+        c.ca.alternate_roots = 1;
+    })
+    .await;
+    let k = Signer::generate_ec(Curve::P256).unwrap();
+    let kid = s.account(&k).await;
+    let r = finalize_by_hand(
+        &s,
+        &k,
+        &kid,
+        &["chain.example.com"],
+        &rcgen_csr(&["chain.example.com"], &rcgen::KeyPair::generate().unwrap()),
+    )
+    .await;
+    let cert_url = r.body["certificate"].as_str().unwrap().to_owned();
+    let main = s.post_kid(&k, &kid, &cert_url, None).await;
+    assert_eq!(
+        main.text.matches("BEGIN CERTIFICATE").count(),
+        3,
+        "leaf + 2 intermediates"
+    );
+    verify_chain(&s, &main.text, 0).await;
+    let alt = main
+        .headers
+        .get_all("link")
+        .iter()
+        .map(|l| l.to_str().unwrap().to_owned())
+        .find(|l| l.ends_with("rel=\"alternate\""))
+        .expect("alternate link");
+    let alt_url = alt
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let other = s.post_kid(&k, &kid, &alt_url, None).await;
+    assert_eq!(other.status, 200, "{other:?}");
+    verify_chain(&s, &other.text, 1).await;
+    s.stop().await;
+}
+
+async fn asynchronous_finalize_polls(e: Engine) {
+    let s = always_valid(e, |c| c.finalize_async = true).await;
+    let account = acme_account(&s).await;
+    let mut order = ready_order(
+        &account,
+        &[Identifier::Dns("async.example.com".into())],
+        None,
+    )
+    .await;
+    order.finalize().await.unwrap();
+    let chain = order.poll_certificate(&retry()).await.unwrap();
+    verify_chain(&s, &chain, 0).await;
+    s.stop().await;
+}
