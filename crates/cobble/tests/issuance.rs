@@ -9,8 +9,8 @@ use cobble_core::jwk::Curve;
 use cobble_core::sign::Signer;
 use common::{Engine, TestServer};
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
-    RetryPolicy, RevocationRequest,
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
+    RevocationRequest,
 };
 use serde_json::{Value, json};
 use std::path::Path;
@@ -47,23 +47,6 @@ async fn always_valid(
         false,
     )
     .await
-}
-
-async fn acme_account(s: &TestServer) -> Account {
-    Account::builder_with_root(s.trust_root())
-        .unwrap()
-        .create(
-            &NewAccount {
-                contact: &[],
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            s.directory_url.clone(),
-            None,
-        )
-        .await
-        .unwrap()
-        .0
 }
 
 /// Orders `ids`, answers every challenge (always-valid server), waits for ready.
@@ -202,7 +185,7 @@ fn openssl_rsa_csr(names: &[&str], bits: u32) -> (Vec<u8>, String) {
 
 async fn instant_acme_issues_and_openssl_verifies(e: Engine) {
     let s = always_valid(e, |_| {}).await;
-    let account = acme_account(&s).await;
+    let account = common::acme_account(&s).await;
     // ECDSA (instant-acme makes the key and CSR), several names, a wildcard and an IP.
     let ids = [
         Identifier::Dns("a.example.com".into()),
@@ -495,7 +478,7 @@ fn serial_hex(leaf_pem: &str) -> String {
 
 async fn revocation_paths_and_status(e: Engine) {
     let s = always_valid(e, |_| {}).await;
-    let account = acme_account(&s).await;
+    let account = common::acme_account(&s).await;
     // 1. The issuing account revokes (instant-acme), reason superseded.
     let mut order = ready_order(&account, &[Identifier::Dns("r1.example.com".into())], None).await;
     order.finalize().await.unwrap();
@@ -527,21 +510,15 @@ async fn revocation_paths_and_status(e: Engine) {
     .unwrap();
     assert_eq!(status["Status"], "Revoked");
     // Again -> alreadyRevoked.
-    match account
-        .revoke(&RevocationRequest {
-            certificate: &rustls_der,
-            reason: None,
-        })
-        .await
-        .unwrap_err()
-    {
-        instant_acme::Error::Api(p) => assert_eq!(
-            p.r#type.as_deref(),
-            Some("urn:ietf:params:acme:error:alreadyRevoked"),
-            "{p:?}"
-        ),
-        other => panic!("expected alreadyRevoked, got {other:?}"),
-    }
+    common::assert_api_problem(
+        account
+            .revoke(&RevocationRequest {
+                certificate: &rustls_der,
+                reason: None,
+            })
+            .await,
+        "alreadyRevoked",
+    );
 
     // 2. With the certificate's own key (jwk), reason keyCompromise: the key is then blocked.
     let key = rcgen::KeyPair::generate().unwrap();
@@ -668,7 +645,7 @@ async fn revocation_paths_and_status(e: Engine) {
 
 async fn renewal_info_and_replaces(e: Engine) {
     let s = always_valid(e, |_| {}).await;
-    let account = acme_account(&s).await;
+    let account = common::acme_account(&s).await;
     let mut order = ready_order(&account, &[Identifier::Dns("ari.example.com".into())], None).await;
     order.finalize().await.unwrap();
     let (leaf, _) = split_chain(&order.poll_certificate(&retry()).await.unwrap());
@@ -725,14 +702,7 @@ async fn renewal_info_and_replaces(e: Engine) {
     let second = account
         .new_order(&NewOrder::new(&ids).replaces(replaced.clone()))
         .await;
-    match second.err().expect("a second replacement is refused") {
-        instant_acme::Error::Api(p) => assert_eq!(
-            p.r#type.as_deref(),
-            Some("urn:ietf:params:acme:error:alreadyReplaced"),
-            "{p:?}"
-        ),
-        other => panic!("expected alreadyReplaced, got {other:?}"),
-    }
+    common::assert_api_problem(second, "alreadyReplaced");
     // After revocation the window is in the past.
     account
         .revoke(&RevocationRequest {
@@ -770,21 +740,14 @@ async fn profiles_shape_certificates(e: Engine) {
         profiles.contains_key("classic") && profiles.contains_key("shortlived"),
         "{profiles:?}"
     );
-    let account = acme_account(&s).await;
+    let account = common::acme_account(&s).await;
     // Unknown profile.
-    match account
-        .new_order(&NewOrder::new(&[Identifier::Dns("p.example.com".into())]).profile("nope"))
-        .await
-        .err()
-        .unwrap()
-    {
-        instant_acme::Error::Api(p) => assert_eq!(
-            p.r#type.as_deref(),
-            Some("urn:ietf:params:acme:error:invalidProfile"),
-            "{p:?}"
-        ),
-        other => panic!("expected invalidProfile, got {other:?}"),
-    }
+    common::assert_api_problem(
+        account
+            .new_order(&NewOrder::new(&[Identifier::Dns("p.example.com".into())]).profile("nope"))
+            .await,
+        "invalidProfile",
+    );
     // shortlived: 160 hours.
     let mut order = ready_order(
         &account,
@@ -808,17 +771,7 @@ async fn profiles_shape_certificates(e: Engine) {
         Some("certigna"),
     )
     .await;
-    match order.finalize().await {
-        Ok(_) => panic!("an EC key must be refused by the certigna profile"),
-        Err(e) => match e {
-            instant_acme::Error::Api(p) => assert_eq!(
-                p.r#type.as_deref(),
-                Some("urn:ietf:params:acme:error:badCSR"),
-                "{p:?}"
-            ),
-            other => panic!("expected badCSR, got {other:?}"),
-        },
-    }
+    common::assert_api_problem(order.finalize().await, "badCSR");
     let mut order = ready_order(
         &account,
         &[Identifier::Dns("cn2.example.com".into())],
@@ -887,7 +840,7 @@ async fn chains_and_alternate_roots(e: Engine) {
 
 async fn asynchronous_finalize_polls(e: Engine) {
     let s = always_valid(e, |c| c.finalize_async = true).await;
-    let account = acme_account(&s).await;
+    let account = common::acme_account(&s).await;
     let mut order = ready_order(
         &account,
         &[Identifier::Dns("async.example.com".into())],

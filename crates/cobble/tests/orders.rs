@@ -10,8 +10,7 @@ use cobble_core::jwk::Curve;
 use cobble_core::sign::Signer;
 use common::{Engine, TestServer, ValidationEnv, poll_until};
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
-    RetryPolicy,
+    AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -32,28 +31,11 @@ fn p256() -> Signer {
     Signer::generate_ec(Curve::P256).unwrap()
 }
 
-async fn acme_account(s: &TestServer) -> Account {
-    let (a, _) = Account::builder_with_root(s.trust_root())
-        .unwrap()
-        .create(
-            &NewAccount {
-                contact: &[],
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            s.directory_url.clone(),
-            None,
-        )
-        .await
-        .unwrap();
-    a
-}
-
 async fn every_challenge_type_reaches_ready(e: Engine) {
     let env = ValidationEnv::start(e, |_| {}).await;
     let s = &env.server;
     let st = env.chall.state();
-    let account = acme_account(s).await;
+    let account = common::acme_account(s).await;
     let ids = [
         Identifier::Dns("a.example.com".into()),
         Identifier::Dns("*.w.example.com".into()),

@@ -367,3 +367,37 @@ pub async fn hanging_listener(ip: &str, port: u16) -> tokio::task::JoinHandle<()
         }
     })
 }
+
+/// A new account through instant-acme, trusting the server's HTTPS root.
+pub async fn acme_account(s: &TestServer) -> instant_acme::Account {
+    instant_acme::Account::builder_with_root(s.trust_root())
+        .unwrap()
+        .create(
+            &instant_acme::NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            s.directory_url.clone(),
+            None,
+        )
+        .await
+        .unwrap()
+        .0
+}
+
+/// Asserts that an instant-acme call failed with the ACME problem type `kind`.
+#[track_caller]
+pub fn assert_api_problem<T>(result: Result<T, instant_acme::Error>, kind: &str) {
+    match result {
+        Ok(_) => panic!("expected a {kind} problem, got success"),
+        Err(instant_acme::Error::Api(p)) => {
+            assert_eq!(
+                p.r#type.as_deref(),
+                Some(format!("urn:ietf:params:acme:error:{kind}").as_str()),
+                "{p:?}"
+            )
+        }
+        Err(other) => panic!("expected a {kind} problem, got {other:?}"),
+    }
+}
