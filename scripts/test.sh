@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Cobble test on SQLite and on a real PostgreSQL (see scripts/with-postgres.sh
-# for where the PostgreSQL comes from), with Debian's certbot for the real-client tests.
+# for where the PostgreSQL comes from), with Debian's certbot and lego for the real-client tests.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,13 +8,17 @@ cd "$(dirname "$0")/.."
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
 # Real ACME client programs the tests drive.
-if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && ! command -v certbot >/dev/null 2>&1; then
+missing=()
+for client in certbot lego curl; do
+  command -v "$client" >/dev/null 2>&1 || missing+=("$client")
+done
+if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    log "installing Debian's certbot for the real-client tests"
+    log "installing Debian's ${missing[*]} for the real-client tests"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq certbot >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq certbot >/dev/null; }
+    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
   else
-    log "certbot missing and not root: install it or set COBBLE_TEST_NO_CLIENTS=1"
+    log "${missing[*]} missing and not root: install them or set COBBLE_TEST_NO_CLIENTS=1"
   fi
 fi
 

@@ -136,7 +136,7 @@ pub struct ServeArgs {
     /// Answer finalize at once with "processing" and sign in the background, as Pebble does [default: false].
     #[arg(long, env = "COBBLE_FINALIZE_ASYNC", num_args = 0..=1, default_missing_value = "true")]
     finalize_async: Option<bool>,
-    /// Key type of the CA made at first start: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 [default: ecdsa-p256].
+    /// Key type of the CA made at first start: ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096 [default: ecdsa-p256].
     #[arg(long, env = "COBBLE_CA_KEY_TYPE")]
     ca_key_type: Option<String>,
     /// Intermediates between root and leaf (also PEBBLE_CHAIN_LENGTH) [default: 1].
@@ -174,8 +174,57 @@ impl ServeArgs {
             nonce_reject_percent,
             max_body_bytes,
             rsa_min_bits,
-            shutdown_grace_secs
+            shutdown_grace_secs,
+            order_lifetime_secs,
+            pending_authz_lifetime_secs,
+            valid_authz_lifetime_secs,
+            authz_reuse_percent,
+            pre_authorization,
+            allow_order_validity,
+            max_identifiers,
+            allow_reserved_names,
+            http01_port,
+            tlsalpn01_port,
+            validation_workers,
+            validation_timeout_secs,
+            va_always_valid,
+            va_sleep_max_secs,
+            finalize_async
         );
+        if let Some(a) = self.admin_listen.as_deref() {
+            c.admin_listen = if a.is_empty() {
+                None
+            } else {
+                Some(a.parse().with_context(|| format!("--admin-listen {a:?}"))?)
+            };
+        }
+        if let Some(k) = self.ca_key_type.as_deref() {
+            c.ca.key_type = cobble_ca::KeyType::from_name(k).with_context(|| {
+                format!(
+                    "--ca-key-type {k:?} is not one of {}",
+                    cobble_ca::KeyType::ALL
+                        .iter()
+                        .map(|(_, n)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        }
+        if let Some(n) = self.chain_length {
+            c.ca.chain_length = n;
+        }
+        if let Some(n) = self.alternate_roots {
+            c.ca.alternate_roots = n;
+        }
+        if self.dns_server.is_some() {
+            c.dns_server = self.dns_server;
+        }
+        if !self.blocked_domains.is_empty() {
+            c.blocked_domains = self.blocked_domains.clone();
+        }
+        if !self.allowed_domains.is_empty() {
+            c.allowed_domains = self.allowed_domains.clone();
+        }
         if self.tls_cert.is_some() {
             c.tls_cert = self.tls_cert.clone();
             c.tls_key = self.tls_key.clone();

@@ -3,12 +3,18 @@
 
 mod common;
 
-use common::{Engine, TestServer};
+use common::{Engine, TestServer, ValidationEnv};
+use std::process::Command;
 
-both_engines!(certbot_account_lifecycle);
+both_engines!(
+    certbot_account_lifecycle,
+    certbot_issues_renews_and_revokes,
+    certbot_manual_dns_with_challtestsrv_hooks,
+    lego_issues_renews_and_revokes
+);
 
-fn certbot_available() -> bool {
-    if std::process::Command::new("certbot")
+fn client_available(program: &str) -> bool {
+    if std::process::Command::new(program)
         .arg("--version")
         .output()
         .is_ok()
@@ -17,7 +23,7 @@ fn certbot_available() -> bool {
     }
     assert!(
         std::env::var("COBBLE_TEST_NO_CLIENTS").is_ok(),
-        "certbot is not installed: run scripts/test.sh (it installs it) or apt-get install certbot; \
+        "{program} is not installed: run scripts/test.sh (it installs certbot and lego) or apt-get install {program}; \
          set COBBLE_TEST_NO_CLIENTS=1 to skip the real-client tests"
     );
     false
@@ -26,7 +32,13 @@ fn certbot_available() -> bool {
 async fn certbot(s: &TestServer, work: &std::path::Path, args: &[&str]) -> String {
     let out = tokio::process::Command::new("certbot")
         .args(args)
-        .args(["--server", &s.directory_url, "-n", "--config-dir"])
+        .args([
+            "--server",
+            &s.directory_url,
+            "-n",
+            "--no-random-sleep-on-renew",
+            "--config-dir",
+        ])
         .arg(work.join("conf"))
         .arg("--work-dir")
         .arg(work.join("work"))
@@ -49,7 +61,7 @@ async fn certbot(s: &TestServer, work: &std::path::Path, args: &[&str]) -> Strin
 }
 
 async fn certbot_account_lifecycle(e: Engine) {
-    if !certbot_available() {
+    if !client_available("certbot") {
         return;
     }
     let s = TestServer::start(e).await;
@@ -89,4 +101,332 @@ async fn certbot_account_lifecycle(e: Engine) {
         "deactivated"
     );
     s.stop().await;
+}
+
+/// A free TCP port on loopback for a client's own challenge server.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn openssl(args: &[&str], dir: &std::path::Path) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Checks a certificate file against /roots/0 and returns `openssl ocsp`'s view of it.
+async fn verify_and_ocsp(
+    s: &TestServer,
+    leaf: &std::path::Path,
+    chain: &std::path::Path,
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = s.running.as_ref().unwrap().admin_url.clone().unwrap();
+    let root = s
+        .http
+        .get(format!("{admin}/roots/0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("root.pem"), root).unwrap();
+    std::fs::copy(leaf, dir.path().join("leaf.pem")).unwrap();
+    std::fs::copy(chain, dir.path().join("chain.pem")).unwrap();
+    let out = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "chain.pem",
+            "leaf.pem",
+        ],
+        dir.path(),
+    );
+    assert!(out.contains("leaf.pem: OK"), "openssl verify: {out}");
+    openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "chain.pem",
+            "-cert",
+            "leaf.pem",
+            "-reqout",
+            "req.der",
+        ],
+        dir.path(),
+    );
+    let req = std::fs::read(dir.path().join("req.der")).unwrap();
+    let resp = s
+        .http
+        .post(s.url("/ocsp"))
+        .body(req)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("resp.der"), resp).unwrap();
+    let out = openssl(
+        &[
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            "chain.pem",
+            "-VAfile",
+            "chain.pem",
+            "-cert",
+            "leaf.pem",
+            "-no_nonce",
+        ],
+        dir.path(),
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    out
+}
+
+async fn certbot_issues_renews_and_revokes(e: Engine) {
+    if !client_available("certbot") {
+        return;
+    }
+    // certbot answers http-01 itself (standalone) on a port Cobble validates against; the
+    // names resolve to 127.0.0.1 through challtestsrv's DNS.
+    let port = free_port();
+    let env = ValidationEnv::start(e, |c| c.http01_port = port).await;
+    let s = &env.server;
+    let work = tempfile::tempdir().unwrap();
+    let p = port.to_string();
+    let out = certbot(
+        s,
+        work.path(),
+        &[
+            "certonly",
+            "--standalone",
+            "--http-01-port",
+            &p,
+            "--http-01-address",
+            "127.0.0.1",
+            "-d",
+            "a.example.com",
+            "-d",
+            "b.example.com",
+            "--agree-tos",
+            "-m",
+            "ops@example.com",
+            "--cert-name",
+            "ab",
+        ],
+    )
+    .await;
+    assert!(out.contains("Successfully received certificate"), "{out}");
+    let live = work.path().join("conf/live/ab");
+    let ocsp = verify_and_ocsp(s, &live.join("cert.pem"), &live.join("chain.pem")).await;
+    assert!(ocsp.contains(": good"), "{ocsp}");
+    let first = std::fs::read_to_string(live.join("cert.pem")).unwrap();
+
+    let out = certbot(
+        s,
+        work.path(),
+        &[
+            "renew",
+            "--force-renewal",
+            "--http-01-port",
+            &p,
+            "--http-01-address",
+            "127.0.0.1",
+        ],
+    )
+    .await;
+    assert!(
+        out.contains("renewals succeeded") || out.contains("Congratulations"),
+        "{out}"
+    );
+    let second = std::fs::read_to_string(live.join("cert.pem")).unwrap();
+    assert_ne!(first, second, "renewal made a new certificate");
+
+    let out = certbot(
+        s,
+        work.path(),
+        &[
+            "revoke",
+            "--cert-path",
+            live.join("cert.pem").to_str().unwrap(),
+            "--reason",
+            "superseded",
+            "--no-delete-after-revoke",
+        ],
+    )
+    .await;
+    assert!(
+        out.contains("Congratulations") || out.contains("revoked"),
+        "{out}"
+    );
+    let ocsp = verify_and_ocsp(s, &live.join("cert.pem"), &live.join("chain.pem")).await;
+    assert!(ocsp.contains(": revoked"), "{ocsp}");
+    let crl = s
+        .http
+        .get(s.url("/crl"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crl.der"), crl).unwrap();
+    std::fs::copy(live.join("chain.pem"), dir.path().join("issuer.pem")).unwrap();
+    std::fs::copy(live.join("cert.pem"), dir.path().join("leaf.pem")).unwrap();
+    let crl_text = openssl(
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.der",
+            "-CAfile",
+            "issuer.pem",
+            "-noout",
+            "-text",
+        ],
+        dir.path(),
+    );
+    let serial = openssl(
+        &["x509", "-in", "leaf.pem", "-noout", "-serial"],
+        dir.path(),
+    );
+    let serial = serial.trim().trim_start_matches("serial=");
+    assert!(
+        crl_text.contains("verify OK") && crl_text.contains(serial),
+        "{crl_text}\n{serial}"
+    );
+    env.stop().await;
+}
+
+async fn certbot_manual_dns_with_challtestsrv_hooks(e: Engine) {
+    if !client_available("certbot") {
+        return;
+    }
+    let env = ValidationEnv::start(e, |_| {}).await;
+    let s = &env.server;
+    let work = tempfile::tempdir().unwrap();
+    let mgmt = env.chall.management_addr().unwrap();
+    // The hooks talk to challtestsrv's management API exactly as a pebble-challtestsrv script would.
+    let auth = work.path().join("auth.sh");
+    let cleanup = work.path().join("cleanup.sh");
+    std::fs::write(&auth, format!("#!/bin/sh\ncurl -sf -d \"{{\\\"host\\\":\\\"_acme-challenge.$CERTBOT_DOMAIN.\\\",\\\"value\\\":\\\"$CERTBOT_VALIDATION\\\"}}\" http://{mgmt}/set-txt\n")).unwrap();
+    std::fs::write(&cleanup, format!("#!/bin/sh\ncurl -sf -d \"{{\\\"host\\\":\\\"_acme-challenge.$CERTBOT_DOMAIN.\\\"}}\" http://{mgmt}/clear-txt\n")).unwrap();
+    for f in [&auth, &cleanup] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = certbot(
+        s,
+        work.path(),
+        &[
+            "certonly",
+            "--manual",
+            "--preferred-challenges",
+            "dns",
+            "--manual-auth-hook",
+            auth.to_str().unwrap(),
+            "--manual-cleanup-hook",
+            cleanup.to_str().unwrap(),
+            "-d",
+            "dns.example.com",
+            "-d",
+            "*.dns.example.com",
+            "--agree-tos",
+            "-m",
+            "ops@example.com",
+            "--cert-name",
+            "dns",
+        ],
+    )
+    .await;
+    assert!(out.contains("Successfully received certificate"), "{out}");
+    let live = work.path().join("conf/live/dns");
+    verify_and_ocsp(s, &live.join("cert.pem"), &live.join("chain.pem")).await;
+    env.stop().await;
+}
+
+async fn lego(s: &TestServer, work: &std::path::Path, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("lego")
+        .args(["--server", &s.directory_url, "--path"])
+        .arg(work)
+        .args(["--accept-tos", "--email", "lego@example.com"])
+        .args(args)
+        .env("LEGO_CA_CERTIFICATES", s.trust_root())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
+        .await
+        .expect("lego finishes in 2 minutes")
+        .expect("lego runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "lego {args:?} failed:\n{text}");
+    text
+}
+
+async fn lego_issues_renews_and_revokes(e: Engine) {
+    if !client_available("lego") {
+        return;
+    }
+    let port = free_port();
+    let env = ValidationEnv::start(e, |c| c.http01_port = port).await;
+    let s = &env.server;
+    let work = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{port}");
+    let dns = env.chall.dns01_addr().unwrap().to_string();
+    let common_args = [
+        "--domains",
+        "lego.example.com",
+        "--http",
+        "--http.port",
+        http.as_str(),
+        "--dns.resolvers",
+        dns.as_str(),
+    ];
+    lego(s, work.path(), &[&common_args[..], &["run"]].concat()).await;
+    let certs = work.path().join("certificates");
+    let leaf = certs.join("lego.example.com.crt");
+    let issuer = certs.join("lego.example.com.issuer.crt");
+    assert!(verify_and_ocsp(s, &leaf, &issuer).await.contains(": good"));
+    let first = std::fs::read_to_string(&leaf).unwrap();
+    lego(
+        s,
+        work.path(),
+        &[&common_args[..], &["renew", "--days", "365"]].concat(),
+    )
+    .await;
+    assert_ne!(
+        std::fs::read_to_string(&leaf).unwrap(),
+        first,
+        "renewal made a new certificate"
+    );
+    lego(s, work.path(), &[&common_args[..], &["revoke"]].concat()).await;
+    assert!(
+        verify_and_ocsp(s, &leaf, &issuer)
+            .await
+            .contains(": revoked")
+    );
+    env.stop().await;
 }

@@ -233,12 +233,121 @@ fn serve_help_lists_every_option() {
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+    // Every flag reaches the configuration (flag value -> the TOML line it must produce).
+    let flags: &[(&[&str], &str)] = &[
+        (
+            &["--listen", "127.0.0.1:1234"],
+            "listen = \"127.0.0.1:1234\"",
+        ),
+        (&["--data-dir", "/tmp/x"], "data-dir = \"/tmp/x\""),
+        (
+            &["--database-url", "sqlite::memory:"],
+            "database-url = \"sqlite::memory:\"",
+        ),
+        (
+            &["--database-max-connections", "3"],
+            "database-max-connections = 3",
+        ),
+        (
+            &["--external-url", "https://acme.test"],
+            "external-url = \"https://acme.test\"",
+        ),
+        (&["--tls-name", "acme.test"], "tls-names = [\"acme.test\"]"),
+        (&["--nonce-reject-percent", "7"], "nonce-reject-percent = 7"),
+        (
+            &["--terms-of-service", "https://t.test"],
+            "terms-of-service = \"https://t.test\"",
+        ),
+        (
+            &["--website", "https://w.test"],
+            "website = \"https://w.test\"",
+        ),
+        (
+            &["--caa-identity", "ca.test"],
+            "caa-identities = [\"ca.test\"]",
+        ),
+        (&["--max-body-bytes", "999"], "max-body-bytes = 999"),
+        (&["--rsa-min-bits", "3072"], "rsa-min-bits = 3072"),
+        (&["--shutdown-grace-secs", "3"], "shutdown-grace-secs = 3"),
+        (&["--order-lifetime-secs", "11"], "order-lifetime-secs = 11"),
+        (
+            &["--pending-authz-lifetime-secs", "12"],
+            "pending-authz-lifetime-secs = 12",
+        ),
+        (
+            &["--valid-authz-lifetime-secs", "13"],
+            "valid-authz-lifetime-secs = 13",
+        ),
+        (&["--authz-reuse-percent", "14"], "authz-reuse-percent = 14"),
+        (
+            &["--pre-authorization", "false"],
+            "pre-authorization = false",
+        ),
+        (&["--allow-order-validity"], "allow-order-validity = true"),
+        (&["--max-identifiers", "15"], "max-identifiers = 15"),
+        (
+            &["--block-domain", "b.test"],
+            "blocked-domains = [\"b.test\"]",
+        ),
+        (
+            &["--allow-domain", "a.test"],
+            "allowed-domains = [\"a.test\"]",
+        ),
+        (&["--allow-reserved-names"], "allow-reserved-names = true"),
+        (&["--http01-port", "16"], "http01-port = 16"),
+        (&["--tlsalpn01-port", "17"], "tlsalpn01-port = 17"),
+        (
+            &["--dns-server", "127.0.0.1:8053"],
+            "dns-server = \"127.0.0.1:8053\"",
+        ),
+        (&["--validation-workers", "18"], "validation-workers = 18"),
+        (
+            &["--validation-timeout-secs", "19"],
+            "validation-timeout-secs = 19",
+        ),
+        (&["--va-always-valid"], "va-always-valid = true"),
+        (&["--va-sleep-max-secs", "20"], "va-sleep-max-secs = 20"),
+        (
+            &["--admin-listen", "127.0.0.1:21"],
+            "admin-listen = \"127.0.0.1:21\"",
+        ),
+        (&["--finalize-async"], "finalize-async = true"),
+        (&["--ca-key-type", "rsa2048"], "key-type = \"rsa2048\""),
+        (&["--chain-length", "3"], "chain-length = 3"),
+        (&["--alternate-roots", "2"], "alternate-roots = 2"),
+    ];
+    for (args, line) in flags {
+        let out = Command::new(env!("CARGO_BIN_EXE_cobble"))
+            .args(["serve", "--print-config"])
+            .args(*args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let cfg = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            cfg.lines().any(|l| l.trim() == *line),
+            "{args:?} should give {line:?}:\n{cfg}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Environment variables too, and Pebble's knobs.
     let out = Command::new(env!("CARGO_BIN_EXE_cobble"))
-        .args(["serve", "--print-config", "--listen", "127.0.0.1:1234"])
+        .args(["serve", "--print-config"])
         .env("COBBLE_NONCE_LIFETIME_SECS", "77")
+        .env("PEBBLE_VA_ALWAYS_VALID", "1")
+        .env("PEBBLE_CHAIN_LENGTH", "3")
+        .env("PEBBLE_AUTHZREUSE", "40")
+        .env("PEBBLE_VA_SLEEPTIME", "9")
         .output()
         .unwrap();
     let cfg = String::from_utf8(out.stdout).unwrap();
-    assert!(cfg.contains("listen = \"127.0.0.1:1234\""), "{cfg}");
-    assert!(cfg.contains("nonce-lifetime-secs = 77"), "{cfg}");
+    for line in [
+        "nonce-lifetime-secs = 77",
+        "va-always-valid = true",
+        "chain-length = 3",
+        "authz-reuse-percent = 40",
+        "va-sleep-max-secs = 9",
+    ] {
+        assert!(cfg.lines().any(|l| l.trim() == line), "{line}:\n{cfg}");
+    }
 }
