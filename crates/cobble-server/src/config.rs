@@ -86,6 +86,9 @@ pub struct ServerConfig {
     pub admin_listen: Option<SocketAddr>,
     /// The CA hierarchy made at first start (key type, chain length, alternate roots).
     pub ca: cobble_ca::CaConfig,
+    /// An existing CA to issue from instead: root PEM, intermediates PEM (the leaf's issuer first) and the issuing key PEM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_files: Option<CaFiles>,
     /// Certificate profiles (draft-ietf-acme-profiles); the first is the default.
     pub profiles: Vec<cobble_ca::Profile>,
     /// Answer finalize at once with `processing` and sign in the background (Pebble's way), so clients exercise polling.
@@ -139,6 +142,7 @@ impl Default for ServerConfig {
             validation_poll_ms: 500,
             admin_listen: Some("127.0.0.1:15000".parse().expect("valid")),
             ca: cobble_ca::CaConfig::default(),
+            ca_files: None,
             profiles: cobble_ca::Profile::defaults(),
             finalize_async: false,
             revocation_reasons: vec![0, 1, 3, 4, 5, 9],
@@ -170,4 +174,16 @@ impl ServerConfig {
             ..Default::default()
         }
     }
+}
+
+/// PEM files of an operator-supplied CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CaFiles {
+    /// The root certificate.
+    pub root: PathBuf,
+    /// The intermediates, the leaf's issuer first; absent when the root signs leaves.
+    pub intermediates: Option<PathBuf>,
+    /// The private key of the certificate that signs leaves (PKCS#8, or PKCS#1 RSA).
+    pub issuer_key: PathBuf,
 }

@@ -253,13 +253,19 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
     let now = time::OffsetDateTime::from_unix_timestamp(clock.now_ms() / 1000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let hierarchy = {
-        let (dir, ca_cfg) = (ca_dir.clone(), cfg.ca.clone());
-        tokio::task::spawn_blocking(move || {
-            cobble_ca::Hierarchy::load_or_create(&dir, &ca_cfg, now)
+        let (dir, ca_cfg, files) = (ca_dir.clone(), cfg.ca.clone(), cfg.ca_files.clone());
+        tokio::task::spawn_blocking(move || match files {
+            Some(f) => cobble_ca::Hierarchy::from_pem_files(
+                &f.root,
+                f.intermediates.as_deref(),
+                &f.issuer_key,
+            ),
+            None => cobble_ca::Hierarchy::load_or_create(&dir, &ca_cfg, now),
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??
     };
+    std::fs::create_dir_all(&ca_dir)?;
     let issuing_root = ca_dir.join("root.pem");
     std::fs::write(&issuing_root, hierarchy.roots().concat())?;
     let validator = make_validator(&cfg)?;

@@ -25,6 +25,7 @@ both_engines!(
     profiles_shape_certificates,
     chains_and_alternate_roots,
     asynchronous_finalize_polls,
+    operator_ca_from_pem_files_and_ocsp_get,
 );
 
 fn retry() -> RetryPolicy {
@@ -850,5 +851,125 @@ async fn asynchronous_finalize_polls(e: Engine) {
     order.finalize().await.unwrap();
     let chain = order.poll_certificate(&retry()).await.unwrap();
     verify_chain(&s, &chain, 0).await;
+    s.stop().await;
+}
+
+async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
+    // An operator's own CA, made by openssl: the root signs leaves directly.
+    let ca = tempfile::tempdir().unwrap();
+    let (ok, out) = openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "root-key.pem",
+            "-out",
+            "root.pem",
+            "-subj",
+            "/CN=Operator Root",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        ],
+        ca.path(),
+    );
+    assert!(ok, "{out}");
+    let files = cobble_server::config::CaFiles {
+        root: ca.path().join("root.pem"),
+        intermediates: None,
+        issuer_key: ca.path().join("root-key.pem"),
+    };
+    let s = always_valid(e, |c| c.ca_files = Some(files)).await;
+    assert_eq!(
+        admin_get(&s, "/roots/0").await.trim(),
+        std::fs::read_to_string(ca.path().join("root.pem"))
+            .unwrap()
+            .trim()
+    );
+    let k = Signer::generate_ec(Curve::P256).unwrap();
+    let kid = s.account(&k).await;
+    let r = finalize_by_hand(
+        &s,
+        &k,
+        &kid,
+        &["op.example.com"],
+        &rcgen_csr(&["op.example.com"], &rcgen::KeyPair::generate().unwrap()),
+    )
+    .await;
+    let chain = s
+        .post_kid(&k, &kid, r.body["certificate"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(
+        chain.text.matches("BEGIN CERTIFICATE").count(),
+        1,
+        "the root is not sent"
+    );
+    std::fs::write(ca.path().join("leaf.pem"), &chain.text).unwrap();
+    let (ok, out) = openssl(&["verify", "-CAfile", "root.pem", "leaf.pem"], ca.path());
+    assert!(ok && out.contains("leaf.pem: OK"), "{out}");
+    // OCSP by GET: base64 of the request DER, URL-encoded (RFC 6960 Appendix A.1).
+    let (ok, out) = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "root.pem",
+            "-cert",
+            "leaf.pem",
+            "-reqout",
+            "req.der",
+            "-no_nonce",
+        ],
+        ca.path(),
+    );
+    assert!(ok, "{out}");
+    let req = std::fs::read(ca.path().join("req.der")).unwrap();
+    let std_b64 = b64::encode(&req).replace('-', "+").replace('_', "/");
+    let padded = format!("{std_b64}{}", "=".repeat((4 - std_b64.len() % 4) % 4));
+    let encoded = padded
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let resp = s
+        .http
+        .get(s.url(&format!("/ocsp/{encoded}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    std::fs::write(ca.path().join("resp.der"), resp.bytes().await.unwrap()).unwrap();
+    let (_, out) = openssl(
+        &[
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            "root.pem",
+            "-VAfile",
+            "root.pem",
+            "-cert",
+            "leaf.pem",
+            "-no_nonce",
+        ],
+        ca.path(),
+    );
+    assert!(
+        out.contains("Response verify OK") && out.contains(": good"),
+        "{out}"
+    );
+    // Garbage in the GET path: a malformedRequest OCSP response, not an HTTP error page.
+    let resp = s.http.get(s.url("/ocsp/!!!")).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/ocsp-response");
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        [0x30, 0x03, 0x0a, 0x01, 0x01]
+    );
     s.stop().await;
 }
