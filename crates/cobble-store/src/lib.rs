@@ -8,13 +8,15 @@
 
 mod account;
 mod cert;
+mod jobs;
 mod migrate;
 mod nonce;
 mod order;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
-pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order, ValidationJob, ValidationOutcome};
+pub use jobs::{ValidationJob, ValidationOutcome};
+pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{

@@ -4,7 +4,6 @@
 mod common;
 
 use common::{Engine, TestServer, ValidationEnv};
-use std::process::Command;
 
 both_engines!(
     certbot_account_lifecycle,
@@ -112,19 +111,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn openssl(args: &[&str], dir: &std::path::Path) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Checks a certificate file against /roots/0 and returns `openssl ocsp`'s view of it.
 async fn verify_and_ocsp(
     s: &TestServer,
@@ -145,7 +131,7 @@ async fn verify_and_ocsp(
     std::fs::write(dir.path().join("root.pem"), root).unwrap();
     std::fs::copy(leaf, dir.path().join("leaf.pem")).unwrap();
     std::fs::copy(chain, dir.path().join("chain.pem")).unwrap();
-    let out = openssl(
+    let out = common::openssl(
         &[
             "verify",
             "-CAfile",
@@ -155,9 +141,10 @@ async fn verify_and_ocsp(
             "leaf.pem",
         ],
         dir.path(),
-    );
+    )
+    .1;
     assert!(out.contains("leaf.pem: OK"), "openssl verify: {out}");
-    openssl(
+    let (ok, made) = common::openssl(
         &[
             "ocsp",
             "-issuer",
@@ -169,6 +156,7 @@ async fn verify_and_ocsp(
         ],
         dir.path(),
     );
+    assert!(ok, "openssl ocsp -reqout: {made}");
     let req = std::fs::read(dir.path().join("req.der")).unwrap();
     let resp = s
         .http
@@ -181,7 +169,7 @@ async fn verify_and_ocsp(
         .await
         .unwrap();
     std::fs::write(dir.path().join("resp.der"), resp).unwrap();
-    let out = openssl(
+    let out = common::openssl(
         &[
             "ocsp",
             "-respin",
@@ -195,7 +183,8 @@ async fn verify_and_ocsp(
             "-no_nonce",
         ],
         dir.path(),
-    );
+    )
+    .1;
     assert!(out.contains("Response verify OK"), "{out}");
     out
 }
@@ -291,7 +280,7 @@ async fn certbot_issues_renews_and_revokes(e: Engine) {
     std::fs::write(dir.path().join("crl.der"), crl).unwrap();
     std::fs::copy(live.join("chain.pem"), dir.path().join("issuer.pem")).unwrap();
     std::fs::copy(live.join("cert.pem"), dir.path().join("leaf.pem")).unwrap();
-    let crl_text = openssl(
+    let crl_text = common::openssl(
         &[
             "crl",
             "-inform",
@@ -304,11 +293,13 @@ async fn certbot_issues_renews_and_revokes(e: Engine) {
             "-text",
         ],
         dir.path(),
-    );
-    let serial = openssl(
+    )
+    .1;
+    let serial = common::openssl(
         &["x509", "-in", "leaf.pem", "-noout", "-serial"],
         dir.path(),
-    );
+    )
+    .1;
     let serial = serial.trim().trim_start_matches("serial=");
     assert!(
         crl_text.contains("verify OK") && crl_text.contains(serial),

@@ -13,8 +13,6 @@ use instant_acme::{
     RevocationRequest,
 };
 use serde_json::{Value, json};
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 both_engines!(
@@ -81,22 +79,6 @@ async fn ready_order(
     order
 }
 
-fn openssl(args: &[&str], dir: &Path) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// Splits a PEM chain into (leaf, rest).
 fn split_chain(pem: &str) -> (String, String) {
     let end = "-----END CERTIFICATE-----";
@@ -130,7 +112,7 @@ async fn verify_chain(s: &TestServer, chain_pem: &str, root: usize) -> String {
         admin_get(s, &format!("/roots/{root}")).await,
     )
     .unwrap();
-    let (ok, out) = openssl(
+    let (ok, out) = common::openssl(
         &[
             "verify",
             "-CAfile",
@@ -157,7 +139,7 @@ fn openssl_rsa_csr(names: &[&str], bits: u32) -> (Vec<u8>, String) {
         .map(|n| format!("DNS:{n}"))
         .collect::<Vec<_>>()
         .join(",");
-    let (ok, out) = openssl(
+    let (ok, out) = common::openssl(
         &[
             "req",
             "-new",
@@ -360,7 +342,7 @@ async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
         .await
         .unwrap();
     std::fs::write(dir.path().join("issuer.der"), &issuer).unwrap();
-    let (ok, out) = openssl(
+    let (ok, out) = common::openssl(
         &[
             "x509",
             "-inform",
@@ -373,7 +355,7 @@ async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
         dir.path(),
     );
     assert!(ok, "{out}");
-    let (ok, out) = openssl(
+    let (ok, out) = common::openssl(
         &[
             "ocsp",
             "-issuer",
@@ -397,7 +379,7 @@ async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/ocsp-response");
     std::fs::write(dir.path().join("resp.der"), resp.bytes().await.unwrap()).unwrap();
-    let (_, out) = openssl(
+    let (_, out) = common::openssl(
         &[
             "ocsp",
             "-respin",
@@ -438,7 +420,7 @@ async fn crl_text(s: &TestServer) -> String {
         .await
         .unwrap();
     std::fs::write(dir.path().join("issuer.der"), &issuer).unwrap();
-    openssl(
+    common::openssl(
         &[
             "x509",
             "-inform",
@@ -450,7 +432,7 @@ async fn crl_text(s: &TestServer) -> String {
         ],
         dir.path(),
     );
-    let (ok, out) = openssl(
+    let (ok, out) = common::openssl(
         &[
             "crl",
             "-inform",
@@ -857,7 +839,7 @@ async fn asynchronous_finalize_polls(e: Engine) {
 async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
     // An operator's own CA, made by openssl: the root signs leaves directly.
     let ca = tempfile::tempdir().unwrap();
-    let (ok, out) = openssl(
+    let (ok, out) = common::openssl(
         &[
             "req",
             "-x509",
@@ -913,10 +895,10 @@ async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
         "the root is not sent"
     );
     std::fs::write(ca.path().join("leaf.pem"), &chain.text).unwrap();
-    let (ok, out) = openssl(&["verify", "-CAfile", "root.pem", "leaf.pem"], ca.path());
+    let (ok, out) = common::openssl(&["verify", "-CAfile", "root.pem", "leaf.pem"], ca.path());
     assert!(ok && out.contains("leaf.pem: OK"), "{out}");
     // OCSP by GET: base64 of the request DER, URL-encoded (RFC 6960 Appendix A.1).
-    let (ok, out) = openssl(
+    let (ok, out) = common::openssl(
         &[
             "ocsp",
             "-issuer",
@@ -945,7 +927,7 @@ async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     std::fs::write(ca.path().join("resp.der"), resp.bytes().await.unwrap()).unwrap();
-    let (_, out) = openssl(
+    let (_, out) = common::openssl(
         &[
             "ocsp",
             "-respin",

@@ -401,3 +401,20 @@ pub fn assert_api_problem<T>(result: Result<T, instant_acme::Error>, kind: &str)
         Err(other) => panic!("expected a {kind} problem, got {other:?}"),
     }
 }
+
+/// Runs the `openssl` CLI in `dir`: (success, stdout + stderr).
+pub fn openssl(args: &[&str], dir: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

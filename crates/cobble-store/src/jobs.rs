@@ -1,0 +1,154 @@
+//! The validation job queue (RFC 8555 §7.5.1): a challenge response queues a job; workers in
+//! any instance claim it with a lease (SKIP LOCKED on PostgreSQL), and the outcome, the
+//! challenge, the authorization and the job row change in one transaction.
+
+use crate::{Store, StoreError, read_pool, redeem_nonce_in, write_tx};
+use cobble_core::nonce::OpenedNonce;
+use cobble_core::status::{AuthzStatus, ChallengeStatus};
+use sqlx::Row;
+
+/// A claimed validation job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationJob {
+    /// The challenge to validate.
+    pub challenge_id: String,
+    /// How many times it has been claimed (this claim included).
+    pub attempts: i64,
+}
+
+/// A finished validation.
+#[derive(Debug, Clone)]
+pub struct ValidationOutcome {
+    /// `valid` or `invalid`.
+    pub status: ChallengeStatus,
+    /// New expiry of the authorization when it becomes valid (valid ones live longer than pending).
+    pub valid_authz_expires_ms: i64,
+    /// Problem JSON for invalid.
+    pub error: Option<String>,
+    /// Validation record JSON.
+    pub record: Option<String>,
+}
+
+impl Store {
+    /// Redeems `nonce` and starts validating a pending challenge of a pending, unexpired
+    /// authorization: the challenge becomes `processing` and a job is queued to run at
+    /// `run_after_ms`. Returns false (changing nothing but the nonce) when the challenge
+    /// or its authorization is not in a state to start (RFC 8555 §7.5.1).
+    pub async fn start_challenge(
+        &self,
+        nonce: &OpenedNonce,
+        challenge_id: &str,
+        run_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(&self.db, tx => {
+            redeem_nonce_in!(tx, nonce);
+            let n = sqlx::query(
+                "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND authz_id IN \
+                 (SELECT id FROM authzs WHERE status = 'pending' AND expires_ms >= $2)",
+            )
+            .bind(challenge_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query("INSERT INTO validation_jobs (challenge_id, run_after_ms, attempts, created_ms) VALUES ($1, $2, 0, $3)")
+                    .bind(challenge_id)
+                    .bind(run_after_ms)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Claims the next due validation job for `worker` until `now_ms + lease_ms`. A job whose
+    /// lease ran out (its worker died) is claimed again: no validation is lost.
+    pub async fn claim_validation_job(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ValidationJob>, StoreError> {
+        let pick = "SELECT challenge_id FROM validation_jobs WHERE run_after_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+                    ORDER BY run_after_ms LIMIT 1";
+        let sql = match &self.db {
+            crate::Db::Pg(_) => format!(
+                "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
+                 WHERE challenge_id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING challenge_id, attempts"
+            ),
+            crate::Db::Sqlite { .. } => format!(
+                "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
+                 WHERE challenge_id = ({pick}) RETURNING challenge_id, attempts"
+            ),
+        };
+        let sql = sqlx::AssertSqlSafe(sql);
+        write_tx!(&self.db, tx => {
+            let row = sqlx::query(sql)
+                .bind(worker)
+                .bind(now_ms + lease_ms)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let job = match row {
+                Some(r) => Some(ValidationJob { challenge_id: r.try_get("challenge_id")?, attempts: r.try_get("attempts")? }),
+                None => None,
+            };
+            tx.commit().await?;
+            Ok(job)
+        })
+    }
+
+    /// How many validation jobs are queued or running.
+    pub async fn validation_jobs_pending(&self) -> Result<i64, StoreError> {
+        read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM validation_jobs").fetch_one(p).await?))
+    }
+
+    /// Records a validation's outcome if `worker` still holds the job: the challenge, its
+    /// authorization (RFC 8555 §7.1.6) and the job row change in one transaction. Returns
+    /// false when the lease was lost to another worker (the outcome is then discarded).
+    pub async fn finish_validation(
+        &self,
+        worker: &str,
+        challenge_id: &str,
+        outcome: &ValidationOutcome,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(&self.db, tx => {
+            let n = sqlx::query("DELETE FROM validation_jobs WHERE challenge_id = $1 AND claimed_by = $2")
+                .bind(challenge_id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            let validated = (outcome.status == ChallengeStatus::Valid).then_some(now_ms);
+            sqlx::query("UPDATE challenges SET status = $2, error = $3, validation_record = $4, validated_ms = $5 WHERE id = $1")
+                .bind(challenge_id)
+                .bind(outcome.status.as_str())
+                .bind(&outcome.error)
+                .bind(&outcome.record)
+                .bind(validated)
+                .execute(&mut *tx)
+                .await?;
+            let authz_status = AuthzStatus::Pending.after_challenge(outcome.status);
+            sqlx::query(
+                "UPDATE authzs SET status = $2, updated_ms = $3, expires_ms = CASE WHEN $2 = 'valid' THEN $4 ELSE expires_ms END \
+                 WHERE status = 'pending' AND id = (SELECT authz_id FROM challenges WHERE id = $1)",
+            )
+            .bind(challenge_id)
+            .bind(authz_status.as_str())
+            .bind(now_ms)
+            .bind(outcome.valid_authz_expires_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+}
