@@ -75,7 +75,15 @@ async fn process(
 ) {
     let span =
         tracing::info_span!("validation", challenge = %job.challenge_id, attempt = job.attempts);
-    let _enter = span.enter();
+    tracing::Instrument::instrument(run_job(state, validator, worker_id, job), span).await
+}
+
+async fn run_job(
+    state: &AppState,
+    validator: &dyn ChallengeValidator,
+    worker_id: &str,
+    job: ValidationJob,
+) {
     let outcome = match decide(state, validator, &job).await {
         Ok(outcome) => outcome,
         Err(e) => {
