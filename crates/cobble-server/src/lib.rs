@@ -135,6 +135,7 @@ fn acme_routes() -> Router<AppState> {
         .route("/acme/revoke-cert", post(revoke::revoke))
         .route("/acme/key-change", post(key_change::key_change))
         .route("/acme/renewal-info/{id}", get(pki::renewal_info))
+        .route("/renewal-info-explained", get(pki::renewal_explained))
         .fallback(|| async { problem_response(&Problem::not_found("this resource")) })
 }
 

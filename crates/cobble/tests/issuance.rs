@@ -706,6 +706,12 @@ async fn renewal_info_and_replaces(e: Engine) {
         .as_str()
         .unwrap()
         .to_owned();
+    let why = r.body["explanationURL"]
+        .as_str()
+        .expect("revoked: an explanation")
+        .to_owned();
+    let page = s.http.get(&why).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("revoked"), "{page}");
     assert!(
         end < cobble_core::clock::rfc3339(cobble_core::clock::Clock::now_ms(
             &cobble_core::clock::SystemClock

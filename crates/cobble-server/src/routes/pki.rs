@@ -160,10 +160,23 @@ pub async fn renewal_info(
     };
     let mut body = json!({"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}});
     if cert.revoked_ms.is_some() {
-        body["explanationURL"] = Urls(&s.account_base()).path("/terms").into();
+        body["explanationURL"] = Urls(&s.account_base())
+            .path("/renewal-info-explained")
+            .into();
     }
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("21600"));
     Ok(resp)
+}
+
+/// GET /renewal-info-explained: what a window in the past means (RFC 9773 `explanationURL`).
+pub async fn renewal_explained() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "This certificate has been revoked, so its suggested renewal window lies in the past:\n\
+         replace it now. Revocation reasons and times are in the CRL (/crl) and from the OCSP\n\
+         responder (/ocsp).\n",
+    )
+        .into_response()
 }
