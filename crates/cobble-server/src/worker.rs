@@ -23,11 +23,14 @@ pub fn spawn(
     (0..n)
         .map(|i| {
             let worker_id = format!("{instance}-{i}");
+            // Only the first worker polls on a timer (for jobs queued by other instances,
+            // delayed jobs and expired leases); the others sleep until woken.
             tokio::spawn(run(
                 state.clone(),
                 validator.clone(),
                 wake.clone(),
                 worker_id,
+                i == 0,
             ))
         })
         .collect()
@@ -38,6 +41,7 @@ async fn run(
     validator: Arc<dyn ChallengeValidator>,
     wake: Arc<Notify>,
     worker_id: String,
+    polls: bool,
 ) {
     let poll = Duration::from_millis(state.cfg.validation_poll_ms.max(10));
     let lease_ms = state.cfg.validation_lease_secs as i64 * 1000;
@@ -52,9 +56,10 @@ async fn run(
                 wake.notify_one();
                 process(&state, validator.as_ref(), &worker_id, job).await;
             }
-            Ok(None) => {
+            Ok(None) if polls => {
                 let _ = tokio::time::timeout(poll, wake.notified()).await;
             }
+            Ok(None) => wake.notified().await,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming a validation job failed");
                 tokio::time::sleep(poll).await;
