@@ -29,8 +29,8 @@ fn client_available(program: &str) -> bool {
 }
 
 async fn certbot(s: &TestServer, work: &std::path::Path, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("certbot")
-        .args(args)
+    let mut cmd = tokio::process::Command::new("certbot");
+    cmd.args(args)
         .args([
             "--server",
             &s.directory_url,
@@ -43,20 +43,8 @@ async fn certbot(s: &TestServer, work: &std::path::Path, args: &[&str]) -> Strin
         .arg(work.join("work"))
         .arg("--logs-dir")
         .arg(work.join("logs"))
-        .env("REQUESTS_CA_BUNDLE", s.trust_root())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
-        .await
-        .expect("certbot finishes within 2 minutes")
-        .expect("certbot runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "certbot {args:?} failed:\n{text}");
-    text
+        .env("REQUESTS_CA_BUNDLE", s.trust_root());
+    common::run_client(cmd, &format!("certbot {args:?}")).await
 }
 
 async fn certbot_account_lifecycle(e: Engine) {
@@ -118,75 +106,26 @@ async fn verify_and_ocsp(
     chain: &std::path::Path,
 ) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let admin = s.running.as_ref().unwrap().admin_url.clone().unwrap();
-    let root = s
-        .http
-        .get(format!("{admin}/roots/0"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    std::fs::write(dir.path().join("root.pem"), root).unwrap();
+    std::fs::write(
+        dir.path().join("root.pem"),
+        common::admin_get(s, "/roots/0").await,
+    )
+    .unwrap();
     std::fs::copy(leaf, dir.path().join("leaf.pem")).unwrap();
-    std::fs::copy(chain, dir.path().join("chain.pem")).unwrap();
-    let out = common::openssl(
+    std::fs::copy(chain, dir.path().join("issuer.pem")).unwrap();
+    let (_, out) = common::openssl(
         &[
             "verify",
             "-CAfile",
             "root.pem",
             "-untrusted",
-            "chain.pem",
+            "issuer.pem",
             "leaf.pem",
-        ],
-        dir.path(),
-    )
-    .1;
-    assert!(out.contains("leaf.pem: OK"), "openssl verify: {out}");
-    let (ok, made) = common::openssl(
-        &[
-            "ocsp",
-            "-issuer",
-            "chain.pem",
-            "-cert",
-            "leaf.pem",
-            "-reqout",
-            "req.der",
         ],
         dir.path(),
     );
-    assert!(ok, "openssl ocsp -reqout: {made}");
-    let req = std::fs::read(dir.path().join("req.der")).unwrap();
-    let resp = s
-        .http
-        .post(s.url("/ocsp"))
-        .body(req)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    std::fs::write(dir.path().join("resp.der"), resp).unwrap();
-    let out = common::openssl(
-        &[
-            "ocsp",
-            "-respin",
-            "resp.der",
-            "-issuer",
-            "chain.pem",
-            "-VAfile",
-            "chain.pem",
-            "-cert",
-            "leaf.pem",
-            "-no_nonce",
-        ],
-        dir.path(),
-    )
-    .1;
-    assert!(out.contains("Response verify OK"), "{out}");
-    out
+    assert!(out.contains("leaf.pem: OK"), "openssl verify: {out}");
+    common::ocsp_query(s, dir.path()).await
 }
 
 async fn certbot_issues_renews_and_revokes(e: Engine) {
@@ -357,25 +296,13 @@ async fn certbot_manual_dns_with_challtestsrv_hooks(e: Engine) {
 
 async fn lego(s: &TestServer, work: &std::path::Path, args: &[&str]) -> String {
     // Under coreutils' timeout, so a hung lego still leaves its output for the failure message.
-    let out = tokio::process::Command::new("timeout")
-        .args(["60", "lego", "--server", &s.directory_url, "--path"])
+    let mut cmd = tokio::process::Command::new("timeout");
+    cmd.args(["60", "lego", "--server", &s.directory_url, "--path"])
         .arg(work)
         .args(["--accept-tos", "--email", "lego@example.com"])
         .args(args)
-        .env("LEGO_CA_CERTIFICATES", s.trust_root())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
-        .await
-        .expect("lego finishes in 2 minutes")
-        .expect("lego runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "lego {args:?} failed:\n{text}");
-    text
+        .env("LEGO_CA_CERTIFICATES", s.trust_root());
+    common::run_client(cmd, &format!("lego {args:?}")).await
 }
 
 async fn lego_issues_renews_and_revokes(e: Engine) {

@@ -89,18 +89,6 @@ fn split_chain(pem: &str) -> (String, String) {
     )
 }
 
-async fn admin_get(s: &TestServer, path: &str) -> String {
-    let base = s.running.as_ref().unwrap().admin_url.clone().unwrap();
-    s.http
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// `openssl verify` of a downloaded chain against the root at /roots/`root`.
 async fn verify_chain(s: &TestServer, chain_pem: &str, root: usize) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +97,7 @@ async fn verify_chain(s: &TestServer, chain_pem: &str, root: usize) -> String {
     std::fs::write(dir.path().join("chain.pem"), &rest).unwrap();
     std::fs::write(
         dir.path().join("root.pem"),
-        admin_get(s, &format!("/roots/{root}")).await,
+        common::admin_get(s, &format!("/roots/{root}")).await,
     )
     .unwrap();
     let (ok, out) = common::openssl(
@@ -355,47 +343,7 @@ async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
         dir.path(),
     );
     assert!(ok, "{out}");
-    let (ok, out) = common::openssl(
-        &[
-            "ocsp",
-            "-issuer",
-            "issuer.pem",
-            "-cert",
-            "leaf.pem",
-            "-reqout",
-            "req.der",
-        ],
-        dir.path(),
-    );
-    assert!(ok, "{out}");
-    let req = std::fs::read(dir.path().join("req.der")).unwrap();
-    let resp = s
-        .http
-        .post(s.url("/ocsp"))
-        .header("content-type", "application/ocsp-request")
-        .body(req)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["content-type"], "application/ocsp-response");
-    std::fs::write(dir.path().join("resp.der"), resp.bytes().await.unwrap()).unwrap();
-    let (_, out) = common::openssl(
-        &[
-            "ocsp",
-            "-respin",
-            "resp.der",
-            "-issuer",
-            "issuer.pem",
-            "-VAfile",
-            "issuer.pem",
-            "-cert",
-            "leaf.pem",
-            "-no_nonce",
-        ],
-        dir.path(),
-    );
-    assert!(out.contains("Response verify OK"), "{out}");
-    out
+    common::ocsp_query(s, dir.path()).await
 }
 
 async fn crl_text(s: &TestServer) -> String {
@@ -484,7 +432,7 @@ async fn revocation_paths_and_status(e: Engine) {
     let crl = crl_text(&s).await;
     assert!(crl.contains(&serial_hex(&leaf1)), "{crl}");
     let status: Value = serde_json::from_str(
-        &admin_get(
+        &common::admin_get(
             &s,
             &format!("/cert-status-by-serial/{}", serial_hex(&leaf1)),
         )
@@ -877,7 +825,7 @@ async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
     };
     let s = always_valid(e, |c| c.ca_files = Some(files)).await;
     assert_eq!(
-        admin_get(&s, "/roots/0").await.trim(),
+        common::admin_get(&s, "/roots/0").await.trim(),
         std::fs::read_to_string(ca.path().join("root.pem"))
             .unwrap()
             .trim()

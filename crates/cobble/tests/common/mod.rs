@@ -418,3 +418,81 @@ pub fn openssl(args: &[&str], dir: &std::path::Path) -> (bool, String) {
         ),
     )
 }
+
+/// GET `path` on the management listener, as text.
+pub async fn admin_get(s: &TestServer, path: &str) -> String {
+    let base = s.running.as_ref().unwrap().admin_url.clone().unwrap();
+    s.http
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Asks the server's OCSP responder (POST) about `leaf.pem` issued by `issuer.pem`, both in
+/// `dir`, and returns `openssl ocsp`'s verified view of the answer.
+pub async fn ocsp_query(s: &TestServer, dir: &std::path::Path) -> String {
+    let (ok, out) = openssl(
+        &[
+            "ocsp",
+            "-issuer",
+            "issuer.pem",
+            "-cert",
+            "leaf.pem",
+            "-reqout",
+            "req.der",
+        ],
+        dir,
+    );
+    assert!(ok, "openssl ocsp -reqout: {out}");
+    let req = std::fs::read(dir.join("req.der")).unwrap();
+    let resp = s
+        .http
+        .post(s.url("/ocsp"))
+        .header("content-type", "application/ocsp-request")
+        .body(req)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/ocsp-response");
+    std::fs::write(dir.join("resp.der"), resp.bytes().await.unwrap()).unwrap();
+    let (_, out) = openssl(
+        &[
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            "issuer.pem",
+            "-VAfile",
+            "issuer.pem",
+            "-cert",
+            "leaf.pem",
+            "-no_nonce",
+        ],
+        dir,
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    out
+}
+
+/// Runs a real ACME client program (bounded in time) and returns its output; a failure
+/// fails the test with that output.
+pub async fn run_client(mut cmd: tokio::process::Command, what: &str) -> String {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        cmd.kill_on_drop(true).output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what} finishes within 2 minutes"))
+    .unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
