@@ -317,10 +317,9 @@ async fn bad_csrs_are_refused(e: Engine) {
     s.stop().await;
 }
 
-async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("leaf.pem"), leaf_pem).unwrap();
-    let issuer = s
+/// Writes the leaf-signing CA certificate (from /acme/issuer, DER) to `dir/issuer.pem`.
+async fn write_issuer_pem(s: &TestServer, dir: &std::path::Path) {
+    let der = s
         .http
         .get(s.url("/acme/issuer"))
         .send()
@@ -329,7 +328,7 @@ async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
         .bytes()
         .await
         .unwrap();
-    std::fs::write(dir.path().join("issuer.der"), &issuer).unwrap();
+    std::fs::write(dir.join("issuer.der"), &der).unwrap();
     let (ok, out) = common::openssl(
         &[
             "x509",
@@ -340,9 +339,15 @@ async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
             "-out",
             "issuer.pem",
         ],
-        dir.path(),
+        dir,
     );
     assert!(ok, "{out}");
+}
+
+async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), leaf_pem).unwrap();
+    write_issuer_pem(s, dir.path()).await;
     common::ocsp_query(s, dir.path()).await
 }
 
@@ -358,28 +363,7 @@ async fn crl_text(s: &TestServer) -> String {
         .await
         .unwrap();
     std::fs::write(dir.path().join("crl.der"), &crl).unwrap();
-    let issuer = s
-        .http
-        .get(s.url("/acme/issuer"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    std::fs::write(dir.path().join("issuer.der"), &issuer).unwrap();
-    common::openssl(
-        &[
-            "x509",
-            "-inform",
-            "DER",
-            "-in",
-            "issuer.der",
-            "-out",
-            "issuer.pem",
-        ],
-        dir.path(),
-    );
+    write_issuer_pem(s, dir.path()).await;
     let (ok, out) = common::openssl(
         &[
             "crl",
