@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Runs every Cobble test on SQLite and on a real PostgreSQL (see scripts/with-postgres.sh
-# for where the PostgreSQL comes from), with Debian's certbot and lego for the real-client tests.
+# for where the PostgreSQL comes from), with Debian's certbot, lego and Ruby acme-client gem for
+# the real-client tests.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
-# Real ACME client programs the tests drive.
+# Real ACME client programs and libraries the tests drive (Debian package names).
 missing=()
 for client in certbot lego curl; do
   command -v "$client" >/dev/null 2>&1 || missing+=("$client")
 done
+# The Ruby acme-client gem has no command: check that Ruby loads it.
+ruby -e 'require "acme-client"' >/dev/null 2>&1 || missing+=(ruby-acme-client)
 if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     log "installing Debian's ${missing[*]} for the real-client tests"

@@ -1,7 +1,8 @@
 //! CSR checks at finalize (RFC 8555 §7.4; Boulder's `csr.VerifyCSR` and goodkey): parse the
-//! PKCS#10 request (RFC 2986), verify its signature, check its key against the profile, the
-//! account key and the blocklist, and its names against the order. Every failure is a
-//! `badCSR` problem whose detail says what to change.
+//! PKCS#10 request (RFC 2986), check its key against the profile's key policy (first, so a
+//! key the verifier cannot handle, such as RSA-1024, is refused for what it is), verify its
+//! signature, check the key against the account key and the blocklist, and its names against
+//! the order. Every failure is a `badCSR` problem whose detail says what to change.
 
 use crate::profile::{EcCurve, Profile};
 use cobble_core::identifier::Identifier;
@@ -99,7 +100,13 @@ pub fn check_csr(
     }
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
-    let key = classify_key(spki)?;
+    // Key policy before the signature: ring cannot verify with keys the policy refuses
+    // (RSA under 2048 bits, P-521), and "does not verify" would hide the real reason.
+    let key = match classify_key(spki)? {
+        KeyKind::Known(k) if profile.allowed_keys.allows(k) => k,
+        KeyKind::Known(k) => return Err(key_not_allowed(&k.describe(), profile)),
+        KeyKind::Unsupported(desc) => return Err(key_not_allowed(&desc, profile)),
+    };
 
     let sig_oid = csr.signature_algorithm.algorithm.to_id_string();
     if SIG_SHA1.contains(&sig_oid.as_str()) {
@@ -120,20 +127,6 @@ pub fn check_csr(
         ))
     })?;
 
-    let allowed = &profile.allowed_keys;
-    let key_ok = match key {
-        CsrKey::Rsa(bits) => allowed.rsa_sizes.contains(&bits),
-        CsrKey::Ec(curve) => allowed.ec_curves.contains(&curve),
-        CsrKey::Ed25519 => allowed.ed25519,
-    };
-    if !key_ok {
-        return Err(bad(format!(
-            "CSR key {} is not allowed by profile {:?}; allowed: {}",
-            key.describe(),
-            profile.name,
-            allowed.describe()
-        )));
-    }
     if same_key(spki, account_key) {
         return Err(bad(
             "CSR public key is the account key; use a different key for the certificate \
@@ -184,12 +177,30 @@ pub fn check_csr(
     })
 }
 
+/// A CSR key as classified: a kind the key policy can allow, or a description of a kind
+/// this CA can never certify (e.g. `ECDSA P-521`).
+enum KeyKind {
+    Known(CsrKey),
+    Unsupported(String),
+}
+
+/// The badCSR problem for a key the profile's key policy refuses, naming the allowed set.
+fn key_not_allowed(key: &str, profile: &Profile) -> Problem {
+    bad(format!(
+        "CSR key {key} is not allowed by profile {:?}; allowed: {}",
+        profile.name,
+        profile.allowed_keys.describe()
+    ))
+}
+
 /// The key's kind from the SPKI algorithm (RFC 5480, RFC 3279, RFC 8410).
-fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<CsrKey, Problem> {
+fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeyKind, Problem> {
     let alg = spki.algorithm.algorithm.to_id_string();
+    let known = |k| Ok(KeyKind::Known(k));
+    let unsupported = |d: String| Ok(KeyKind::Unsupported(d));
     match alg.as_str() {
         OID_RSA => match spki.parsed() {
-            Ok(X509Key::RSA(k)) => Ok(CsrKey::Rsa(bit_len(k.modulus))),
+            Ok(X509Key::RSA(k)) => known(CsrKey::Rsa(bit_len(k.modulus))),
             _ => Err(bad("CSR RSA public key does not parse")),
         },
         OID_EC => {
@@ -201,21 +212,14 @@ fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<Cs
                 .map(|o| o.to_id_string())
                 .unwrap_or_default();
             match curve.as_str() {
-                OID_P256 => Ok(CsrKey::Ec(EcCurve::P256)),
-                OID_P384 => Ok(CsrKey::Ec(EcCurve::P384)),
-                OID_P521 => Err(bad(
-                    "CSR key ECDSA P-521 is not supported by this CA (its signature cannot be \
-                     verified nor the key certified); use ECDSA P-256 or P-384, or RSA",
-                )),
-                other => Err(bad(format!(
-                    "CSR ECDSA curve {other:?} is not supported; use P-256 or P-384"
-                ))),
+                OID_P256 => known(CsrKey::Ec(EcCurve::P256)),
+                OID_P384 => known(CsrKey::Ec(EcCurve::P384)),
+                OID_P521 => unsupported("ECDSA P-521".into()),
+                other => unsupported(format!("ECDSA on curve {other:?}")),
             }
         }
-        OID_ED25519 => Ok(CsrKey::Ed25519),
-        other => Err(bad(format!(
-            "CSR key algorithm {other} is not supported; use RSA, ECDSA P-256/P-384 or Ed25519"
-        ))),
+        OID_ED25519 => known(CsrKey::Ed25519),
+        other => unsupported(format!("with algorithm {other}")),
     }
 }
 

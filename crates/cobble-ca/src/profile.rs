@@ -2,6 +2,7 @@
 //! what a leaf looks like and which subject keys it may carry. Policy as data: the server's
 //! TOML config can define more, in the same kebab-case shape.
 
+use crate::csr::CsrKey;
 use serde::{Deserialize, Serialize};
 
 /// An elliptic curve a leaf key may use (RFC 5480 §2.1.1.1).
@@ -49,6 +50,15 @@ impl Default for AllowedKeys {
 }
 
 impl AllowedKeys {
+    /// Whether a CSR subject key of this kind is accepted (RFC 8555 §7.4 badCSR otherwise).
+    pub fn allows(&self, key: CsrKey) -> bool {
+        match key {
+            CsrKey::Rsa(bits) => self.rsa_sizes.contains(&bits),
+            CsrKey::Ec(curve) => self.ec_curves.contains(&curve),
+            CsrKey::Ed25519 => self.ed25519,
+        }
+    }
+
     /// The accepted keys as a readable list, e.g. `RSA-2048, ECDSA P-256`, for problem details.
     pub fn describe(&self) -> String {
         let mut v: Vec<String> = self.rsa_sizes.iter().map(|b| format!("RSA-{b}")).collect();

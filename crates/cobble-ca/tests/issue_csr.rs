@@ -220,6 +220,95 @@ fn checked_csr_names_and_digest() {
     );
 }
 
+/// RFC 8555 §7.4: the key policy runs before the signature check, so a key the verifier
+/// cannot handle (RSA-1024, P-521) is refused for what it is, naming the profile's allowed set.
+#[test]
+fn csr_key_policy_names_the_key_and_the_allowed_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let account = ec_account(&KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap());
+    let classic = Profile::named("classic").unwrap();
+    let certigna = Profile::named("certigna").unwrap();
+    const CLASSIC: &str = "is not allowed by profile \"classic\"; allowed: RSA-2048, RSA-3072, \
+                           RSA-4096, ECDSA P-256, ECDSA P-384";
+    const CERTIGNA: &str = "is not allowed by profile \"certigna\"; allowed: RSA-2048, RSA-3072";
+    let ec = |c: &'static str| -> Vec<&'static str> { vec!["-newkey", "ec", "-pkeyopt", c] };
+    // (tag, openssl key args, profile, Ok(key description) or (key fragment, policy fragment))
+    type Row<'a> = (
+        &'a str,
+        Vec<&'a str>,
+        &'a Profile,
+        Result<&'a str, (&'a str, &'a str)>,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "rsa1024",
+            vec!["-newkey", "rsa:1024"],
+            &classic,
+            Err(("CSR key RSA-1024 ", CLASSIC)),
+        ),
+        (
+            "rsa1024-certigna",
+            vec!["-newkey", "rsa:1024"],
+            &certigna,
+            Err(("CSR key RSA-1024 ", CERTIGNA)),
+        ),
+        (
+            "p521",
+            ec("ec_paramgen_curve:P-521"),
+            &classic,
+            Err(("CSR key ECDSA P-521 ", CLASSIC)),
+        ),
+        (
+            "secp256k1",
+            ec("ec_paramgen_curve:secp256k1"),
+            &classic,
+            Err(("CSR key ECDSA on curve \"1.3.132.0.10\" ", CLASSIC)),
+        ),
+        (
+            "ed25519",
+            vec!["-newkey", "ed25519"],
+            &classic,
+            Err(("CSR key Ed25519 ", CLASSIC)),
+        ),
+        (
+            "p256-certigna",
+            ec("ec_paramgen_curve:P-256"),
+            &certigna,
+            Err(("CSR key ECDSA P-256 ", CERTIGNA)),
+        ),
+        (
+            "rsa2048",
+            vec!["-newkey", "rsa:2048"],
+            &classic,
+            Ok("RSA-2048"),
+        ),
+        (
+            "p256",
+            ec("ec_paramgen_curve:P-256"),
+            &classic,
+            Ok("ECDSA P-256"),
+        ),
+    ];
+    for (tag, key_args, profile, want) in rows {
+        let der = openssl_csr(d, tag, &key_args, &["-subj", "/CN=a.test"]);
+        let got = check_csr(&der, &dns(&["a.test"]), &account, profile, &|_| false);
+        match (want, got) {
+            (Ok(desc), Ok(c)) => assert_eq!(c.key_description, desc, "{tag}"),
+            (Err((key, policy)), Err(p)) => {
+                assert_eq!(p.kind, ProblemType::BadCsr, "{tag}");
+                assert_eq!(p.status, 400, "{tag}");
+                assert!(
+                    p.detail.contains(&format!("{key}{policy}")),
+                    "{tag}: {:?}",
+                    p.detail
+                );
+            }
+            (want, got) => panic!("{tag}: wanted {want:?}, got {got:?}"),
+        }
+    }
+}
+
 /// openssl-made CSRs: (tag, key args, extra args, profile tweak, Ok(key description) or refusal fragment).
 #[test]
 fn openssl_csrs_issue_and_verify_or_are_refused() {
@@ -274,7 +363,7 @@ fn openssl_csrs_issue_and_verify_or_are_refused() {
             "p521",
             ec("ec_paramgen_curve:P-521"),
             vec![],
-            Err("P-521 is not supported"),
+            Err("CSR key ECDSA P-521 is not allowed by profile \"classic\""),
         ),
         (
             "sha1",

@@ -120,6 +120,9 @@ impl PublicKey {
             "RSA" => {
                 let n = strip_zeros(member_bytes(m, "n")?);
                 let e = strip_zeros(member_bytes(m, "e")?);
+                if n.is_empty() {
+                    return Err(bad_key("RSA modulus \"n\" is zero"));
+                }
                 let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
                 if let Some(policy) = policy
                     && (bits < policy.rsa_min_bits || bits > policy.rsa_max_bits)
@@ -320,6 +323,29 @@ mod tests {
                 Some("badPublicKey"),
             ),
             (json!("not an object"), Some("malformed")),
+            // A modulus that decodes to nothing, or to zeros only.
+            (
+                json!({"kty": "RSA", "n": "", "e": "AQAB"}),
+                Some("badPublicKey"),
+            ),
+            (
+                json!({"kty": "RSA", "n": "AAAA", "e": "AQAB"}),
+                Some("badPublicKey"),
+            ),
+            (
+                json!({"kty": "RSA", "n": RFC7638_N, "e": ""}),
+                Some("badPublicKey"),
+            ),
+            (
+                json!({"kty": 7, "n": RFC7638_N, "e": "AQAB"}),
+                Some("malformed"),
+            ),
+            (json!({"n": RFC7638_N, "e": "AQAB"}), Some("malformed")),
+            (
+                json!({"kty": "EC", "x": "AA", "y": "AA"}),
+                Some("malformed"),
+            ),
+            (json!({"kty": "OKP", "crv": "Ed25519"}), Some("malformed")),
         ];
         for (jwk, want) in cases {
             let got = PublicKey::from_jwk(&jwk, &p);
@@ -327,6 +353,16 @@ mod tests {
                 None => assert!(got.is_ok(), "{jwk}: {got:?}"),
                 Some(t) => assert_eq!(got.unwrap_err().kind.name(), t, "{jwk}"),
             }
+        }
+    }
+
+    #[test]
+    fn stored_keys_with_an_empty_modulus_are_refused_not_panicking() {
+        for n in ["", "AAAA"] {
+            let got = PublicKey::from_stored_jwk(&json!({"kty": "RSA", "n": n, "e": "AQAB"}));
+            let p = got.unwrap_err();
+            assert_eq!(p.kind.name(), "badPublicKey");
+            assert!(p.detail.contains("modulus"), "{}", p.detail);
         }
     }
 

@@ -286,15 +286,37 @@ impl Jws {
         self.payload_b64_empty
     }
 
-    /// Decodes the payload as JSON into `T`; an empty or non-JSON payload is `malformed`.
+    /// Decodes the payload, which must be a JSON object (RFC 8555 §7: every request
+    /// payload is one), into `T`. POST-as-GET, non-JSON, and any other JSON value (an
+    /// array would otherwise fill a struct through serde's sequence form) are `malformed`.
     pub fn payload_json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         if self.payload_b64_empty {
             return Err(Problem::malformed(
                 "this request needs a JSON payload, not POST-as-GET",
             ));
         }
-        serde_json::from_slice(&self.payload)
+        let value: Value = serde_json::from_slice(&self.payload)
+            .map_err(|e| Problem::malformed(format!("JWS payload is not JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(Problem::malformed(format!(
+                "JWS payload must be a JSON object, not {}",
+                json_kind(&value)
+            )));
+        }
+        serde_json::from_value(value)
             .map_err(|e| Problem::malformed(format!("JWS payload is not the expected JSON: {e}")))
+    }
+}
+
+/// How a JSON value is named in problem details.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -140,7 +140,7 @@ impl ResultCode {
                 R::DeactivatedAccount,
                 "DEACTIVATED_ACCOUNT",
                 P::Unauthorized,
-                403,
+                401,
             ),
             (
                 R::DeactivatedExternalAccount,
@@ -217,7 +217,7 @@ impl ResultCode {
                 P::UserActionRequired,
                 403,
             ),
-            (R::RevokedAccount, "REVOKED_ACCOUNT", P::Unauthorized, 403),
+            (R::RevokedAccount, "REVOKED_ACCOUNT", P::Unauthorized, 401),
             (
                 R::RevokedExternalAccount,
                 "REVOKED_EXTERNAL_ACCOUNT",
@@ -267,7 +267,7 @@ impl ResultCode {
                 P::ServerInternal,
                 500,
             ),
-            (R::AcmeDeactivated, "ACME_DEACTIVATED", P::Unauthorized, 403),
+            (R::AcmeDeactivated, "ACME_DEACTIVATED", P::Unauthorized, 401),
         ]
     };
 
@@ -291,6 +291,9 @@ impl ResultCode {
         self.row().3
     }
 }
+
+/// How every `badNonce` detail begins: Boulder's wording, which clients match on.
+pub const BAD_NONCE_DETAIL: &str = "JWS has an invalid anti-replay nonce";
 
 /// An identifier a subproblem refers to (RFC 8555 §6.7.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -361,26 +364,50 @@ impl Problem {
         self
     }
 
-    /// One problem for several per-identifier failures (RFC 8555 §6.7.1): a single failure
-    /// as it is; several as `subproblems` under their common type, or `compound` when they differ.
+    /// One problem for per-identifier failures (RFC 8555 §6.7.1): `identifier` belongs in
+    /// subproblems only, so even a single failure about an identifier becomes one subproblem
+    /// under a top-level problem of its type; several share their common type, or are
+    /// `compound` when they differ. A single failure about no identifier stays as it is.
     pub fn combine(mut failures: Vec<Problem>) -> Problem {
-        if failures.len() == 1 {
+        if let [one] = failures.as_slice()
+            && one.identifier.is_none()
+        {
             return failures.remove(0);
         }
-        let kind = if failures.iter().all(|f| f.kind == failures[0].kind) {
-            failures[0].kind
-        } else {
-            ProblemType::Compound
+        let mut top = match failures.as_slice() {
+            [one] => {
+                let mut p = Problem::new(one.kind, one.detail.clone());
+                p.status = one.status;
+                p.code = one.code;
+                p
+            }
+            _ => {
+                let kind = if failures.iter().all(|f| f.kind == failures[0].kind) {
+                    failures[0].kind
+                } else {
+                    ProblemType::Compound
+                };
+                Problem::new(
+                    kind,
+                    format!(
+                        "{} identifiers were refused; see subproblems",
+                        failures.len()
+                    ),
+                )
+            }
         };
-        let mut p = Problem::new(
-            kind,
-            format!(
-                "{} identifiers were refused; see subproblems",
-                failures.len()
-            ),
-        );
-        p.subproblems = failures;
-        p
+        top.subproblems = failures;
+        top
+    }
+
+    /// A `badNonce` problem (RFC 8555 §6.5). The detail starts with Boulder's sentence,
+    /// [`BAD_NONCE_DETAIL`], because clients in the wild (acme.sh among them) decide to
+    /// retry by matching that text rather than the type; `why` says what was wrong.
+    pub fn bad_nonce(why: impl AsRef<str>) -> Self {
+        Self::new(
+            ProblemType::BadNonce,
+            format!("{BAD_NONCE_DETAIL}: {}", why.as_ref()),
+        )
     }
 
     /// Shorthand for `malformed`.
@@ -485,6 +512,39 @@ mod tests {
         ] {
             assert!(ProblemType::ALL.iter().any(|r| r.1 == name), "{name}");
         }
+    }
+
+    #[test]
+    fn combine_keeps_identifiers_in_subproblems() {
+        // RFC 8555 §6.7.1: one refusal or several, the top level names no identifier.
+        let one = Problem::combine(vec![
+            Problem::new(ProblemType::RejectedIdentifier, "x.example is blocked")
+                .for_identifier("dns", "x.example"),
+        ]);
+        let v = serde_json::to_value(&one).unwrap();
+        assert!(v.get("identifier").is_none(), "{v}");
+        assert_eq!(v["type"], "urn:ietf:params:acme:error:rejectedIdentifier");
+        assert_eq!(v["detail"], "x.example is blocked");
+        assert_eq!(v["subproblems"][0]["identifier"]["value"], "x.example");
+        let two = Problem::combine(vec![
+            Problem::malformed("a").for_identifier("dns", "a.example"),
+            Problem::new(ProblemType::RejectedIdentifier, "b").for_identifier("dns", "b.example"),
+        ]);
+        let v = serde_json::to_value(&two).unwrap();
+        assert!(v.get("identifier").is_none(), "{v}");
+        assert_eq!(v["type"], "urn:ietf:params:acme:error:compound");
+        assert_eq!(v["subproblems"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bad_nonce_details_start_with_boulders_sentence() {
+        let p = Problem::bad_nonce("it has expired");
+        assert_eq!(p.kind, ProblemType::BadNonce);
+        assert_eq!(p.status, 400);
+        assert_eq!(
+            p.detail,
+            "JWS has an invalid anti-replay nonce: it has expired"
+        );
     }
 
     #[test]

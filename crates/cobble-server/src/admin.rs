@@ -4,7 +4,7 @@
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cobble_core::Problem;
@@ -66,7 +66,7 @@ async fn cert_status(State(s): State<AppState>, Path(serial): Path<String>) -> R
         Ok(None) => crate::error::problem_response(&Problem::not_found(&format!(
             "certificate with serial {serial}"
         ))),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => crate::error::problem_response(&crate::error::store_problem(e)),
     }
 }
 

@@ -13,7 +13,9 @@ use cobble_core::jwk::PublicKey;
 use cobble_core::jws::{Jws, KeyRef};
 use cobble_core::nonce::{NonceError, OpenedNonce};
 use cobble_core::{Problem, ProblemType, ResultCode};
+
 use cobble_store::Account;
+use std::sync::{Arc, Mutex};
 
 /// Which key reference the endpoint takes (RFC 8555 §6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +53,22 @@ impl Authed {
     }
 }
 
-fn bad_nonce(detail: impl Into<String>) -> Problem {
-    Problem::new(ProblemType::BadNonce, detail)
+/// Where [`AppState::authenticate`] leaves the nonce of a request whose signature
+/// verified, so that the common layer can use it up if the handler fails (RFC 8555
+/// §6.5: a nonce is good for one request, whatever its outcome). Put into every request's
+/// extensions by the common layer.
+#[derive(Clone, Default)]
+pub struct NonceSlot(Arc<Mutex<Option<OpenedNonce>>>);
+
+impl NonceSlot {
+    fn put(&self, nonce: OpenedNonce) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(nonce);
+    }
+
+    /// The verified request's nonce, if authentication got that far.
+    pub fn take(&self) -> Option<OpenedNonce> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// The problem for a request by an account that is no longer valid (RFC 8555 §7.3.6).
@@ -78,7 +94,8 @@ pub fn inactive_account(account: &Account) -> Problem {
 impl AppState {
     /// Runs every check of RFC 8555 §6.2-§6.4 on `req` and returns the authenticated request.
     pub async fn authenticate(&self, req: Request, mode: KeyMode) -> AcmeResult<Authed> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        let slot = parts.extensions.remove::<NonceSlot>();
         let base = self.base_url(&parts.headers, &parts.uri);
         let peer = parts
             .extensions
@@ -120,18 +137,18 @@ impl AppState {
         }
 
         let nonce_text = jws.protected.nonce.as_deref().ok_or_else(|| {
-            bad_nonce(
-                "JWS protected header has no \"nonce\"; get one from newNonce (RFC 8555 §6.5)",
+            Problem::bad_nonce(
+                "the protected header has no \"nonce\"; get one from newNonce (RFC 8555 §6.5)",
             )
         })?;
         let nonce = self
             .sealer
             .open(nonce_text, self.clock.now_ms())
             .map_err(|e| match e {
-                NonceError::Expired => bad_nonce(
-                    "the JWS nonce has expired; retry with the fresh nonce in this response",
+                NonceError::Expired => Problem::bad_nonce(
+                    "it has expired; retry with the fresh nonce in this response",
                 ),
-                other => bad_nonce(format!(
+                other => Problem::bad_nonce(format!(
                     "{other}; retry with the fresh nonce in this response"
                 )),
             })?;
@@ -139,7 +156,7 @@ impl AppState {
             let mut b = [0u8; 1];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok();
             if (b[0] as u32 * 100 / 256) < self.cfg.nonce_reject_percent as u32 {
-                return Err(bad_nonce("nonce rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce").into());
+                return Err(Problem::bad_nonce("rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce").into());
             }
         }
 
@@ -148,8 +165,9 @@ impl AppState {
             (KeyRef::Kid(kid), KeyMode::Kid | KeyMode::Either) => {
                 let account = self.account_for_kid(&base, kid).await?;
                 let jwk: serde_json::Value = serde_json::from_str(&account.jwk).map_err(|e| {
+                    tracing::error!(account = %account.id, error = %e, "stored account key is unreadable");
                     Problem::internal(format!(
-                        "stored key of account {} is unreadable: {e}",
+                        "the stored key of account {} cannot be read; the operator has been told",
                         account.id
                     ))
                 })?;
@@ -170,6 +188,10 @@ impl AppState {
             }
         };
         jws.verify(&key)?;
+        // The signature verified: from here on the nonce is used up whatever happens next.
+        if let Some(slot) = slot {
+            slot.put(nonce.clone());
+        }
         if let Some(a) = &account {
             tracing::Span::current().record("account", a.id.as_str());
         }

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub allow_reserved_names: bool,
     /// Port http-01 validation connects to.
     pub http01_port: u16,
+    /// The https port an http-01 redirect may go to, besides 80 and `http01_port` (Boulder's `httpsPort`).
+    pub https01_port: u16,
     /// Port tls-alpn-01 validation connects to.
     pub tlsalpn01_port: u16,
     /// DNS server for validation and CAA, e.g. 127.0.0.1:8053; unset uses the system's resolvers.
@@ -132,6 +134,7 @@ impl Default for ServerConfig {
             allowed_domains: Vec::new(),
             allow_reserved_names: false,
             http01_port: 5002,
+            https01_port: 443,
             tlsalpn01_port: 5001,
             dns_server: None,
             validation_workers: 4,

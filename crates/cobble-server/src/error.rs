@@ -34,27 +34,40 @@ impl From<Problem> for AcmeError {
 
 impl From<StoreError> for AcmeError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NonceReused => Problem::new(
-                ProblemType::BadNonce,
-                "the JWS nonce has already been used; retry with the fresh nonce in this response's Replay-Nonce header",
+        store_problem(e).into()
+    }
+}
+
+/// The problem a client sees for a store error. Errors that are the client's (a reused
+/// nonce, an already replaced certificate) say so; the rest are logged with their cause
+/// and answered without it, since database text is no business of the client's.
+pub fn store_problem(e: StoreError) -> Problem {
+    match e {
+        StoreError::NonceReused => Problem::bad_nonce(
+            "it has already been used; retry with the fresh nonce in this response's Replay-Nonce header",
+        ),
+        StoreError::AlreadyReplaced => Problem::new(
+            ProblemType::AlreadyReplaced,
+            "the certificate named in \"replaces\" already has a replacement order (RFC 9773 §5)",
+        ),
+        other => {
+            tracing::error!(error = %other, "store failure");
+            Problem::coded(
+                cobble_core::ResultCode::AcmeOtherError,
+                "the server could not reach its database; retry later",
             )
-            .into(),
-            StoreError::AlreadyReplaced => Problem::new(
-                ProblemType::AlreadyReplaced,
-                "the certificate named in \"replaces\" already has a replacement order (RFC 9773 §5)",
-            )
-            .into(),
-            other => {
-                tracing::error!(error = %other, "store failure");
-                Problem::coded(
-                    cobble_core::ResultCode::AcmeOtherError,
-                    "the server could not reach its database; retry later",
-                )
-                .into()
-            }
         }
     }
+}
+
+/// A `serverInternal` problem for a failure whose cause must not reach the client: the
+/// cause is logged (inside the request's span, so with its request id) and the client is
+/// told only `what` failed.
+pub fn internal(what: &str, cause: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %cause, "{what} failed");
+    Problem::internal(format!(
+        "{what} failed on the server; it has been logged, retry later"
+    ))
 }
 
 /// Renders a problem with `Content-Type: application/problem+json`.

@@ -19,7 +19,7 @@ use crate::error::problem_response;
 use crate::state::{AppState, Inner};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -110,12 +110,20 @@ fn acme_routes() -> Router<AppState> {
     use routes::{account, authz, directory, issuance, key_change, order, pki, revoke};
     Router::new()
         .route("/", get(directory::index))
-        .route("/dir", get(directory::directory))
-        .route("/directory", get(directory::directory))
+        .route(
+            "/dir",
+            get(directory::directory).post(directory::directory_post),
+        )
+        .route(
+            "/directory",
+            get(directory::directory).post(directory::directory_post),
+        )
         .route("/terms", get(directory::terms))
         .route(
-            "/acme/new-nonce",
-            get(directory::new_nonce_get).head(directory::new_nonce_head),
+            state::Urls::NEW_NONCE_PATH,
+            get(directory::new_nonce_get)
+                .head(directory::new_nonce_head)
+                .post(directory::new_nonce_post),
         )
         .route("/acme/new-acct", post(account::new_account))
         .route("/acme/acct/{id}", post(account::account))
@@ -161,13 +169,29 @@ fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Per-request span, `Replay-Nonce` and `Link: rel="index"` on every response (RFC 8555
-/// §6.5, §7.1), and problem bodies for the router's own 405 responses.
-async fn common(State(s): State<AppState>, req: Request, next: Next) -> Response {
+/// How much of an oversized body is read (and thrown away) before the 413 is sent, so
+/// that the client sees the answer instead of a cut connection or a reset stream.
+const DRAIN_CAP: usize = 16 << 20;
+
+/// How long a client gets to send its whole request body.
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Per-request span; the body read whole before routing; the nonce of a verified request
+/// used up when the handler fails; `Replay-Nonce` on POST and newNonce responses and
+/// `Link: rel="index"` on every response (RFC 8555 §6.5, §7.1, §7.2); problem bodies for
+/// the router's own 405 responses.
+async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty);
     let base = s.base_url(req.headers(), req.uri());
-    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let gets_nonce =
+        req.method() == Method::POST || req.uri().path() == state::Urls::NEW_NONCE_PATH;
+    let slot = auth::NonceSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut resp = match read_body(req, s.cfg.max_body_bytes).await {
+        Ok(req) => tracing::Instrument::instrument(next.run(req), span.clone()).await,
+        Err(problem) => problem_response(&problem),
+    };
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
         && !resp.headers().contains_key(header::CONTENT_TYPE)
     {
@@ -182,8 +206,20 @@ async fn common(State(s): State<AppState>, req: Request, next: Next) -> Response
             resp.headers_mut().insert(header::ALLOW, a);
         }
     }
+    if !resp.status().is_success()
+        && let Some(nonce) = slot.take()
+    {
+        // RFC 8555 §6.5: one request per nonce, whatever its outcome. A handler that
+        // failed after its transaction redeemed the nonce finds it used: nothing to do.
+        match s.store.redeem_nonce(&nonce).await {
+            Ok(()) | Err(cobble_store::StoreError::NonceReused) => {}
+            Err(e) => span.in_scope(
+                || tracing::warn!(error = %e, "could not use up the nonce of a failed request"),
+            ),
+        }
+    }
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&s.mint_nonce()) {
+    if gets_nonce && let Ok(v) = HeaderValue::from_str(&s.mint_nonce()) {
         h.insert("replay-nonce", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -194,6 +230,59 @@ async fn common(State(s): State<AppState>, req: Request, next: Next) -> Response
     }
     span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "response"));
     resp
+}
+
+/// Reads the request body whole before any handler runs, so that every answer, the
+/// earliest refusals included (415, 405, 404), goes out after the request was consumed:
+/// HTTP/1.1 keeps the connection and HTTP/2 closes the stream cleanly. A body over
+/// `limit` is read on (up to [`DRAIN_CAP`]) and dropped, then refused with 413.
+async fn read_body(req: Request, limit: usize) -> Result<Request, Problem> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        Problem::malformed(format!(
+            "request body is larger than {limit} bytes (RFC 8555 §6.2 requests are small JWS objects)"
+        ))
+        .with_status(413)
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_CAP as u64) {
+        return Err(too_large());
+    }
+    let (parts, mut body) = req.into_parts();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|_| Problem::malformed("the request body could not be read to its end"))?;
+            if let Ok(data) = frame.into_data() {
+                total += data.len();
+                if total <= limit {
+                    kept.extend_from_slice(&data);
+                } else if total > DRAIN_CAP {
+                    break;
+                }
+            }
+        }
+        Ok::<_, Problem>(())
+    };
+    tokio::time::timeout(BODY_DEADLINE, read)
+        .await
+        .map_err(|_| {
+            Problem::malformed(format!(
+                "the request body did not arrive within {} seconds",
+                BODY_DEADLINE.as_secs()
+            ))
+            .with_status(408)
+        })??;
+    if total > limit {
+        return Err(too_large());
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(kept)))
 }
 
 /// Opens the store, makes the HTTPS identity, binds the listener and serves until shut down.
@@ -353,6 +442,7 @@ fn make_validator(cfg: &ServerConfig) -> Result<Arc<dyn validate::ChallengeValid
     }
     let va = cobble_va::Validator::new(cobble_va::VaConfig {
         http01_port: cfg.http01_port,
+        https01_port: cfg.https01_port,
         tlsalpn01_port: cfg.tlsalpn01_port,
         dns_server: cfg.dns_server,
         timeout: Duration::from_secs(cfg.validation_timeout_secs.max(1)),
@@ -428,7 +518,8 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status(), 500);
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
-        assert!(resp.headers().contains_key("replay-nonce"));
+        // RFC 8555 §6.5: nonces ride on POST and newNonce responses only.
+        assert!(!resp.headers().contains_key("replay-nonce"));
         let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["type"], "urn:ietf:params:acme:error:serverInternal");

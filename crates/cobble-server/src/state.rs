@@ -102,6 +102,9 @@ impl Inner {
 pub struct Urls<'a>(pub &'a str);
 
 impl Urls<'_> {
+    /// The path of newNonce (RFC 8555 §7.2), the one GET resource whose answers carry a nonce.
+    pub const NEW_NONCE_PATH: &'static str = "/acme/new-nonce";
+
     /// Directory (RFC 8555 §7.1.1).
     pub fn directory(&self) -> String {
         format!("{}/dir", self.0)

@@ -155,12 +155,10 @@ async fn decide(
             error: None,
             record: Some(record.to_string()),
         },
-        Err(p) => {
-            let p = if p.identifier.is_none() {
-                p.for_identifier(authz.identifier.kind(), &authz.identifier.value())
-            } else {
-                p
-            };
+        Err(mut p) => {
+            // The challenge's error is a top-level problem: RFC 8555 §6.7.1 keeps
+            // `identifier` for subproblems, and the authorization already names it.
+            p.identifier = None;
             tracing::info!(problem = %p, "validation failed");
             fail(p)
         }

@@ -1,7 +1,9 @@
 //! http-01 (RFC 8555 §8.3): GET `http://<name>:<port>/.well-known/acme-challenge/<token>`
 //! and compare the body with the key authorization. Addresses come from our
 //! resolver (AAAA first, then A, as Boulder); redirects are followed by hand under
-//! Boulder's rules (at most 10, http/https only, ports 80/443/http01 port, no loops).
+//! Boulder's rules (at most 10, http/https only, ports 80, the http-01 port and the https
+//! port (`VaConfig::https01_port`, Boulder's `httpsPort`), no loops). An https target's
+//! certificate is not checked, as in Boulder.
 
 use crate::dns01::quote;
 use crate::{Inner, USER_AGENT, insecure_tls, unsupported};
@@ -18,8 +20,6 @@ use std::net::{IpAddr, SocketAddr};
 pub const MAX_REDIRECTS: usize = 10;
 /// Bytes of body read; a key authorization is 87 bytes, Boulder reads 128, we allow some whitespace.
 pub const MAX_BODY: usize = 256;
-/// The https port a redirect may go to (Boulder's `httpsPort`).
-const HTTPS_PORT: u16 = 443;
 
 /// Fetches the token, following redirects, and compares the trimmed body.
 pub(crate) async fn validate(
@@ -220,8 +220,9 @@ fn redirect_target(from: &Url, location: &str, va: &Inner) -> Result<Url, Proble
             "Fetching {from}: Invalid protocol scheme in redirect target. Only \"http\" and \"https\" protocol schemes are supported, not {scheme:?}"
         )));
     }
-    let allowed = [80, HTTPS_PORT, va.cfg.http01_port];
-    match next.port() {
+    let allowed = [80, va.cfg.https01_port, va.cfg.http01_port];
+    // `Url` drops a scheme's default port, but `https://h:443/` names 443, not "no port".
+    match next.port().or_else(|| written_port(location)) {
         Some(port) if !allowed.contains(&port) => {
             let mut ports: Vec<String> = Vec::new();
             for p in allowed {
@@ -234,12 +235,18 @@ fn redirect_target(from: &Url, location: &str, va: &Inner) -> Result<Url, Proble
                 ports.join(", ")
             )));
         }
-        Some(_) => {}
-        // Boulder: an http redirect without a port goes to the http-01 port.
-        None if scheme == "http" => {
-            let _ = next.set_port(Some(va.cfg.http01_port));
+        Some(port) => {
+            let _ = next.set_port(Some(port));
         }
-        None => {}
+        // Boulder: a redirect without a port goes to the http-01 port or the https port.
+        None => {
+            let port = if scheme == "http" {
+                va.cfg.http01_port
+            } else {
+                va.cfg.https01_port
+            };
+            let _ = next.set_port(Some(port));
+        }
     }
     if host_of(&next).is_none() {
         return Err(connection(format!(
@@ -248,6 +255,31 @@ fn redirect_target(from: &Url, location: &str, va: &Inner) -> Result<Url, Proble
         )));
     }
     Ok(next)
+}
+
+/// The port written in an absolute or scheme-relative `location`, if any, read from the
+/// authority as written (so the scheme's default port counts too).
+fn written_port(location: &str) -> Option<u16> {
+    let after_scheme = match location.find("//") {
+        Some(i)
+            if location[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.:".contains(c)) =>
+        {
+            &location[i + 2..]
+        }
+        _ => return None,
+    };
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let port = match host_port.rfind(']') {
+        Some(end) => host_port[end + 1..].strip_prefix(':')?,
+        None => host_port.rsplit_once(':')?.1,
+    };
+    port.parse().ok()
 }
 
 /// A URL's host: a name to resolve or an address to use as is.
@@ -308,4 +340,29 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.dedup();
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::written_port;
+
+    #[test]
+    fn written_port_reads_the_authority_as_written() {
+        let rows: &[(&str, Option<u16>)] = &[
+            ("https://h.test:443/x", Some(443)),
+            ("http://h.test:80", Some(80)),
+            ("https://h.test:8443/x?y=1", Some(8443)),
+            ("//h.test:443/x", Some(443)),
+            ("https://u:p@h.test:443/x", Some(443)),
+            ("https://[::1]:443/x", Some(443)),
+            ("https://[::1]/x", None),
+            ("https://h.test/x:443", None),
+            ("https://h.test/x?u=//a:1", None),
+            ("/x//y:443", None),
+            ("relative:443", None),
+        ];
+        for (location, want) in rows {
+            assert_eq!(written_port(location), *want, "{location}");
+        }
+    }
 }

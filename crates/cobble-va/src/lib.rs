@@ -37,6 +37,9 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 pub struct VaConfig {
     /// Port for http-01 requests (RFC 8555 §8.3 says 80; Pebble's default 5002 here).
     pub http01_port: u16,
+    /// The https port an http-01 redirect may go to, besides 80 and `http01_port`
+    /// (Boulder's `httpsPort`; RFC 8555 §8.3 lets validation follow redirects).
+    pub https01_port: u16,
     /// Port for tls-alpn-01 handshakes (RFC 8737 §3 says 443; Pebble's default 5001 here).
     pub tlsalpn01_port: u16,
     /// DNS server for every lookup; `None` uses the system's resolvers.
@@ -51,6 +54,7 @@ impl Default for VaConfig {
     fn default() -> Self {
         Self {
             http01_port: 5002,
+            https01_port: 443,
             tlsalpn01_port: 5001,
             dns_server: None,
             timeout: Duration::from_secs(10),
@@ -198,6 +202,7 @@ mod tests {
     fn defaults_match_pebble() {
         let c = VaConfig::default();
         assert_eq!((c.http01_port, c.tlsalpn01_port), (5002, 5001));
+        assert_eq!(c.https01_port, 443, "Boulder's httpsPort");
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.caa_identities, ["cobble.test"]);
         assert!(USER_AGENT.starts_with("cobble-va/"));

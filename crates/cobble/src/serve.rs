@@ -115,6 +115,9 @@ pub struct ServeArgs {
     /// Port http-01 validation connects to [default: 5002].
     #[arg(long, env = "COBBLE_HTTP01_PORT")]
     http01_port: Option<u16>,
+    /// The https port an http-01 redirect may go to, besides 80 and the http-01 port (Boulder's httpsPort) [default: 443].
+    #[arg(long, env = "COBBLE_HTTPS01_PORT")]
+    https01_port: Option<u16>,
     /// Port tls-alpn-01 validation connects to [default: 5001].
     #[arg(long, env = "COBBLE_TLSALPN01_PORT")]
     tlsalpn01_port: Option<u16>,
@@ -184,6 +187,7 @@ impl ServeArgs {
             max_identifiers,
             allow_reserved_names,
             http01_port,
+            https01_port,
             tlsalpn01_port,
             validation_workers,
             validation_timeout_secs,

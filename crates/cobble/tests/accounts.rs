@@ -537,16 +537,16 @@ async fn deactivated_account_is_refused(e: Engine) {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["status"], "deactivated");
-    // RFC 8555 §7.3.6: every later request with this account is unauthorized.
+    // RFC 8555 §7.3.6: every later request with this account is unauthorized, 401.
     let r = s.post_kid(&k, &kid, &kid, None).await;
-    r.assert_problem("unauthorized", 403, "DEACTIVATED_ACCOUNT");
+    r.assert_problem("unauthorized", 401, "DEACTIVATED_ACCOUNT");
     assert_eq!(r.body["code"], "DEACTIVATED_ACCOUNT");
     s.post_kid(&k, &kid, &kid, Some(&json!({"status": "deactivated"})))
         .await
-        .assert_problem("unauthorized", 403, "deactivated");
+        .assert_problem("unauthorized", 401, "deactivated");
     s.new_account(&k, json!({"termsOfServiceAgreed": true}))
         .await
-        .assert_problem("unauthorized", 403, "DEACTIVATED_ACCOUNT");
+        .assert_problem("unauthorized", 401, "DEACTIVATED_ACCOUNT");
     s.stop().await;
 }
 

@@ -295,6 +295,7 @@ fn serve_help_lists_every_option() {
         ),
         (&["--allow-reserved-names"], "allow-reserved-names = true"),
         (&["--http01-port", "16"], "http01-port = 16"),
+        (&["--https01-port", "5003"], "https01-port = 5003"),
         (&["--tlsalpn01-port", "17"], "tlsalpn01-port = 17"),
         (
             &["--dns-server", "127.0.0.1:8053"],

@@ -210,60 +210,6 @@ async fn instant_acme_issues_and_openssl_verifies(e: Engine) {
 }
 
 /// A hand-built finalize; returns the reply.
-async fn finalize_by_hand(
-    s: &TestServer,
-    k: &Signer,
-    kid: &str,
-    names: &[&str],
-    csr: &[u8],
-) -> common::Reply {
-    let ids: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"type": "dns", "value": n}))
-        .collect();
-    let r = s
-        .post_kid(
-            k,
-            kid,
-            &s.url("/acme/new-order"),
-            Some(&json!({"identifiers": ids})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    for a in r.body["authorizations"].as_array().unwrap() {
-        let authz = s.post_kid(k, kid, a.as_str().unwrap(), None).await.body;
-        if authz["status"] == "valid" {
-            continue;
-        }
-        let ch = authz["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "http-01" || c["type"] == "dns-01")
-            .unwrap()
-            .clone();
-        s.post_kid(k, kid, ch["url"].as_str().unwrap(), Some(&json!({})))
-            .await;
-    }
-    let order_url = r.location.unwrap();
-    common::poll_until(s, k, kid, &order_url, |o| o["status"] == "ready").await;
-    s.post_kid(
-        k,
-        kid,
-        r.body["finalize"].as_str().unwrap(),
-        Some(&json!({"csr": b64::encode(csr)})),
-    )
-    .await
-}
-
-fn rcgen_csr(names: &[&str], key: &rcgen::KeyPair) -> Vec<u8> {
-    let mut p =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    p.distinguished_name = rcgen::DistinguishedName::new();
-    p.serialize_request(key).unwrap().der().to_vec()
-}
-
 async fn bad_csrs_are_refused(e: Engine) {
     let s = always_valid(e, |_| {}).await;
     // An account whose key we can also put in a CSR.
@@ -274,33 +220,33 @@ async fn bad_csrs_are_refused(e: Engine) {
     let cases: Vec<(&[&str], Vec<u8>, &str)> = vec![
         (
             &["m.example.com", "n.example.com"],
-            rcgen_csr(&["m.example.com"], &other),
+            common::rcgen_csr(&["m.example.com"], &other),
             "n.example.com",
         ),
         (
             &["x.example.com"],
-            rcgen_csr(&["x.example.com", "extra.example.com"], &other),
+            common::rcgen_csr(&["x.example.com", "extra.example.com"], &other),
             "extra.example.com",
         ),
         (
             &["acct.example.com"],
-            rcgen_csr(&["acct.example.com"], &acct_key),
+            common::rcgen_csr(&["acct.example.com"], &acct_key),
             "account key",
         ),
         (&["junk.example.com"], b"not a csr".to_vec(), "PKCS#10"),
     ];
     for (names, csr, frag) in cases {
-        finalize_by_hand(&s, &k, &kid, names, &csr)
+        common::finalize_by_hand(&s, &k, &kid, names, &csr)
             .await
             .assert_problem("badCSR", 400, frag);
     }
     // Case differences are fine.
-    let ok = finalize_by_hand(
+    let ok = common::finalize_by_hand(
         &s,
         &k,
         &kid,
         &["case.example.com"],
-        &rcgen_csr(&["CASE.example.com"], &other),
+        &common::rcgen_csr(&["CASE.example.com"], &other),
     )
     .await;
     assert_eq!(ok.status, 200, "{ok:?}");
@@ -310,7 +256,7 @@ async fn bad_csrs_are_refused(e: Engine) {
         &k,
         &kid,
         &format!("{}/finalize", ok.location.unwrap()),
-        Some(&json!({"csr": b64::encode(rcgen_csr(&["case.example.com"], &other))})),
+        Some(&json!({"csr": b64::encode(common::rcgen_csr(&["case.example.com"], &other))})),
     )
     .await
     .assert_problem("orderNotReady", 403, "valid");
@@ -439,12 +385,12 @@ async fn revocation_paths_and_status(e: Engine) {
     let key = rcgen::KeyPair::generate().unwrap();
     let k = Signer::generate_ec(Curve::P256).unwrap();
     let kid = s.account(&k).await;
-    let r = finalize_by_hand(
+    let r = common::finalize_by_hand(
         &s,
         &k,
         &kid,
         &["r2.example.com"],
-        &rcgen_csr(&["r2.example.com"], &key),
+        &common::rcgen_csr(&["r2.example.com"], &key),
     )
     .await;
     let cert_url = r.body["certificate"].as_str().unwrap().to_owned();
@@ -453,8 +399,9 @@ async fn revocation_paths_and_status(e: Engine) {
         chain.headers["content-type"],
         "application/pem-certificate-chain"
     );
+    // No `rel="up"`: the chain is complete, and acmez follows it with POST-as-GET.
     assert!(
-        chain
+        !chain
             .headers
             .get_all("link")
             .iter()
@@ -491,12 +438,12 @@ async fn revocation_paths_and_status(e: Engine) {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(ocsp_status(&s, &leaf2).await.contains("keyCompromise"));
     // The compromised key cannot be certified again.
-    finalize_by_hand(
+    common::finalize_by_hand(
         &s,
         &k,
         &kid,
         &["r2b.example.com"],
-        &rcgen_csr(&["r2b.example.com"], &key),
+        &common::rcgen_csr(&["r2b.example.com"], &key),
     )
     .await
     .assert_problem("badCSR", 400, "blocked");
@@ -724,12 +671,12 @@ async fn chains_and_alternate_roots(e: Engine) {
     .await;
     let k = Signer::generate_ec(Curve::P256).unwrap();
     let kid = s.account(&k).await;
-    let r = finalize_by_hand(
+    let r = common::finalize_by_hand(
         &s,
         &k,
         &kid,
         &["chain.example.com"],
-        &rcgen_csr(&["chain.example.com"], &rcgen::KeyPair::generate().unwrap()),
+        &common::rcgen_csr(&["chain.example.com"], &rcgen::KeyPair::generate().unwrap()),
     )
     .await;
     let cert_url = r.body["certificate"].as_str().unwrap().to_owned();
@@ -816,12 +763,12 @@ async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
     );
     let k = Signer::generate_ec(Curve::P256).unwrap();
     let kid = s.account(&k).await;
-    let r = finalize_by_hand(
+    let r = common::finalize_by_hand(
         &s,
         &k,
         &kid,
         &["op.example.com"],
-        &rcgen_csr(&["op.example.com"], &rcgen::KeyPair::generate().unwrap()),
+        &common::rcgen_csr(&["op.example.com"], &rcgen::KeyPair::generate().unwrap()),
     )
     .await;
     let chain = s

@@ -226,11 +226,9 @@ async fn failing(
         .unwrap()
         .clone();
     assert_eq!(ch["status"], "invalid");
-    assert_eq!(
-        ch["error"]["identifier"]["value"],
-        name.trim_start_matches("*."),
-        "{ch}"
-    );
+    // RFC 8555 §6.7.1: `identifier` only inside subproblems, never at the top level.
+    assert!(ch["error"].get("identifier").is_none(), "{ch}");
+    let _ = name;
     ch["error"].clone()
 }
 
@@ -502,7 +500,13 @@ async fn order_problems(e: Engine) {
         .assert_problem("unsupportedIdentifier", 400, "email");
     let r = post(json!([{"type": "dns", "value": "UPPER.example.com"}])).await;
     r.assert_problem("malformed", 400, "lowercase");
-    assert_eq!(r.body["identifier"]["value"], "UPPER.example.com");
+    // RFC 8555 §6.7.1: a single refused identifier is one subproblem, none at the top.
+    assert!(r.body.get("identifier").is_none(), "{r:?}");
+    assert_eq!(r.body["subproblems"].as_array().unwrap().len(), 1, "{r:?}");
+    assert_eq!(
+        r.body["subproblems"][0]["identifier"]["value"],
+        "UPPER.example.com"
+    );
     post(json!([{"type": "dns", "value": "co.uk"}]))
         .await
         .assert_problem("rejectedIdentifier", 400, "public suffix");

@@ -107,10 +107,12 @@ pub async fn new_authz(State(s): State<AppState>, req: Request) -> AcmeResult {
     let r = s.authenticate(req, KeyMode::Kid).await?;
     let body: NewAuthzRequest = r.jws.payload_json()?;
     if body.identifier.value.starts_with("*.") {
-        return Err(Problem::malformed(
-            "newAuthz cannot pre-authorize a wildcard name (RFC 8555 §7.4.1); order it instead",
-        )
-        .for_identifier(&body.identifier.kind, &body.identifier.value)
+        return Err(Problem::combine(vec![
+            Problem::malformed(
+                "newAuthz cannot pre-authorize a wildcard name (RFC 8555 §7.4.1); order it instead",
+            )
+            .for_identifier(&body.identifier.kind, &body.identifier.value),
+        ])
         .into());
     }
     let ids = checked_identifiers(&s, &[(body.identifier.kind, body.identifier.value)])?;

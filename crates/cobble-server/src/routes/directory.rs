@@ -1,10 +1,13 @@
 //! The directory (RFC 8555 §7.1.1), newNonce (§7.2), the terms and the info page, and the
 //! endpoints whose issues have not landed yet.
 
+use crate::auth::{Authed, KeyMode};
+use crate::error::AcmeResult;
 use crate::state::{AppState, Urls};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cobble_core::Problem;
 use serde_json::{Map, Value, json};
 
 /// Boulder's explanation for the random directory entry.
@@ -23,9 +26,39 @@ pub fn terms_url(s: &AppState, base: &str) -> Option<String> {
 /// GET /dir and /directory.
 pub async fn directory(State(s): State<AppState>, req: Request) -> Response {
     let base = s.base_url(req.headers(), req.uri());
-    let u = Urls(&base);
+    directory_object(&s, &base)
+}
+
+/// POST-as-GET /dir and /directory (RFC 8555 §6.3: every GET resource also answers POST-as-GET).
+pub async fn directory_post(State(s): State<AppState>, req: Request) -> AcmeResult {
+    let r = authenticated_read(&s, req, "the directory").await?;
+    Ok(directory_object(&s, &r.base))
+}
+
+/// POST-as-GET newNonce: 204 like GET (RFC 8555 §6.3, §7.2); the nonce rides on every POST response.
+pub async fn new_nonce_post(State(s): State<AppState>, req: Request) -> AcmeResult {
+    authenticated_read(&s, req, "newNonce").await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
+/// Authenticates a POST-as-GET of a resource that is otherwise public, and uses its nonce up.
+async fn authenticated_read(s: &AppState, req: Request, what: &str) -> AcmeResult<Authed> {
+    let r = s.authenticate(req, KeyMode::Kid).await?;
+    if !r.jws.is_post_as_get() {
+        return Err(Problem::malformed(format!(
+            "{what} is read with GET or POST-as-GET (empty payload)"
+        ))
+        .into());
+    }
+    s.store.redeem_nonce(&r.nonce).await?;
+    Ok(r)
+}
+
+/// The directory object (RFC 8555 §7.1.1) for requests to `base`.
+fn directory_object(s: &AppState, base: &str) -> Response {
+    let u = Urls(base);
     let mut meta = Map::new();
-    if let Some(t) = terms_url(&s, &base) {
+    if let Some(t) = terms_url(s, base) {
         meta.insert("termsOfService".into(), t.into());
     }
     match s.cfg.website.as_deref() {
@@ -47,7 +80,7 @@ pub async fn directory(State(s): State<AppState>, req: Request) -> Response {
         .collect();
     meta.insert("profiles".into(), Value::Object(profiles));
     let mut dir = Map::new();
-    dir.insert("newNonce".into(), u.path("/acme/new-nonce").into());
+    dir.insert("newNonce".into(), u.path(Urls::NEW_NONCE_PATH).into());
     dir.insert("newAccount".into(), u.path("/acme/new-acct").into());
     dir.insert("newOrder".into(), u.path("/acme/new-order").into());
     if s.cfg.pre_authorization {
@@ -67,7 +100,7 @@ fn no_store(mut r: Response) -> Response {
     r
 }
 
-/// HEAD newNonce: 200 (RFC 8555 §7.2). The nonce itself is added to every response.
+/// HEAD newNonce: 200 (RFC 8555 §7.2). The common layer adds the nonce.
 pub async fn new_nonce_head() -> Response {
     no_store(StatusCode::OK.into_response())
 }

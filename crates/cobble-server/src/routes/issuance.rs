@@ -3,7 +3,7 @@
 //! and the order's `valid` state land in one transaction.
 
 use crate::auth::KeyMode;
-use crate::error::{AcmeError, AcmeResult};
+use crate::error::{AcmeError, AcmeResult, store_problem};
 use crate::routes::{json_response, objects};
 use crate::state::{AppState, Urls};
 use axum::extract::{Path, Request, State};
@@ -44,12 +44,7 @@ async fn recheck_caa(
 ) -> Result<(), Problem> {
     let window = s.cfg.caa_recheck_secs as i64 * 1000;
     for (authz_id, _, _) in &order.authzs {
-        let Some(a) = s
-            .store
-            .authz(authz_id)
-            .await
-            .map_err(|e| Problem::internal(e.to_string()))?
-        else {
+        let Some(a) = s.store.authz(authz_id).await.map_err(store_problem)? else {
             continue;
         };
         let Some(ch) = a
@@ -75,6 +70,7 @@ pub async fn finalize(
     req: Request,
 ) -> AcmeResult {
     let r = s.authenticate(req, KeyMode::Kid).await?;
+    let body: FinalizeRequest = r.jws.payload_json()?;
     let account = r.account().clone();
     let order = crate::routes::order::owned_order(&s, &account.id, &id).await?;
     let now = s.clock.now_ms();
@@ -89,7 +85,6 @@ pub async fn finalize(
         )
         .into());
     }
-    let body: FinalizeRequest = r.jws.payload_json()?;
     let csr = b64::decode(body.csr.trim_end_matches('=')).map_err(|_| {
         Problem::new(
             ProblemType::BadCsr,
@@ -202,16 +197,19 @@ async fn issue(
                 .finish_issuance(&order.id, &cert, s.clock.now_ms())
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| ("storing the certificate", e.to_string()))
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("the signing task failed: {e}")),
+        Ok(Err(e)) => Err(("signing", e.to_string())),
+        Err(e) => Err(("the signing task", e.to_string())),
     };
-    if let Err(why) = result {
-        tracing::error!(order = %order.id, error = %why, "issuance failed");
+    if let Err((stage, why)) = result {
+        // The cause stays in the log; the client learns which stage failed.
+        tracing::error!(order = %order.id, stage, error = %why, "issuance failed");
         let p = Problem::coded(
             ResultCode::AcmeCaError,
-            format!("the CA could not issue the certificate: {why}"),
+            format!(
+                "the CA could not issue the certificate: {stage} failed on the server; it has been logged"
+            ),
         );
         if let Err(e) = s
             .store
@@ -228,7 +226,7 @@ async fn issue(
 }
 
 /// POST-as-GET /acme/cert/{id} and /acme/cert/{id}/{alt}: the PEM chain (leaf first, no
-/// root), `Link: rel="up"` to the issuer, and the other chains as `rel="alternate"`.
+/// root), and the other chains as `rel="alternate"` (RFC 8555 §7.4.2).
 pub async fn certificate(
     State(s): State<AppState>,
     Path(params): Path<Vec<String>>,
@@ -269,10 +267,9 @@ pub async fn certificate(
         format!("{}{}", cert.pem, chain),
     )
         .into_response();
+    // No `rel="up"`: the PEM chain is already complete (as Pebble), and clients that
+    // follow every link with POST-as-GET (acmez) must not land on the DER AIA resource.
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("<{}>;rel=\"up\"", u.path("/acme/issuer"))) {
-        h.append(header::LINK, v);
-    }
     for other in (0..s.ca.root_count()).filter(|n| *n != alt) {
         if let Ok(v) = HeaderValue::from_str(&format!(
             "<{}>;rel=\"alternate\"",

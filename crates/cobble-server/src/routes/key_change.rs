@@ -29,6 +29,11 @@ pub async fn key_change(State(s): State<AppState>, req: Request) -> AcmeResult {
     let inner = Jws::parse(&r.jws.payload, &s.key_policy).map_err(|p| {
         Problem::new(p.kind, format!("inner JWS: {}", p.detail)).with_status(p.status)
     })?;
+    if inner.protected.nonce.is_some() {
+        return Err(
+            Problem::malformed("inner JWS must not carry a \"nonce\" (RFC 8555 §7.3.5)").into(),
+        );
+    }
     let KeyRef::Jwk(new_key) = &inner.protected.key else {
         return Err(Problem::malformed(
             "inner JWS must carry the new key as \"jwk\" (RFC 8555 §7.3.5)",

@@ -1,7 +1,7 @@
 //! What relying parties fetch: the CRL (RFC 5280 §5), the OCSP responder (RFC 6960, GET
 //! and POST), and ACME Renewal Information (RFC 9773).
 
-use crate::error::AcmeResult;
+use crate::error::{AcmeResult, internal, store_problem};
 use crate::state::{AppState, Urls};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -39,7 +39,7 @@ pub async fn current_crl(s: &AppState) -> Result<Vec<u8>, Problem> {
         .store
         .revoked_certificates(now)
         .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
+        .map_err(store_problem)?;
     let entries: Vec<RevokedEntry> = revoked
         .iter()
         .map(|(serial, at, reason)| RevokedEntry {
@@ -49,11 +49,7 @@ pub async fn current_crl(s: &AppState) -> Result<Vec<u8>, Problem> {
                 .filter(|r| *r != RevocationReason::Unspecified),
         })
         .collect();
-    let number = s
-        .store
-        .next_crl_number("0")
-        .await
-        .map_err(|e| Problem::internal(e.to_string()))?;
+    let number = s.store.next_crl_number("0").await.map_err(store_problem)?;
     let idp = Urls(&s.account_base()).path("/crl");
     let der = cobble_ca::crl::build_crl(
         s.ca.issuer_cert_der(),
@@ -64,7 +60,7 @@ pub async fn current_crl(s: &AppState) -> Result<Vec<u8>, Problem> {
         ms_to_time(now + lifetime),
         Some(&idp),
     )
-    .map_err(|e| Problem::internal(format!("CRL: {e}")))?;
+    .map_err(|e| internal("signing the CRL", e))?;
     *cache = Some((now, der.clone()));
     Ok(der)
 }

@@ -117,6 +117,7 @@ impl MockDns {
             dns_server: Some(self.addr),
             timeout: Duration::from_secs(1),
             caa_identities: vec!["cobble.test".to_owned()],
+            ..VaConfig::default()
         })
         .unwrap()
     }

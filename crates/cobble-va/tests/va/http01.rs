@@ -2,10 +2,12 @@
 
 use crate::assert_problem;
 use crate::fixtures::{MockDns, closed_port};
-use crate::servers::{MockHttp, Reply};
+use crate::servers::{CertSpec, MockHttp, Reply, dns_san, make_cert};
 use cobble_core::ProblemType;
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
+use cobble_va::{VaConfig, Validator};
+use std::sync::Arc;
 
 const KA: &str = "tok.thumb";
 
@@ -219,4 +221,101 @@ async fn http01_falls_back_from_ipv6_to_ipv4() {
     );
     assert_eq!(rec[0]["addressUsed"], "127.0.0.1");
     assert_eq!(rec[0]["addressesTried"], serde_json::json!(["::1"]));
+}
+
+/// An HTTPS front for `h` on a random loopback port: TLS with a self-signed certificate
+/// for an unrelated name (validation must not check it), the bytes passed on to `h`.
+async fn https_front(h: &MockHttp) -> u16 {
+    let (cert, key) = make_cert(CertSpec {
+        sans: vec![dns_san("unrelated.invalid")],
+        acme: None,
+    });
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let backend = h.port;
+    // Accepts until the test's runtime ends.
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+/// Boulder's `httpsPort`: an https redirect may go to the configured https port (443 by
+/// default), a portless one goes there, and the certificate served there is not checked.
+#[tokio::test]
+async fn http01_redirect_to_https_uses_the_configured_https_port() {
+    let d = MockDns::start().await;
+    let h = MockHttp::start().await;
+    let https = https_front(&h).await;
+    let final_url = |port: u16| format!("https://web.test:{port}/.well-known/acme-challenge/final");
+    h.set("final", Reply::Body(KA.into()));
+    h.set("explicit", Reply::Redirect(final_url(https)));
+    h.set(
+        "portless",
+        Reply::Redirect("https://web.test/.well-known/acme-challenge/final".into()),
+    );
+    h.set("to-443", Reply::Redirect(final_url(443)));
+    let default_va = d.validator(h.port, 1);
+    let va = Validator::new(VaConfig {
+        https01_port: https,
+        ..default_va.config().clone()
+    })
+    .unwrap();
+
+    for token in ["explicit", "portless"] {
+        let rec = va
+            .validate(ChallengeType::Http01, &dns("web.test"), token, KA)
+            .await
+            .unwrap_or_else(|e| panic!("{token}: {e}"));
+        assert_eq!(rec[1]["url"], final_url(https), "{token}");
+        assert_eq!(rec[1]["port"], https.to_string(), "{token}");
+    }
+
+    // (validator, token, detail fragment of the `connection` problem)
+    let p = h.port;
+    let rows: Vec<(&Validator, &str, String)> = vec![
+        (
+            &default_va,
+            "explicit",
+            format!(
+                "Invalid port in redirect target. Only ports 80, 443, {p} are supported, \
+                 not {https}"
+            ),
+        ),
+        (
+            &va,
+            "to-443",
+            format!(
+                "Invalid port in redirect target. Only ports 80, {https}, {p} are supported, \
+                 not 443"
+            ),
+        ),
+    ];
+    for (v, token, fragment) in rows {
+        let e = v
+            .validate(ChallengeType::Http01, &dns("web.test"), token, KA)
+            .await
+            .unwrap_err();
+        assert_problem(&e, ProblemType::Connection, &fragment, "web.test");
+    }
 }
