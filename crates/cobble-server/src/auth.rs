@@ -14,7 +14,7 @@ use cobble_core::jws::{Jws, KeyRef};
 use cobble_core::nonce::{NonceError, OpenedNonce};
 use cobble_core::{Problem, ProblemType, ResultCode};
 
-use cobble_store::Account;
+use cobble_store::{Account, Tx};
 use std::sync::{Arc, Mutex};
 
 /// Which key reference the endpoint takes (RFC 8555 §6.2).
@@ -203,6 +203,14 @@ impl AppState {
             base,
             peer,
         })
+    }
+
+    /// Opens the request's one store transaction with its nonce redeemed inside it
+    /// (RFC 8555 §6.5), so the nonce commits with the request's change or not at all.
+    pub async fn begin(&self, r: &Authed) -> AcmeResult<Tx> {
+        let mut tx = self.store.begin().await?;
+        tx.redeem_nonce(&r.nonce).await?;
+        Ok(tx)
     }
 
     /// Loads the valid account a `kid` names.

@@ -46,11 +46,15 @@ async fn run(
     let poll = Duration::from_millis(state.cfg.validation_poll_ms.max(10));
     let lease_ms = state.cfg.validation_lease_secs as i64 * 1000;
     loop {
-        match state
-            .store
-            .claim_validation_job(&worker_id, state.clock.now_ms(), lease_ms)
-            .await
-        {
+        let claimed = async {
+            let mut tx = state.store.begin().await?;
+            let job = tx
+                .claim_validation_job(&worker_id, state.clock.now_ms(), lease_ms)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, cobble_store::StoreError>(job)
+        };
+        match claimed.await {
             Ok(Some(job)) => {
                 // A job found may mean more are due: let a sibling look too.
                 wake.notify_one();
@@ -97,11 +101,15 @@ async fn run_job(
             return;
         }
     };
-    match state
-        .store
-        .finish_validation(worker_id, &job.challenge_id, &outcome, state.clock.now_ms())
-        .await
-    {
+    let finished = async {
+        let mut tx = state.store.begin().await?;
+        let held = tx
+            .finish_validation(worker_id, &job.challenge_id, &outcome, state.clock.now_ms())
+            .await?;
+        tx.commit().await?;
+        Ok::<_, cobble_store::StoreError>(held)
+    };
+    match finished.await {
         Ok(true) => tracing::info!(status = outcome.status.as_str(), "validation finished"),
         Ok(false) => tracing::warn!("validation lease lost to another worker; outcome discarded"),
         Err(e) => tracing::warn!(error = %e, "recording the validation failed; it will be retried"),

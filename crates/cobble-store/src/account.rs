@@ -1,8 +1,7 @@
 //! Accounts (RFC 8555 §7.3): creation keyed by the key thumbprint, look-up, update.
 
-use crate::{Store, StoreError, random_id, read_pool, redeem_nonce_in, write_tx};
+use crate::{Store, StoreError, Tx, on_tx, random_id, read_pool};
 use cobble_core::account::AccountStatus;
-use cobble_core::nonce::OpenedNonce;
 use sqlx::Row;
 
 /// A stored account.
@@ -43,7 +42,7 @@ pub struct NewAccount {
     pub now_ms: i64,
 }
 
-/// The outcome of [`Store::create_account`].
+/// The outcome of [`Tx::create_account`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountCreated {
     /// A new account.
@@ -52,7 +51,7 @@ pub enum AccountCreated {
     Existing(Account),
 }
 
-/// The outcome of [`Store::change_account_key`].
+/// The outcome of [`Tx::change_account_key`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyChanged {
     /// The account now uses the new key.
@@ -129,14 +128,12 @@ impl Store {
             row.as_ref().map(from_row).transpose()
         })
     }
+}
 
-    /// Redeems `nonce` and creates the account, or returns the key's existing account
+impl Tx {
+    /// Creates the account, or returns the key's existing account
     /// (a concurrent newAccount with the same key cannot make a second one).
-    pub async fn create_account(
-        &self,
-        nonce: &OpenedNonce,
-        new: NewAccount,
-    ) -> Result<AccountCreated, StoreError> {
+    pub async fn create_account(&mut self, new: NewAccount) -> Result<AccountCreated, StoreError> {
         let id = random_id();
         let insert = sqlx::AssertSqlSafe(format!(
             "INSERT INTO accounts ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, 'valid', $4, $5, $6, $7, $7) \
@@ -145,8 +142,7 @@ impl Store {
         let select = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = $1"
         ));
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
+        on_tx!(self, tx => {
             let row = sqlx::query(insert)
                 .bind(&id)
                 .bind(&new.key_thumbprint)
@@ -164,16 +160,14 @@ impl Store {
                     AccountCreated::Existing(from_row(&r)?)
                 }
             };
-            tx.commit().await?;
             Ok(out)
         })
     }
 
-    /// Redeems `nonce` and applies `update` to account `id` if it is still `valid`.
+    /// Applies `update` to account `id` if it is still `valid`.
     /// Returns the updated account, or `None` when it is no longer valid (or gone).
     pub async fn update_account(
-        &self,
-        nonce: &OpenedNonce,
+        &mut self,
         id: &str,
         update: &AccountUpdate,
         now_ms: i64,
@@ -183,8 +177,7 @@ impl Store {
              tos_agreed = COALESCE($4, tos_agreed), updated_ms = $5 \
              WHERE id = $1 AND status = 'valid' RETURNING {COLUMNS}"
         ));
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
+        on_tx!(self, tx => {
             let row = sqlx::query(sql)
                 .bind(id)
                 .bind(update.contact.as_deref().map(contact_json))
@@ -194,18 +187,15 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let out = row.as_ref().map(from_row).transpose()?;
-            tx.commit().await?;
             Ok(out)
         })
     }
-}
 
-impl Store {
-    /// Redeems `nonce` and rolls account `id` over from `old_thumbprint` to a new key
-    /// (RFC 8555 §7.3.5), unless another account holds the new key.
+    /// Rolls account `id` over from `old_thumbprint` to a new key (RFC 8555 §7.3.5),
+    /// unless another account holds the new key. A holder that appears between the check
+    /// and the update (a race lost at the unique index) is [`StoreError::KeyInUse`].
     pub async fn change_account_key(
-        &self,
-        nonce: &OpenedNonce,
+        &mut self,
         id: &str,
         old_thumbprint: &str,
         new_thumbprint: &str,
@@ -216,49 +206,31 @@ impl Store {
             "UPDATE accounts SET key_thumbprint = $2, jwk = $3, updated_ms = $4 \
              WHERE id = $1 AND key_thumbprint = $5 AND status = 'valid' RETURNING {COLUMNS}"
         ));
-        // An async block, so that `?` and the nonce check land in `result`, not in our caller.
-        let result = async {
-            write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
+        on_tx!(self, tx => {
             let holder: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE key_thumbprint = $1")
                 .bind(new_thumbprint)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let out = match holder {
-                Some(other) => KeyChanged::Conflict(other),
-                None => {
-                    let row = sqlx::query(update)
-                        .bind(id)
-                        .bind(new_thumbprint)
-                        .bind(new_jwk)
-                        .bind(now_ms)
-                        .bind(old_thumbprint)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match row {
-                        Some(r) => KeyChanged::Changed(from_row(&r)?),
-                        None => KeyChanged::Stale,
-                    }
-                }
-            };
-            tx.commit().await?;
-            Ok::<_, StoreError>(out)
-            })
-        }
-        .await;
-        match result {
-            // Another account took the key between our check and our update.
-            Err(StoreError::Database(e))
-                if e.as_database_error()
-                    .is_some_and(|d| d.is_unique_violation()) =>
-            {
-                match self.account_by_thumbprint(new_thumbprint).await? {
-                    Some(a) => Ok(KeyChanged::Conflict(a.id)),
-                    None => Err(StoreError::Database(e)),
-                }
+            if let Some(other) = holder {
+                return Ok(KeyChanged::Conflict(other));
             }
-            other => other,
-        }
+            let row = sqlx::query(update)
+                .bind(id)
+                .bind(new_thumbprint)
+                .bind(new_jwk)
+                .bind(now_ms)
+                .bind(old_thumbprint)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| match e.as_database_error() {
+                    Some(d) if d.is_unique_violation() => StoreError::KeyInUse,
+                    _ => StoreError::Database(e),
+                })?;
+            match row {
+                Some(r) => Ok(KeyChanged::Changed(from_row(&r)?)),
+                None => Ok(KeyChanged::Stale),
+            }
+        })
     }
 }
 

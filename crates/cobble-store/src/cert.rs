@@ -1,9 +1,8 @@
 //! Certificates (RFC 8555 §7.4.2), finalization state, revocation (§7.6), blocked keys,
 //! CRL numbers.
 
-use crate::{Store, StoreError, random_id, read_pool, redeem_nonce_in, write_tx};
+use crate::{Store, StoreError, Tx, on_tx, random_id, read_pool};
 use cobble_core::identifier::Identifier;
-use cobble_core::nonce::OpenedNonce;
 use sqlx::Row;
 
 /// A stored certificate.
@@ -92,36 +91,120 @@ where
 }
 
 impl Store {
-    /// Redeems `nonce` and moves a pending order to `processing`; false when another
+    async fn certificate_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CERT_COLS} FROM certificates WHERE {column} = $1"
+        ));
+        read_pool!(&self.db, p => {
+            let row = sqlx::query(sql).bind(value).fetch_optional(p).await?;
+            row.as_ref().map(cert_from_row).transpose()
+        })
+    }
+
+    /// A certificate by id.
+    pub async fn certificate(&self, id: &str) -> Result<Option<Certificate>, StoreError> {
+        self.certificate_where("id", id).await
+    }
+
+    /// A certificate by serial (lowercase hex).
+    pub async fn certificate_by_serial(
+        &self,
+        serial: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        self.certificate_where("serial", serial).await
+    }
+
+    /// A certificate by RFC 9773 certID.
+    pub async fn certificate_by_ari_id(
+        &self,
+        ari_id: &str,
+    ) -> Result<Option<Certificate>, StoreError> {
+        self.certificate_where("ari_id", ari_id).await
+    }
+
+    /// Whether a key (SHA-256 of its SPKI, hex) is blocked.
+    pub async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
+        read_pool!(&self.db, p => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1").bind(spki_sha256).fetch_one(p).await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Revoked, unexpired certificates as (serial hex, revoked ms, reason) for the CRL.
+    pub async fn revoked_certificates(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT serial, revoked_ms, revoked_reason FROM certificates WHERE revoked_ms IS NOT NULL AND not_after_ms > $1 ORDER BY revoked_ms",
+            )
+            .bind(now_ms)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_ms")?, r.try_get::<Option<i64>, _>("revoked_reason")?.unwrap_or(0))))
+                .collect()
+        })
+    }
+
+    /// The identifiers the account holds valid, unexpired authorizations for (RFC 8555 §7.6:
+    /// such an account may revoke certificates for them).
+    pub async fn authorized_identifiers(
+        &self,
+        account_id: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Identifier>, StoreError> {
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT DISTINCT identifier_type, identifier_value FROM authzs WHERE account_id = $1 AND status = 'valid' AND expires_ms > $2",
+            )
+            .bind(account_id)
+            .bind(now_ms)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let (k, v): (String, String) = (r.try_get("identifier_type")?, r.try_get("identifier_value")?);
+                    Identifier::from_wire(&k, &v).map_err(|_| StoreError::Corrupt(format!("identifier {v:?}")))
+                })
+                .collect()
+        })
+    }
+}
+
+impl Tx {
+    /// Moves a pending order to `processing`; false when another
     /// finalize got there first (RFC 8555 §7.4: finalize happens once).
     pub async fn begin_finalize(
-        &self,
-        nonce: &OpenedNonce,
+        &mut self,
         order_id: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
+        on_tx!(self, tx => {
             let n = sqlx::query("UPDATE orders SET status = 'processing', updated_ms = $2 WHERE id = $1 AND status = 'pending'")
                 .bind(order_id)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            tx.commit().await?;
             Ok(n == 1)
         })
     }
 
     /// Stores the certificate and makes its order `valid`, in one transaction.
     pub async fn finish_issuance(
-        &self,
+        &mut self,
         order_id: &str,
         cert: &NewCertificate,
         now_ms: i64,
     ) -> Result<String, StoreError> {
         let id = random_id();
-        write_tx!(&self.db, tx => {
+        on_tx!(self, tx => {
             let order: Option<(String, String)> = {
                 let row = sqlx::query("SELECT account_id, identifiers FROM orders WHERE id = $1 AND status = 'processing'")
                     .bind(order_id)
@@ -158,80 +241,51 @@ impl Store {
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             Ok(id)
         })
     }
 
     /// Marks a processing order `invalid` with `problem_json` (a CA failure).
     pub async fn fail_order(
-        &self,
+        &mut self,
         order_id: &str,
         problem_json: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        write_tx!(&self.db, tx => {
+        on_tx!(self, tx => {
             sqlx::query("UPDATE orders SET status = 'invalid', error = $2, updated_ms = $3 WHERE id = $1 AND status = 'processing'")
                 .bind(order_id)
                 .bind(problem_json)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             Ok(())
         })
     }
 
-    async fn certificate_where(
-        &self,
-        column: &'static str,
-        value: &str,
-    ) -> Result<Option<Certificate>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CERT_COLS} FROM certificates WHERE {column} = $1"
-        ));
-        read_pool!(&self.db, p => {
-            let row = sqlx::query(sql).bind(value).fetch_optional(p).await?;
-            row.as_ref().map(cert_from_row).transpose()
+    /// The next CRL number for `issuer` (monotonic across instances and restarts).
+    pub async fn next_crl_number(&mut self, issuer: &str) -> Result<i64, StoreError> {
+        on_tx!(self, tx => {
+            let n: i64 = sqlx::query_scalar(
+                "INSERT INTO crl_numbers (issuer, number) VALUES ($1, 1) ON CONFLICT (issuer) DO UPDATE SET number = crl_numbers.number + 1 RETURNING number",
+            )
+            .bind(issuer)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(n)
         })
     }
-
-    /// A certificate by id.
-    pub async fn certificate(&self, id: &str) -> Result<Option<Certificate>, StoreError> {
-        self.certificate_where("id", id).await
-    }
-
-    /// A certificate by serial (lowercase hex).
-    pub async fn certificate_by_serial(
-        &self,
-        serial: &str,
-    ) -> Result<Option<Certificate>, StoreError> {
-        self.certificate_where("serial", serial).await
-    }
-
-    /// A certificate by RFC 9773 certID.
-    pub async fn certificate_by_ari_id(
-        &self,
-        ari_id: &str,
-    ) -> Result<Option<Certificate>, StoreError> {
-        self.certificate_where("ari_id", ari_id).await
-    }
-
-    /// Revokes a certificate (RFC 8555 §7.6), redeeming `nonce` when the request had one;
+    /// Revokes a certificate (RFC 8555 §7.6);
     /// with `block_key` (reason keyCompromise) its key is refused in future CSRs.
     /// Returns false when it was already revoked.
     pub async fn revoke_certificate(
-        &self,
-        nonce: Option<&OpenedNonce>,
+        &mut self,
         id: &str,
         reason: i64,
         block_key: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        write_tx!(&self.db, tx => {
-            if let Some(n) = nonce {
-                redeem_nonce_in!(tx, n);
-            }
+        on_tx!(self, tx => {
             let row = sqlx::query("UPDATE certificates SET revoked_ms = $2, revoked_reason = $3 WHERE id = $1 AND revoked_ms IS NULL RETURNING spki_sha256")
                 .bind(id)
                 .bind(now_ms)
@@ -252,72 +306,7 @@ impl Store {
                 }
                 None => false,
             };
-            tx.commit().await?;
             Ok(done)
-        })
-    }
-
-    /// Whether a key (SHA-256 of its SPKI, hex) is blocked.
-    pub async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
-        read_pool!(&self.db, p => {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1").bind(spki_sha256).fetch_one(p).await?;
-            Ok(n > 0)
-        })
-    }
-
-    /// Revoked, unexpired certificates as (serial hex, revoked ms, reason) for the CRL.
-    pub async fn revoked_certificates(
-        &self,
-        now_ms: i64,
-    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        read_pool!(&self.db, p => {
-            let rows = sqlx::query(
-                "SELECT serial, revoked_ms, revoked_reason FROM certificates WHERE revoked_ms IS NOT NULL AND not_after_ms > $1 ORDER BY revoked_ms",
-            )
-            .bind(now_ms)
-            .fetch_all(p)
-            .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_ms")?, r.try_get::<Option<i64>, _>("revoked_reason")?.unwrap_or(0))))
-                .collect()
-        })
-    }
-
-    /// The next CRL number for `issuer` (monotonic across instances and restarts).
-    pub async fn next_crl_number(&self, issuer: &str) -> Result<i64, StoreError> {
-        write_tx!(&self.db, tx => {
-            let n: i64 = sqlx::query_scalar(
-                "INSERT INTO crl_numbers (issuer, number) VALUES ($1, 1) ON CONFLICT (issuer) DO UPDATE SET number = crl_numbers.number + 1 RETURNING number",
-            )
-            .bind(issuer)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(n)
-        })
-    }
-
-    /// The identifiers the account holds valid, unexpired authorizations for (RFC 8555 §7.6:
-    /// such an account may revoke certificates for them).
-    pub async fn authorized_identifiers(
-        &self,
-        account_id: &str,
-        now_ms: i64,
-    ) -> Result<Vec<Identifier>, StoreError> {
-        read_pool!(&self.db, p => {
-            let rows = sqlx::query(
-                "SELECT DISTINCT identifier_type, identifier_value FROM authzs WHERE account_id = $1 AND status = 'valid' AND expires_ms > $2",
-            )
-            .bind(account_id)
-            .bind(now_ms)
-            .fetch_all(p)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    let (k, v): (String, String) = (r.try_get("identifier_type")?, r.try_get("identifier_value")?);
-                    Identifier::from_wire(&k, &v).map_err(|_| StoreError::Corrupt(format!("identifier {v:?}")))
-                })
-                .collect()
         })
     }
 }

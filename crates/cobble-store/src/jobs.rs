@@ -2,8 +2,7 @@
 //! any instance claim it with a lease (SKIP LOCKED on PostgreSQL), and the outcome, the
 //! challenge, the authorization and the job row change in one transaction.
 
-use crate::{Store, StoreError, read_pool, redeem_nonce_in, write_tx};
-use cobble_core::nonce::OpenedNonce;
+use crate::{Engine, Store, StoreError, Tx, on_tx, read_pool};
 use cobble_core::status::{AuthzStatus, ChallengeStatus};
 use sqlx::Row;
 
@@ -30,19 +29,24 @@ pub struct ValidationOutcome {
 }
 
 impl Store {
-    /// Redeems `nonce` and starts validating a pending challenge of a pending, unexpired
+    /// How many validation jobs are queued or running.
+    pub async fn validation_jobs_pending(&self) -> Result<i64, StoreError> {
+        read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM validation_jobs").fetch_one(p).await?))
+    }
+}
+
+impl Tx {
+    /// Starts validating a pending challenge of a pending, unexpired
     /// authorization: the challenge becomes `processing` and a job is queued to run at
     /// `run_after_ms`. Returns false (changing nothing but the nonce) when the challenge
     /// or its authorization is not in a state to start (RFC 8555 §7.5.1).
     pub async fn start_challenge(
-        &self,
-        nonce: &OpenedNonce,
+        &mut self,
         challenge_id: &str,
         run_after_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
+        on_tx!(self, tx => {
             let n = sqlx::query(
                 "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND authz_id IN \
                  (SELECT id FROM authzs WHERE status = 'pending' AND expires_ms >= $2)",
@@ -60,7 +64,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
             Ok(n == 1)
         })
     }
@@ -68,25 +71,25 @@ impl Store {
     /// Claims the next due validation job for `worker` until `now_ms + lease_ms`. A job whose
     /// lease ran out (its worker died) is claimed again: no validation is lost.
     pub async fn claim_validation_job(
-        &self,
+        &mut self,
         worker: &str,
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<ValidationJob>, StoreError> {
         let pick = "SELECT challenge_id FROM validation_jobs WHERE run_after_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
                     ORDER BY run_after_ms LIMIT 1";
-        let sql = match &self.db {
-            crate::Db::Pg(_) => format!(
+        let sql = match self.engine() {
+            Engine::Postgres => format!(
                 "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
                  WHERE challenge_id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING challenge_id, attempts"
             ),
-            crate::Db::Sqlite { .. } => format!(
+            Engine::Sqlite => format!(
                 "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
                  WHERE challenge_id = ({pick}) RETURNING challenge_id, attempts"
             ),
         };
         let sql = sqlx::AssertSqlSafe(sql);
-        write_tx!(&self.db, tx => {
+        on_tx!(self, tx => {
             let row = sqlx::query(sql)
                 .bind(worker)
                 .bind(now_ms + lease_ms)
@@ -97,27 +100,21 @@ impl Store {
                 Some(r) => Some(ValidationJob { challenge_id: r.try_get("challenge_id")?, attempts: r.try_get("attempts")? }),
                 None => None,
             };
-            tx.commit().await?;
             Ok(job)
         })
-    }
-
-    /// How many validation jobs are queued or running.
-    pub async fn validation_jobs_pending(&self) -> Result<i64, StoreError> {
-        read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM validation_jobs").fetch_one(p).await?))
     }
 
     /// Records a validation's outcome if `worker` still holds the job: the challenge, its
     /// authorization (RFC 8555 §7.1.6) and the job row change in one transaction. Returns
     /// false when the lease was lost to another worker (the outcome is then discarded).
     pub async fn finish_validation(
-        &self,
+        &mut self,
         worker: &str,
         challenge_id: &str,
         outcome: &ValidationOutcome,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        write_tx!(&self.db, tx => {
+        on_tx!(self, tx => {
             let n = sqlx::query("DELETE FROM validation_jobs WHERE challenge_id = $1 AND claimed_by = $2")
                 .bind(challenge_id)
                 .bind(worker)
@@ -147,7 +144,6 @@ impl Store {
             .bind(outcome.valid_authz_expires_ms)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
             Ok(true)
         })
     }

@@ -3,7 +3,8 @@
 //! An enum over the two concrete sqlx pools with a dispatch macro, not `sqlx::Any`
 //! (shared/DEPENDENCIES.md §3(f)). Both engines run the same SQL text with `$n`
 //! placeholders; timestamps are Unix milliseconds, booleans integers. Every method that
-//! changes state is one transaction, and redeems the request's nonce inside it.
+//! changes state is a method on [`Tx`], one write transaction, which a request composes with
+//! its nonce redemption and commits once; reads that need no transaction go to the pool.
 #![forbid(unsafe_code)]
 
 mod account;
@@ -18,6 +19,7 @@ pub use cert::{Certificate, NewCertificate};
 pub use jobs::{ValidationJob, ValidationOutcome};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 
+use cobble_core::nonce::OpenedNonce;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -54,6 +56,10 @@ pub enum StoreError {
         /// Newest version this build knows.
         known: i64,
     },
+    /// The new account key already belongs to another account (a keyChange race lost
+    /// at the unique index; RFC 8555 §7.3.5: 409). The transaction must be dropped.
+    #[error("the key already belongs to another account")]
+    KeyInUse,
     /// The request's nonce was already used (RFC 8555 §6.5: `badNonce`).
     #[error("the nonce has already been used")]
     NonceReused,
@@ -150,7 +156,76 @@ macro_rules! redeem_nonce_in {
     }};
 }
 
-pub(crate) use {read_pool, redeem_nonce_in, write_tx};
+/// Runs `$body` with `$c` bound to the connection of transaction `$tx` (a [`Tx`]): the
+/// engine is matched once per repository call, and the same SQL text serves both.
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match &mut $tx.inner {
+            crate::TxInner::Pg(t) => {
+                #[allow(unused_variables)]
+                let $c: &mut sqlx::PgConnection = &mut **t;
+                $body
+            }
+            crate::TxInner::Sqlite(t) => {
+                #[allow(unused_variables)]
+                let $c: &mut sqlx::SqliteConnection = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {on_tx, read_pool, redeem_nonce_in, write_tx};
+
+/// One write transaction: a request's every change, and its nonce redemption, commit
+/// together or not at all (dropping it rolls back). Repository functions (`create_order`,
+/// `start_challenge`, `revoke_certificate`, ...) are methods on it, so a request composes
+/// them in one `BEGIN ... COMMIT` whatever it touches. On SQLite it is a `BEGIN IMMEDIATE`
+/// on the single writer connection, so two processes on one file queue instead of failing.
+pub struct Tx {
+    inner: TxInner,
+}
+
+enum TxInner {
+    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("engine", &self.engine())
+            .finish()
+    }
+}
+
+impl Tx {
+    /// The engine this transaction runs on.
+    pub fn engine(&self) -> Engine {
+        match self.inner {
+            TxInner::Pg(_) => Engine::Postgres,
+            TxInner::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
+    /// Commits every change made through this transaction.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Pg(t) => t.commit().await?,
+            TxInner::Sqlite(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Redeems a nonce (RFC 8555 §6.5): inserts it into the used-nonce table, so that it
+    /// commits with the request's own change; [`StoreError::NonceReused`] when it was used.
+    pub async fn redeem_nonce(&mut self, nonce: &OpenedNonce) -> Result<(), StoreError> {
+        on_tx!(self, tx => {
+            redeem_nonce_in!(tx, nonce);
+            Ok(())
+        })
+    }
+}
 
 /// The store: every piece of state that matters.
 #[derive(Clone, Debug)]
@@ -159,6 +234,17 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens a write transaction (see [`Tx`]).
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.db {
+            Db::Pg(p) => TxInner::Pg(p.begin().await?),
+            Db::Sqlite { writer, .. } => {
+                TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+        };
+        Ok(Tx { inner })
+    }
+
     /// Connects to `url` and applies migrations. `sqlite://PATH` creates the file;
     /// `sqlite::memory:` keeps nothing; `postgres://...` uses PostgreSQL.
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {

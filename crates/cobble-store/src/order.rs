@@ -1,9 +1,8 @@
 //! Orders, authorizations and challenges (RFC 8555 §7.1.3-§7.1.5, §7.4, §7.5).
 
-use crate::{Store, StoreError, random_id, read_pool, redeem_nonce_in, write_tx};
+use crate::{Store, StoreError, Tx, on_tx, random_id, read_pool};
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
-use cobble_core::nonce::OpenedNonce;
 use cobble_core::status::{AuthzStatus, ChallengeStatus, OrderStatus};
 use sqlx::Row;
 
@@ -262,81 +261,6 @@ macro_rules! insert_authz_in {
 }
 
 impl Store {
-    /// Redeems `nonce` and creates an order with its authorizations in one transaction.
-    pub async fn create_order(
-        &self,
-        nonce: &OpenedNonce,
-        new: NewOrder,
-    ) -> Result<String, StoreError> {
-        let order_id = random_id();
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
-            sqlx::query(
-                "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms, replaces) \
-                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9)",
-            )
-            .bind(&order_id)
-            .bind(&new.account_id)
-            .bind(identifiers_json(&new.identifiers))
-            .bind(new.not_before_ms)
-            .bind(new.not_after_ms)
-            .bind(new.expires_ms)
-            .bind(&new.profile)
-            .bind(new.now_ms)
-            .bind(&new.replaces)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(ari) = &new.replaces {
-                let n = sqlx::query("UPDATE certificates SET replaced_by = $2 WHERE ari_id = $1 AND replaced_by IS NULL")
-                    .bind(ari)
-                    .bind(&order_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Err(StoreError::AlreadyReplaced);
-                }
-            }
-            for (pos, plan) in new.authzs.iter().enumerate() {
-                let authz_id = match plan {
-                    AuthzPlan::Reuse(id) => id.clone(),
-                    AuthzPlan::New { identifier, wildcard, challenges, expires_ms } => {
-                        let id = random_id();
-                        insert_authz_in!(tx, &id, &new.account_id, identifier, *wildcard, false, challenges, *expires_ms, new.now_ms);
-                        id
-                    }
-                };
-                sqlx::query("INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                    .bind(&order_id)
-                    .bind(&authz_id)
-                    .bind(pos as i64)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(order_id)
-        })
-    }
-
-    /// Redeems `nonce` and creates a pre-authorization (RFC 8555 §7.4.1).
-    pub async fn create_preauthorization(
-        &self,
-        nonce: &OpenedNonce,
-        account_id: &str,
-        identifier: &Identifier,
-        challenges: &[ChallengeType],
-        expires_ms: i64,
-        now_ms: i64,
-    ) -> Result<String, StoreError> {
-        let id = random_id();
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
-            insert_authz_in!(tx, &id, account_id, identifier, false, true, challenges, expires_ms, now_ms);
-            tx.commit().await?;
-            Ok(id)
-        })
-    }
-
     /// The account's most recent authorization for `identifier` that is valid (or, with
     /// `include_pending`, pending) and unexpired at `now_ms`: the candidate for reuse.
     pub async fn reusable_authz(
@@ -455,17 +379,79 @@ impl Store {
             Ok(sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = $1").bind(challenge_id).fetch_optional(p).await?)
         })
     }
+}
 
-    /// Redeems `nonce` and deactivates a pending or valid authorization (RFC 8555 §7.5.2).
-    /// Returns false when it was in another state.
-    pub async fn deactivate_authz(
-        &self,
-        nonce: &OpenedNonce,
-        id: &str,
+impl Tx {
+    /// Creates an order with its authorizations in one transaction.
+    pub async fn create_order(&mut self, new: NewOrder) -> Result<String, StoreError> {
+        let order_id = random_id();
+        on_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms, replaces) \
+                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9)",
+            )
+            .bind(&order_id)
+            .bind(&new.account_id)
+            .bind(identifiers_json(&new.identifiers))
+            .bind(new.not_before_ms)
+            .bind(new.not_after_ms)
+            .bind(new.expires_ms)
+            .bind(&new.profile)
+            .bind(new.now_ms)
+            .bind(&new.replaces)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(ari) = &new.replaces {
+                let n = sqlx::query("UPDATE certificates SET replaced_by = $2 WHERE ari_id = $1 AND replaced_by IS NULL")
+                    .bind(ari)
+                    .bind(&order_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::AlreadyReplaced);
+                }
+            }
+            for (pos, plan) in new.authzs.iter().enumerate() {
+                let authz_id = match plan {
+                    AuthzPlan::Reuse(id) => id.clone(),
+                    AuthzPlan::New { identifier, wildcard, challenges, expires_ms } => {
+                        let id = random_id();
+                        insert_authz_in!(tx, &id, &new.account_id, identifier, *wildcard, false, challenges, *expires_ms, new.now_ms);
+                        id
+                    }
+                };
+                sqlx::query("INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(&order_id)
+                    .bind(&authz_id)
+                    .bind(pos as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok(order_id)
+        })
+    }
+
+    /// Creates a pre-authorization (RFC 8555 §7.4.1).
+    pub async fn create_preauthorization(
+        &mut self,
+        account_id: &str,
+        identifier: &Identifier,
+        challenges: &[ChallengeType],
+        expires_ms: i64,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
+    ) -> Result<String, StoreError> {
+        let id = random_id();
+        on_tx!(self, tx => {
+            insert_authz_in!(tx, &id, account_id, identifier, false, true, challenges, expires_ms, now_ms);
+            Ok(id)
+        })
+    }
+
+    /// Deactivates a pending or valid authorization (RFC 8555 §7.5.2).
+    /// Returns false when it was in another state.
+    pub async fn deactivate_authz(&mut self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        on_tx!(self, tx => {
             let n = sqlx::query(
                 "UPDATE authzs SET status = 'deactivated', updated_ms = $2 WHERE id = $1 AND status IN ('pending', 'valid') AND expires_ms >= $2",
             )
@@ -474,7 +460,6 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            tx.commit().await?;
             Ok(n == 1)
         })
     }

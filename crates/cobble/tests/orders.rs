@@ -706,11 +706,7 @@ async fn validation_survives_a_restart(e: Engine) {
     let store = s.running.as_ref().unwrap().store.clone();
     // Wait (bounded) until A's worker holds the job, then kill A.
     for _ in 0..100 {
-        if store
-            .claim_validation_job("probe", i64::MIN / 2, 0)
-            .await
-            .unwrap()
-            .is_none()
+        if claim(&store, i64::MIN / 2, 0).await.is_none()
             && store.validation_jobs_pending().await.unwrap() == 1
         {
             break;
@@ -730,14 +726,12 @@ async fn validation_survives_a_restart(e: Engine) {
         "the job outlives its worker"
     );
     assert_eq!(
-        check
-            .claim_validation_job(
-                "probe",
-                cobble_core::clock::Clock::now_ms(&cobble_core::clock::SystemClock),
-                1
-            )
-            .await
-            .unwrap(),
+        claim(
+            &check,
+            cobble_core::clock::Clock::now_ms(&cobble_core::clock::SystemClock),
+            1
+        )
+        .await,
         None,
         "A's lease still holds it"
     );
@@ -780,4 +774,19 @@ async fn authz_status_enum_is_what_instant_acme_reads() {
         let parsed: AuthorizationStatus = serde_json::from_value(json!(ours)).unwrap();
         assert_eq!(parsed, theirs);
     }
+}
+
+/// Tries to claim a validation job as worker "probe", in a transaction of its own.
+async fn claim(
+    store: &cobble_store::Store,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Option<cobble_store::ValidationJob> {
+    let mut tx = store.begin().await.unwrap();
+    let job = tx
+        .claim_validation_job("probe", now_ms, lease_ms)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    job
 }

@@ -94,20 +94,18 @@ pub async fn new_account(State(s): State<AppState>, req: Request) -> AcmeResult 
             HeaderValue::from_str(&link).map_err(|_| Problem::internal("bad ToS URL"))?,
         ));
     }
-    let created = s
-        .store
-        .create_account(
-            &r.nonce,
-            NewAccount {
-                key_thumbprint: thumb,
-                jwk: r.key.to_jwk().to_string(),
-                contact,
-                tos_agreed,
-                initial_ip: r.peer.clone(),
-                now_ms: s.clock.now_ms(),
-            },
-        )
+    let mut tx = s.begin(&r).await?;
+    let created = tx
+        .create_account(NewAccount {
+            key_thumbprint: thumb,
+            jwk: r.key.to_jwk().to_string(),
+            contact,
+            tos_agreed,
+            initial_ip: r.peer.clone(),
+            now_ms: s.clock.now_ms(),
+        })
         .await?;
+    tx.commit().await?;
     let (status, account) = match created {
         AccountCreated::New(a) => {
             tracing::info!(account = %a.id, "account created");
@@ -166,11 +164,12 @@ pub async fn account(
     if body.terms_of_service_agreed == Some(true) {
         update.tos_agreed = Some(true);
     }
-    let updated = s
-        .store
-        .update_account(&r.nonce, &id, &update, s.clock.now_ms())
+    let mut tx = s.begin(&r).await?;
+    let updated = tx
+        .update_account(&id, &update, s.clock.now_ms())
         .await?
         .ok_or_else(|| Problem::unauthorized(format!("account {id} is no longer valid")))?;
+    tx.commit().await?;
     if update.status == Some(AccountStatus::Deactivated) {
         tracing::info!(account = %id, "account deactivated by its holder");
     }

@@ -51,13 +51,15 @@ pub async fn authz(State(s): State<AppState>, Path(id): Path<String>, req: Reque
         match upd.status.as_deref() {
             Some("deactivated") => {
                 let now = s.clock.now_ms();
-                if !s.store.deactivate_authz(&r.nonce, &id, now).await? {
+                let mut tx = s.begin(&r).await?;
+                if !tx.deactivate_authz(&id, now).await? {
                     return Err(Problem::malformed(format!(
                         "authorization {id} is {}; only pending or valid authorizations can be deactivated",
                         a.status.at(a.expires_ms, now).as_str()
                     ))
                     .into());
                 }
+                tx.commit().await?;
                 a.status = AuthzStatus::Deactivated;
                 return Ok(json_response(
                     StatusCode::OK,
@@ -118,10 +120,9 @@ pub async fn new_authz(State(s): State<AppState>, req: Request) -> AcmeResult {
     let ids = checked_identifiers(&s, &[(body.identifier.kind, body.identifier.value)])?;
     let id = &ids[0];
     let now = s.clock.now_ms();
-    let authz_id = s
-        .store
+    let mut tx = s.begin(&r).await?;
+    let authz_id = tx
         .create_preauthorization(
-            &r.nonce,
             &r.account().id,
             id,
             &challenge_types(id, false),
@@ -129,6 +130,7 @@ pub async fn new_authz(State(s): State<AppState>, req: Request) -> AcmeResult {
             now,
         )
         .await?;
+    tx.commit().await?;
     let a = s
         .store
         .authz(&authz_id)
@@ -185,10 +187,12 @@ pub async fn challenge(
             ))
             .into());
         }
-        if s.store
-            .start_challenge(&r.nonce, &id, now + validation_delay_ms(&s), now)
-            .await?
-        {
+        let mut tx = s.begin(&r).await?;
+        let started = tx
+            .start_challenge(&id, now + validation_delay_ms(&s), now)
+            .await?;
+        tx.commit().await?;
+        if started {
             ch.status = ChallengeStatus::Processing;
             s.wake_workers.notify_one();
         }

@@ -114,13 +114,15 @@ pub async fn finalize(
     if let Err(p) = recheck_caa(&s, &order, &account_uri, now).await {
         return Err(p.into());
     }
-    if !s.store.begin_finalize(&r.nonce, &id, now).await? {
+    let mut tx = s.begin(&r).await?;
+    if !tx.begin_finalize(&id, now).await? {
         return Err(Problem::new(
             ProblemType::OrderNotReady,
             format!("order {id} is already being finalized"),
         )
         .into());
     }
+    tx.commit().await?;
     tracing::info!(order = %id, key = %checked.key_description, "finalizing");
     let job = issue(s.clone(), order.clone(), checked, profile, spki_hash);
     if s.cfg.finalize_async {
@@ -193,10 +195,14 @@ async fn issue(
                 not_before_ms: time_to_ms(issued.not_before),
                 not_after_ms: time_to_ms(issued.not_after),
             };
-            s.store
-                .finish_issuance(&order.id, &cert, s.clock.now_ms())
+            let stored = async {
+                let mut tx = s.store.begin().await?;
+                tx.finish_issuance(&order.id, &cert, s.clock.now_ms())
+                    .await?;
+                tx.commit().await
+            };
+            stored
                 .await
-                .map(|_| ())
                 .map_err(|e| ("storing the certificate", e.to_string()))
         }
         Ok(Err(e)) => Err(("signing", e.to_string())),
@@ -211,15 +217,17 @@ async fn issue(
                 "the CA could not issue the certificate: {stage} failed on the server; it has been logged"
             ),
         );
-        if let Err(e) = s
-            .store
-            .fail_order(
+        let recorded = async {
+            let mut tx = s.store.begin().await?;
+            tx.fail_order(
                 &order.id,
                 &serde_json::to_string(&p).expect("serializes"),
                 s.clock.now_ms(),
             )
-            .await
-        {
+            .await?;
+            tx.commit().await
+        };
+        if let Err(e) = recorded.await {
             tracing::error!(order = %order.id, error = %e, "could not record the failed issuance");
         }
     }

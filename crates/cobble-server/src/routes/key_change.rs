@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use cobble_core::Problem;
 use cobble_core::jwk::PublicKey;
 use cobble_core::jws::{Jws, KeyRef};
-use cobble_store::KeyChanged;
+use cobble_store::{KeyChanged, StoreError};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -73,17 +73,32 @@ pub async fn key_change(State(s): State<AppState>, req: Request) -> AcmeResult {
     if new_thumb == account.key_thumbprint {
         return Err(Problem::malformed("the new key is the account's current key").into());
     }
-    let changed = s
-        .store
+    let mut tx = s.begin(&r).await?;
+    let changed = match tx
         .change_account_key(
-            &r.nonce,
             &account.id,
             &account.key_thumbprint,
             &new_thumb,
             &new_key.to_jwk().to_string(),
             s.clock.now_ms(),
         )
-        .await?;
+        .await
+    {
+        Ok(KeyChanged::Changed(a)) => {
+            tx.commit().await?;
+            KeyChanged::Changed(a)
+        }
+        Ok(other) => other,
+        // Another account took the key between the check and the update: name it.
+        Err(StoreError::KeyInUse) => {
+            drop(tx);
+            match s.store.account_by_thumbprint(&new_thumb).await? {
+                Some(holder) => KeyChanged::Conflict(holder.id),
+                None => KeyChanged::Stale,
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     match changed {
         KeyChanged::Changed(a) => {
             tracing::info!(account = %a.id, "account key changed");

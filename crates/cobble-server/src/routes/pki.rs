@@ -49,7 +49,14 @@ pub async fn current_crl(s: &AppState) -> Result<Vec<u8>, Problem> {
                 .filter(|r| *r != RevocationReason::Unspecified),
         })
         .collect();
-    let number = s.store.next_crl_number("0").await.map_err(store_problem)?;
+    let number = async {
+        let mut tx = s.store.begin().await?;
+        let n = tx.next_crl_number("0").await?;
+        tx.commit().await?;
+        Ok::<_, cobble_store::StoreError>(n)
+    }
+    .await
+    .map_err(store_problem)?;
     let idp = Urls(&s.account_base()).path("/crl");
     let der = cobble_ca::crl::build_crl(
         s.ca.issuer_cert_der(),

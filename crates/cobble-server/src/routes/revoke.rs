@@ -133,9 +133,9 @@ pub async fn revoke(State(s): State<AppState>, req: Request) -> AcmeResult<Respo
             }
         }
     }
-    if !s
-        .store
-        .revoke_certificate(Some(&r.nonce), &cert.id, reason, reason == 1, now)
+    let mut tx = s.begin(&r).await?;
+    if !tx
+        .revoke_certificate(&cert.id, reason, reason == 1, now)
         .await?
     {
         return Err(Problem::new(
@@ -144,6 +144,7 @@ pub async fn revoke(State(s): State<AppState>, req: Request) -> AcmeResult<Respo
         )
         .into());
     }
+    tx.commit().await?;
     *s.crl.lock().await = None;
     tracing::info!(serial = %serial, reason, "certificate revoked");
     Ok(StatusCode::OK.into_response())

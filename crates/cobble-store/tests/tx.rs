@@ -1,0 +1,120 @@
+//! The transaction API: what a request composes on one [`Tx`] commits together or not at
+//! all, on SQLite and (with COBBLE_TEST_PG_URL, as scripts/test.sh sets) on PostgreSQL.
+
+use cobble_core::account::AccountStatus;
+use cobble_core::identifier::Identifier;
+use cobble_core::nonce::OpenedNonce;
+use cobble_store::{
+    AccountCreated, AccountUpdate, AuthzPlan, NewAccount, NewOrder, Store, StoreError,
+};
+
+/// One store per engine available: a SQLite file, and a fresh PostgreSQL database.
+async fn stores(dir: &std::path::Path) -> Vec<Store> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("tx.db").display())];
+    match std::env::var("COBBLE_TEST_PG_URL") {
+        Ok(admin) => {
+            let name = format!(
+                "cobble_tx_{}",
+                cobble_store::random_id()
+                    .to_lowercase()
+                    .replace(['-', '_'], "")
+            );
+            let p = sqlx::PgPool::connect(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&p)
+                .await
+                .unwrap();
+            p.close().await;
+            let (prefix, _) = admin.rsplit_once('/').unwrap();
+            urls.push(format!("{prefix}/{name}"));
+        }
+        Err(_) => assert!(
+            std::env::var("CI").is_err(),
+            "COBBLE_TEST_PG_URL is not set: run the tests with scripts/test.sh"
+        ),
+    }
+    let mut out = Vec::new();
+    for u in urls {
+        out.push(Store::connect(&u, &Default::default()).await.unwrap());
+    }
+    out
+}
+
+fn nonce(v: &str) -> OpenedNonce {
+    OpenedNonce {
+        value: v.to_owned(),
+        expires_ms: i64::MAX / 2,
+    }
+}
+
+fn new_account(thumb: &str) -> NewAccount {
+    NewAccount {
+        key_thumbprint: thumb.to_owned(),
+        jwk: "{}".to_owned(),
+        contact: vec![],
+        tos_agreed: true,
+        initial_ip: "127.0.0.1".to_owned(),
+        now_ms: 1_000,
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_leaves_nothing_and_a_committed_one_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        // Dropped: neither the nonce nor the account is kept.
+        let mut tx = store.begin().await.unwrap();
+        tx.redeem_nonce(&nonce("n1")).await.unwrap();
+        tx.create_account(new_account("t1")).await.unwrap();
+        drop(tx);
+        assert_eq!(store.used_nonce_count().await.unwrap(), 0, "{engine:?}");
+        assert!(store.account_by_thumbprint("t1").await.unwrap().is_none());
+
+        // Committed: account, order and nonce land together.
+        let mut tx = store.begin().await.unwrap();
+        tx.redeem_nonce(&nonce("n1")).await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("t1")).await.unwrap() else {
+            panic!("a new account");
+        };
+        let id = Identifier::from_wire("dns", "tx.example.com").unwrap();
+        let order_id = tx
+            .create_order(NewOrder {
+                account_id: a.id.clone(),
+                identifiers: vec![id.clone()],
+                not_before_ms: None,
+                not_after_ms: None,
+                expires_ms: 10_000,
+                profile: None,
+                authzs: vec![AuthzPlan::New {
+                    identifier: id,
+                    wildcard: false,
+                    challenges: vec![cobble_core::challenge::ChallengeType::Http01],
+                    expires_ms: 10_000,
+                }],
+                replaces: None,
+                now_ms: 1_000,
+            })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.used_nonce_count().await.unwrap(), 1, "{engine:?}");
+        let order = store.order(&order_id).await.unwrap().unwrap();
+        assert_eq!(order.account_id, a.id);
+        assert_eq!(order.authzs.len(), 1);
+
+        // A second use of the nonce fails the whole transaction: the update is not kept.
+        let mut tx = store.begin().await.unwrap();
+        let update = AccountUpdate {
+            status: Some(AccountStatus::Deactivated),
+            ..Default::default()
+        };
+        tx.update_account(&a.id, &update, 2_000).await.unwrap();
+        let err = tx.redeem_nonce(&nonce("n1")).await.unwrap_err();
+        assert!(matches!(err, StoreError::NonceReused), "{err:?}");
+        drop(tx);
+        let stored = store.account(&a.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, AccountStatus::Valid, "{engine:?}");
+        store.close().await;
+    }
+}
