@@ -210,6 +210,11 @@ pub fn parse_request(der: &[u8]) -> Result<Vec<CertId>, OcspError> {
 
 /// RFC 6960 §4.1.1 and §4.4.1: the CertIDs and the nonce of an OCSPRequest.
 pub fn parse_request_with_nonce(der: &[u8]) -> Result<OcspRequest, OcspError> {
+    if !lengths_fit(der) {
+        return Err(OcspError::Malformed(
+            "not an OCSPRequest (an element's length runs past what encloses it)".into(),
+        ));
+    }
     let raw = yasna::parse_ber(der, read_ocsp_request)
         .map_err(|e| OcspError::Malformed(format!("not an OCSPRequest ({e})")))?;
     if raw.ids.is_empty() || raw.ids.len() > MAX_SINGLE_REQUESTS {
@@ -233,6 +238,69 @@ pub fn parse_request_with_nonce(der: &[u8]) -> Result<OcspRequest, OcspError> {
         return Err(OcspError::UnsupportedCriticalExtension(ext.oid.to_string()));
     }
     Ok(OcspRequest { cert_ids, nonce })
+}
+
+/// True when every BER element (X.690 §8.1) in `input` has a length that fits in what
+/// encloses it. yasna 0.6 skips the elements read with `read_der` by an unchecked
+/// `pos + length`: a length near `usize::MAX` panics on overflow in debug builds, and in
+/// release builds moves the reader backwards, which panics on a reversed slice or loops
+/// forever inside an indefinite-length element (found by fuzzing, issue 15). So yasna
+/// only sees input whose lengths all fit.
+fn lengths_fit(input: &[u8]) -> bool {
+    /// Most nesting looked into; a real OCSPRequest nests about 8 deep.
+    const MAX_DEPTH: usize = 64;
+    fn element(buf: &[u8], pos: &mut usize, depth: usize) -> Option<()> {
+        let mut byte = || {
+            let b = *buf.get(*pos)?;
+            *pos += 1;
+            Some(b)
+        };
+        let id = byte()?;
+        if id & 0x1f == 0x1f {
+            while byte()? & 0x80 != 0 {}
+        }
+        let constructed = id & 0x20 != 0;
+        let first = byte()?;
+        if first == 0x80 {
+            // Indefinite length: constructed only, children up to the end-of-contents octets.
+            if !constructed || depth >= MAX_DEPTH {
+                return None;
+            }
+            while buf.get(*pos..*pos + 2)? != [0, 0] {
+                element(buf, pos, depth + 1)?;
+            }
+            *pos += 2;
+            return Some(());
+        }
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let n = usize::from(first & 0x7f);
+            let octets = buf.get(*pos..pos.checked_add(n)?)?;
+            *pos += n;
+            octets.iter().try_fold(0usize, |acc, b| {
+                acc.checked_mul(256)?.checked_add(usize::from(*b))
+            })?
+        };
+        let end = pos.checked_add(len).filter(|end| *end <= buf.len())?;
+        if constructed {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
+            while *pos < end {
+                element(&buf[..end], pos, depth + 1)?;
+            }
+        }
+        *pos = end;
+        Some(())
+    }
+    let mut pos = 0;
+    while pos < input.len() {
+        if element(input, &mut pos, 0).is_none() {
+            return false;
+        }
+    }
+    true
 }
 
 /// RFC 6960 Appendix A.1: the DER request inside a GET path segment, which is the

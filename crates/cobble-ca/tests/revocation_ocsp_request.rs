@@ -273,6 +273,47 @@ fn get_path_forms() {
     assert!(parse_get_path(&"A".repeat(MAX_GET_PATH_LEN + 4)).is_err());
 }
 
+/// Found by fuzzing (issue 15, fuzz/corpus/ocsp): a length near `usize::MAX` in an
+/// element yasna skips (requestorName, the signature, CertID hash parameters) wrapped its
+/// position: an overflow panic in debug builds, a reversed-slice panic or a loop forever
+/// (inside an indefinite-length element) in release builds. Now `malformedRequest`.
+#[test]
+fn lengths_past_the_end_are_malformed_not_a_panic_or_a_hang() {
+    let huge = |back: u8| [0x04, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, back];
+    let indefinite =
+        |inner: &[u8]| [&[0x30, 0x80, 0x30, 0x80, 0xa1, 0x80][..], inner, &[0; 8]].concat();
+    let table: Vec<(&str, Vec<u8>)> = vec![
+        // requestorName [1] holding an OCTET STRING of 2^64 - 16 octets.
+        ("wrapping length", indefinite(&huge(0xf0))),
+        // ... inside an indefinite SEQUENCE, pointing back at itself (the release-build hang).
+        (
+            "self-referencing length",
+            indefinite(&[&[0x30, 0x80][..], &huge(0xf6), &[0, 0]].concat()),
+        ),
+        (
+            "definite length past the end",
+            vec![0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x30],
+        ),
+        (
+            "primitive with indefinite length",
+            vec![0x30, 0x80, 0x04, 0x80, 0, 0, 0, 0],
+        ),
+        (
+            "nested 200 deep",
+            [[0x30, 0x80].repeat(200), vec![0; 400]].concat(),
+        ),
+    ];
+    for (case, bytes) in table {
+        let err = parse_request(&bytes).unwrap_err();
+        assert!(matches!(err, OcspError::Malformed(_)), "{case}: {err:?}");
+        assert_eq!(
+            err.response_status(),
+            OcspResponseStatus::MalformedRequest,
+            "{case}"
+        );
+    }
+}
+
 #[test]
 fn error_responses_are_status_only() {
     // RFC 6960 §4.2.1: OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, ... }

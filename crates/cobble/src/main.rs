@@ -20,6 +20,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run the challenge test server (mock DNS, http-01, tls-alpn-01), pebble-challtestsrv compatible.
     Challtestsrv(challtestsrv::ChalltestsrvArgs),
+    /// Judge any ACME server against RFC 8555 and its companions (the conformance suite).
+    Conformance(Box<cobble_conformance::cli::ConformanceArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +33,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args)),
         Command::Challtestsrv(args) => runtime.block_on(challtestsrv::run(args)),
+        Command::Conformance(args) => {
+            std::process::exit(runtime.block_on(cobble_conformance::cli::main(*args)))
+        }
     }
 }

@@ -1,0 +1,247 @@
+//! Writes the generated part of the seed corpora (JWS bodies signed by the fixed keys,
+//! JWKs, nonces, payloads, identifiers, contacts, DNS queries, RFC examples). Run by hand
+//! after a target's input format changes:
+//! `cargo test -p cobble-fuzz --test seeds -- --ignored`.
+//! The openssl-made CSR and OCSP seeds come from `fuzz/openssl-seeds.sh`.
+
+use cobble_core::b64;
+use cobble_fuzz::jose::nonce_fixture;
+use cobble_fuzz::keys::signers;
+use serde_json::json;
+use std::path::PathBuf;
+
+fn write(target: &str, name: &str, data: impl AsRef<[u8]>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), data).unwrap();
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// A DNS query (RFC 1035 §4.1) for `name` and `qtype`, recursion desired.
+fn dns_query(id: u16, name: &str, qtype: u16, edns: bool) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)]);
+    for label in name.trim_end_matches('.').split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    if edns {
+        // OPT RR: root name, type 41, UDP size 1232, no options.
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    }
+    m
+}
+
+/// Made the fixed P-256 and P-384 keys in fuzz/keys once (ring reads only its own PKCS#8
+/// form, not openssl's). Rewriting them invalidates the signed seeds: run `write_seeds` after.
+#[test]
+#[ignore = "writes fuzz/keys; run by hand"]
+fn write_keys() {
+    use ring::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+    };
+    let rng = ring::rand::SystemRandom::new();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("keys");
+    for (name, alg) in [
+        ("p256", &ECDSA_P256_SHA256_FIXED_SIGNING),
+        ("p384", &ECDSA_P384_SHA384_FIXED_SIGNING),
+    ] {
+        let der = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        std::fs::write(dir.join(format!("{name}.pkcs8.der")), der.as_ref()).unwrap();
+    }
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_seeds() {
+    let base = "https://cobble.test/acme";
+    let new_acct =
+        json!({"termsOfServiceAgreed": true, "contact": ["mailto:cert-admin@example.org"]});
+    let new_order = json!({"identifiers": [{"type": "dns", "value": "www.example.org"},
+        {"type": "dns", "value": "example.org"}], "notBefore": "2016-01-01T00:04:00+04:00"});
+
+    // jws: newAccount with an embedded key for every algorithm, two kid requests.
+    for (kid, s) in signers() {
+        let body = s.sign_with_jwk(
+            &format!("{base}/new-acct"),
+            Some("oFvnlFP1wIhRlYS2jTaXbA"),
+            Some(&new_acct),
+        );
+        write(
+            "jws",
+            &format!("new-account-{}.json", s.alg().to_lowercase()),
+            body.to_string(),
+        );
+        if s.alg() == "RS256" {
+            let g = s.sign_with_kid(kid, &format!("{base}/order/1"), "n2", None);
+            write("jws", "post-as-get-rs256.json", g.to_string());
+        }
+        if s.alg() == "EdDSA" {
+            let o = s.sign_with_kid(kid, &format!("{base}/new-order"), "n3", Some(&new_order));
+            write("jws", "new-order-eddsa.json", o.to_string());
+        }
+    }
+
+    // jws_sign: [key, mode, flip hi, flip lo] url \0 nonce \0 payload.
+    for (i, payload) in [&b"{}"[..], b"", b"{\"csr\":\"MIIB\"}", b"[1]", b"\xff\x00"]
+        .iter()
+        .enumerate()
+    {
+        let input = cat(&[
+            &[i as u8, (i as u8) << 1, i as u8, 7],
+            b"https://cobble.test/acme/new-acct\0nonce\0",
+            payload,
+        ]);
+        write("jws_sign", &format!("key{i}.bin"), input);
+    }
+
+    // jwk: the fixed keys and RFC examples (RFC 7638 §3.1, RFC 7517 A.1, RFC 8037 A.2).
+    for (_, s) in signers() {
+        write(
+            "jwk",
+            &format!("{}.json", s.alg().to_lowercase()),
+            s.public_key().to_jwk().to_string(),
+        );
+    }
+    write(
+        "jwk",
+        "rfc7638.json",
+        r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#,
+    );
+    write(
+        "jwk",
+        "rfc7517-ec.json",
+        r#"{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","use":"enc","kid":"1"}"#,
+    );
+    write(
+        "jwk",
+        "rfc8037-ed25519.json",
+        r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+    );
+
+    // nonce: [mode, offset (4 bytes, 100 ms units)] then text or (position, byte) edits.
+    let (_, minted) = nonce_fixture();
+    write(
+        "nonce",
+        "fresh.bin",
+        cat(&[&[0, 0, 0, 0, 10], minted[0].0.as_bytes()]),
+    );
+    write(
+        "nonce",
+        "expired.bin",
+        cat(&[&[0, 0, 0, 0x8c, 0xa1], minted[1].0.as_bytes()]),
+    );
+    write("nonce", "edited.bin", [1, 0, 0, 0, 1, 42, b'A']);
+    write("nonce", "second.bin", [0x81, 0xff, 0xff, 0xff, 0x00]);
+
+    // identifier: [policy flags] then type<TAB>value lines.
+    write(
+        "identifier",
+        "dns.txt",
+        b"\x07www.example.org\nexample.org\n*.example.net",
+    );
+    write(
+        "identifier",
+        "ip.txt",
+        b"\x23ip\t192.0.2.1\nip\t2001:db8::1\nip\t::\nip\t224.0.0.1",
+    );
+    write("identifier", "idn.txt", b"\x1fxn--bcher-kva.example\nxn--p1ai\nWWW.Example.COM\nexample.com.\nsub.blocked.example.com");
+    write("identifier", "bad.txt", b"\xe7*.*.example.com\na..b.example\n-a.example\nab--c.example\n1.2.3.4\nfoo\nlocal.local\nco.uk\nemail\texample.com");
+
+    // contact: one contact per line.
+    write(
+        "contact",
+        "ok.txt",
+        "mailto:cert-admin@example.org\nmailto:admin@example.org",
+    );
+    write(
+        "contact",
+        "bad.txt",
+        "mailto:a@example.com?subject=x\ntel:+12025550100\nmailto:a@b,c@d.example\nmailto:a..b@example.com",
+    );
+
+    // payload: RFC 8555 §7.3-§7.6 request payloads.
+    write("payload", "new-account.json", new_acct.to_string());
+    write("payload", "new-order.json", new_order.to_string());
+    write(
+        "payload",
+        "finalize.json",
+        r#"{"csr":"MIIBPTCBxAIBADBFMQswCQYDVQQGEwJBVTETMBEGA1UECBMKU29tZS1TdGF0ZTEhMB8GA1UEChMYSW50ZXJuZXQgV2lkZ2l0cyBQdHkgTHRk"}"#,
+    );
+    write(
+        "payload",
+        "revoke.json",
+        r#"{"certificate":"MIIEDTCCAvegAwIBAgIRAP8","reason":4}"#,
+    );
+    write(
+        "payload",
+        "deactivate.json",
+        r#"{"status":"deactivated","contact":[]}"#,
+    );
+    write("payload", "array.json", "[\"x\"]");
+    let (kid, s) = &signers()[1];
+    let inner = s.sign_with_jwk(
+        &format!("{base}/key-change"),
+        None,
+        Some(&json!({"account": kid, "oldKey": signers()[0].1.public_key().to_jwk()})),
+    );
+    write("payload", "key-change-inner.json", inner.to_string());
+
+    // ari: RFC 9773 §4.1's example certID.
+    write("ari", "rfc9773.txt", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    write(
+        "ari",
+        "long-serial.txt",
+        format!("{}.{}", b64::encode([0x5a; 20]), b64::encode([0x01; 20])),
+    );
+
+    // challtestsrv_dns: the queries a validation sends.
+    write(
+        "challtestsrv_dns",
+        "txt.bin",
+        dns_query(0x1234, "_acme-challenge.example.com", 16, false),
+    );
+    write(
+        "challtestsrv_dns",
+        "caa-edns.bin",
+        dns_query(0x4321, "Example.COM", 257, true),
+    );
+    write(
+        "challtestsrv_dns",
+        "a.bin",
+        dns_query(7, "www.example.org", 1, false),
+    );
+    // challtestsrv_mgmt: [endpoint] then the JSON body pebble-challtestsrv's clients send.
+    for (i, (name, body)) in [
+        ("add-http01", r#"{"token":"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0","content":"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"}"#),
+        ("add-redirect", r#"{"path":"/.well-known/acme-challenge/x","targetURL":"http://example.com:5002/y"}"#),
+        ("add-tlsalpn01", r#"{"HOST":"example.com","content":"token.thumbprint"}"#),
+        ("set-cname", r#"{"host":"_acme-challenge.example.com","target":"example.net."}"#),
+        ("add-caa", r#"{"host":"example.com","policies":[{"tag":"issue","value":"cobble.test; validationmethods=dns-01"},{"flag":128,"tag":"tbs","value":"x"}]}"#),
+        ("set-txt", r#"{"host":"_acme-challenge.example.com.","value":"LPsIwTo7o8BoG0-vjCyGQGBWSVIPxI-i_X336eUOQZo"}"#),
+        ("add-a", r#"{"host":"example.com","value":"192.0.2.1, 10.0.0.1"}"#),
+        ("history", r#"{"host":"example.com","type":"dns"}"#),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        write(
+            "challtestsrv_mgmt",
+            &format!("{name}.bin"),
+            cat(&[&[i as u8], body.as_bytes()]),
+        );
+    }
+    write(
+        "challtestsrv_dns",
+        "aaaa.bin",
+        dns_query(8, "x.y", 28, true),
+    );
+}
