@@ -16,6 +16,7 @@ pub mod problem;
 pub use problem::{Problem, ProblemType, ResultCode};
 pub mod challenge;
 pub mod identifier;
+pub mod netpolicy;
 pub mod policy;
 pub mod sign;
 pub mod status;

@@ -3,6 +3,7 @@
 //! each failure a problem naming the identifier.
 
 use crate::identifier::Identifier;
+use crate::netpolicy::AddressPolicy;
 use crate::problem::{Problem, ProblemType, ResultCode};
 use std::net::IpAddr;
 
@@ -30,6 +31,9 @@ pub struct IdentifierPolicy {
     pub allow_ip: bool,
     /// Accept wildcard names.
     pub allow_wildcard: bool,
+    /// The validation address policy: an `ip` identifier in a class it refuses is refused
+    /// at newOrder (RFC 8738), under the same switches as validation itself.
+    pub addresses: AddressPolicy,
 }
 
 impl Default for IdentifierPolicy {
@@ -41,6 +45,7 @@ impl Default for IdentifierPolicy {
             allow_reserved: false,
             allow_ip: true,
             allow_wildcard: true,
+            addresses: AddressPolicy::default(),
         }
     }
 }
@@ -79,15 +84,11 @@ impl IdentifierPolicy {
             )
             .for_identifier("ip", &ip.to_string()));
         }
-        let bad = match ip {
-            IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
-            IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
-        };
-        if bad {
-            return Err(rejected(
-                id,
-                "unspecified, multicast and broadcast addresses cannot be certified",
-            ));
+        if let Err(refusal) = self.addresses.check(*ip) {
+            return Err(
+                Problem::new(ProblemType::RejectedIdentifier, refusal.to_string())
+                    .for_identifier(id.kind(), &id.value()),
+            );
         }
         Ok(())
     }
@@ -414,6 +415,44 @@ mod tests {
             ),
             (ip("0.0.0.0"), Some(("rejectedIdentifier", "unspecified"))),
             (ip("224.0.0.1"), Some(("rejectedIdentifier", "multicast"))),
+            // The validation address policy (crate::netpolicy), RFC 6890 and its IPv6 kin.
+            (ip("8.8.8.8"), None),
+            (ip("2001:4860:4860::8888"), None),
+            (
+                ip("10.0.0.5"),
+                Some((
+                    "rejectedIdentifier",
+                    "10.0.0.5 is a private address (RFC 1918)",
+                )),
+            ),
+            (
+                ip("169.254.169.254"),
+                Some(("rejectedIdentifier", "link-local address (RFC 3927)")),
+            ),
+            (
+                ip("100.64.0.1"),
+                Some(("rejectedIdentifier", "carrier-grade NAT")),
+            ),
+            (
+                ip("192.0.2.1"),
+                Some(("rejectedIdentifier", "documentation address (RFC 5737)")),
+            ),
+            (
+                ip("fd00::1"),
+                Some(("rejectedIdentifier", "unique local address (RFC 4193)")),
+            ),
+            (
+                ip("fe80::1"),
+                Some(("rejectedIdentifier", "link-local address (RFC 4291")),
+            ),
+            (
+                ip("::ffff:192.168.1.1"),
+                Some(("rejectedIdentifier", "IPv4-mapped 192.168.1.1")),
+            ),
+            (
+                ip("255.255.255.255"),
+                Some(("rejectedIdentifier", "broadcast")),
+            ),
         ];
         for (id, want) in rows {
             let got = p.check(&id);
@@ -425,6 +464,46 @@ mod tests {
                     assert!(e.detail.contains(frag), "{id}: {e}");
                     assert!(e.identifier.is_some(), "{id}");
                 }
+            }
+        }
+    }
+
+    /// `--va-allow-private` and `--va-deny-loopback` apply to `ip` identifiers at newOrder too.
+    #[test]
+    fn ip_identifiers_follow_the_address_switches() {
+        let ip = |s: &str| Identifier::Ip(s.parse().unwrap());
+        let policy = |allow_private, deny_loopback| IdentifierPolicy {
+            addresses: AddressPolicy {
+                allow_private,
+                deny_loopback,
+            },
+            ..Default::default()
+        };
+        // (identifier, (allow_private, deny_loopback), accepted)
+        let rows: &[(&str, (bool, bool), bool)] = &[
+            ("127.0.0.1", (false, false), true),
+            ("127.0.0.1", (false, true), false),
+            ("::1", (true, true), false),
+            ("10.0.0.5", (false, false), false),
+            ("10.0.0.5", (true, false), true),
+            ("100.64.0.1", (true, false), true),
+            ("fd00::1", (true, false), true),
+            ("169.254.169.254", (true, false), false),
+            ("fe80::1", (true, false), false),
+            ("192.0.2.1", (true, false), false),
+            ("8.8.8.8", (false, true), true),
+        ];
+        for (addr, (allow_private, deny_loopback), accepted) in rows {
+            let got = policy(*allow_private, *deny_loopback).check(&ip(addr));
+            assert_eq!(
+                got.is_ok(),
+                *accepted,
+                "{addr} {allow_private} {deny_loopback}: {got:?}"
+            );
+            if let Err(e) = got {
+                assert_eq!(e.kind.name(), "rejectedIdentifier", "{e}");
+                assert!(e.detail.contains(addr), "{e}");
+                assert_eq!(e.identifier.unwrap().value, *addr);
             }
         }
     }

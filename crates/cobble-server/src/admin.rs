@@ -1,15 +1,21 @@
-//! The management listener (Pebble's port 15000, HTTPS): the roots, intermediates and
-//! their keys in PEM, and a certificate's status by serial. Test tooling reads these.
+//! The management listener (Pebble's port 15000, HTTPS). Public PKI data needs no token,
+//! as Pebble serves it: the roots, the intermediates, a certificate's status by serial, and
+//! `/health` and `/ready` for load balancers. Everything else needs the admin token as
+//! `Authorization: Bearer`: today the CA's private keys, which are served only for a
+//! generated CA and only with `--serve-ca-keys`.
 
+use crate::config::ServerConfig;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::header;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cobble_core::Problem;
 use cobble_core::clock::rfc3339;
 use serde_json::json;
+use std::path::PathBuf;
 
 fn pem(text: Option<String>, what: &str) -> Response {
     match text {
@@ -22,7 +28,22 @@ async fn roots(State(s): State<AppState>, Path(i): Path<usize>) -> Response {
     pem(s.ca.roots().get(i).cloned(), &format!("root {i}"))
 }
 
+/// Why a private key is not served, if it is not.
+fn key_refusal(s: &AppState) -> Option<Response> {
+    let why = if s.cfg.ca_files.is_some() {
+        "the private keys of an operator-supplied CA are never served"
+    } else if !s.cfg.serve_ca_keys {
+        "private keys are served only when the server runs with --serve-ca-keys"
+    } else {
+        return None;
+    };
+    Some(crate::error::problem_response(&Problem::unauthorized(why)))
+}
+
 async fn root_keys(State(s): State<AppState>, Path(i): Path<usize>) -> Response {
+    if let Some(r) = key_refusal(&s) {
+        return r;
+    }
     pem(
         s.ca.root_key_pem(i).map(str::to_owned),
         &format!("root key {i}"),
@@ -38,6 +59,9 @@ async fn intermediates(State(s): State<AppState>, Path(i): Path<usize>) -> Respo
 }
 
 async fn intermediate_keys(State(s): State<AppState>, Path(i): Path<usize>) -> Response {
+    if let Some(r) = key_refusal(&s) {
+        return r;
+    }
     pem(
         s.ca.intermediate_key_pem(i).map(str::to_owned),
         &format!("intermediate key {i}"),
@@ -70,14 +94,147 @@ async fn cert_status(State(s): State<AppState>, Path(serial): Path<String>) -> R
     }
 }
 
+/// `/health`: the process is up.
+async fn health() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// `/ready`: the database answers and its schema is current; otherwise 503 with
+/// `Retry-After`, so a load balancer sends requests elsewhere meanwhile.
+async fn ready(State(s): State<AppState>) -> Response {
+    match s.store.ready().await {
+        Ok(true) => axum::Json(json!({"status": "ready"})).into_response(),
+        Ok(false) => unavailable("the database schema is not current yet"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            unavailable("the database cannot be reached")
+        }
+    }
+}
+
+fn unavailable(why: &str) -> Response {
+    let mut r = crate::error::problem_response(&Problem::internal(why).with_status(503));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+/// Lets a request through only with the admin token (compared in constant time); anything
+/// else gets 401 with a problem document, and is logged.
+async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let detail = match given {
+        Some(t) if constant_time_eq(t.as_bytes(), s.admin_token.as_bytes()) => {
+            return next.run(req).await;
+        }
+        Some(_) => "the admin token is wrong",
+        None => {
+            "this admin route needs Authorization: Bearer <token>; the token is in <data-dir>/admin-token"
+        }
+    };
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    tracing::warn!(path = %req.uri().path(), %peer, detail, "admin request refused");
+    let mut r = crate::error::problem_response(&Problem::unauthorized(detail).with_status(401));
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// Equality whose time depends on the lengths only, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The admin token in effect and the file it lives in: the configured one, else the one
+/// in `<data-dir>/admin-token`, made (random, mode 0600) when missing.
+pub fn token(cfg: &ServerConfig) -> std::io::Result<(String, Option<PathBuf>)> {
+    if let Some(t) = cfg.admin_token.as_deref().filter(|t| !t.is_empty()) {
+        return Ok((t.to_owned(), None));
+    }
+    let path = cfg.data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok((t.trim().to_owned(), Some(path))),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut raw = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| std::io::Error::other("the system RNG failed"))?;
+    let t = cobble_core::b64::encode(raw);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path)?, format!("{t}\n").as_bytes())?;
+    Ok((t, Some(path)))
+}
+
 /// The management router.
 pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/root-keys/{i}", get(root_keys))
+        .route("/intermediate-keys/{i}", get(intermediate_keys))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/roots/{i}", get(roots))
-        .route("/root-keys/{i}", get(root_keys))
         .route("/intermediates/{i}", get(intermediates))
-        .route("/intermediate-keys/{i}", get(intermediate_keys))
         .route("/cert-status-by-serial/{serial}", get(cert_status))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(protected)
         .fallback(|| async { crate::error::problem_response(&Problem::not_found("this resource")) })
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+
+    #[test]
+    fn the_token_is_made_once_with_mode_0600_and_kept() {
+        let dir = std::env::temp_dir().join(format!("cobble-admin-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join("admin-token"));
+        let cfg = ServerConfig {
+            data_dir: dir.clone(),
+            ..ServerConfig::default()
+        };
+        let (a, path) = token(&cfg).unwrap();
+        let path = path.unwrap();
+        assert!(a.len() >= 40, "{a}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(token(&cfg).unwrap().0, a, "kept across starts");
+        let given = ServerConfig {
+            admin_token: Some("given".into()),
+            ..cfg
+        };
+        assert_eq!(token(&given).unwrap(), ("given".to_owned(), None));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

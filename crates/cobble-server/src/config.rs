@@ -77,6 +77,11 @@ pub struct ServerConfig {
     pub validation_timeout_secs: u64,
     /// Skip network checks and pass every validation (PEBBLE_VA_ALWAYS_VALID).
     pub va_always_valid: bool,
+    /// Let validation connect to RFC 1918, CGNAT (RFC 6598) and ULA (RFC 4193) addresses, and accept
+    /// such `ip` identifiers, for lab networks; link-local and metadata addresses stay refused.
+    pub va_allow_private: bool,
+    /// Refuse loopback addresses in validation and `ip` identifiers, for public-facing deployments.
+    pub va_deny_loopback: bool,
     /// Delay each validation by a random time up to this many seconds, so clients learn to poll (PEBBLE_VA_SLEEPTIME; 0 = none).
     pub va_sleep_max_secs: u64,
     /// How long a worker holds a validation job before another may take it over, in seconds.
@@ -86,6 +91,15 @@ pub struct ServerConfig {
     /// Management listener (roots, intermediates, certificate status; HTTPS); unset turns it off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<SocketAddr>,
+    /// The admin API token; unset uses `<data-dir>/admin-token`, made (mode 0600) at first start.
+    /// Never printed by `--print-config`.
+    #[serde(skip_serializing)]
+    pub admin_token: Option<String>,
+    /// Serve the private keys of a generated CA on the management listener (with the token),
+    /// as Pebble's test set-ups expect; an operator-supplied CA's keys are never served.
+    pub serve_ca_keys: bool,
+    /// How long a request waits for a free database connection before it gets 503, in ms.
+    pub database_acquire_timeout_ms: u64,
     /// The CA hierarchy made at first start (key type, chain length, alternate roots).
     pub ca: cobble_ca::CaConfig,
     /// An existing CA to issue from instead: root PEM, intermediates PEM (the leaf's issuer first) and the issuing key PEM.
@@ -95,6 +109,10 @@ pub struct ServerConfig {
     pub profiles: Vec<cobble_ca::Profile>,
     /// Answer finalize at once with `processing` and sign in the background (Pebble's way), so clients exercise polling.
     pub finalize_async: bool,
+    /// How long an instance holds an issuance job before another may take it over, in seconds.
+    pub issuance_lease_secs: u64,
+    /// Test hook: wait this long before signing, in ms, so a test can kill an instance mid-issuance.
+    pub issuance_pause_ms: u64,
     /// Revocation reason codes clients may give (RFC 8555 §7.6, RFC 5280 §5.3.1).
     pub revocation_reasons: Vec<u8>,
     /// Re-check CAA at finalize for authorizations validated longer ago than this, in seconds.
@@ -140,14 +158,21 @@ impl Default for ServerConfig {
             validation_workers: 4,
             validation_timeout_secs: 10,
             va_always_valid: false,
+            va_allow_private: false,
+            va_deny_loopback: false,
             va_sleep_max_secs: 0,
             validation_lease_secs: 120,
             validation_poll_ms: 500,
             admin_listen: Some("127.0.0.1:15000".parse().expect("valid")),
+            admin_token: None,
+            serve_ca_keys: false,
+            database_acquire_timeout_ms: 2000,
             ca: cobble_ca::CaConfig::default(),
             ca_files: None,
             profiles: cobble_ca::Profile::defaults(),
             finalize_async: false,
+            issuance_lease_secs: 60,
+            issuance_pause_ms: 0,
             revocation_reasons: vec![0, 1, 3, 4, 5, 9],
             caa_recheck_secs: 8 * 3600,
             crl_lifetime_secs: 24 * 3600,
@@ -174,7 +199,17 @@ impl ServerConfig {
             blocked_domains: self.blocked_domains.clone(),
             allowed_domains: self.allowed_domains.clone(),
             allow_reserved: self.allow_reserved_names,
+            addresses: self.address_policy(),
             ..Default::default()
+        }
+    }
+
+    /// The validation address policy these settings make: one policy for every validation
+    /// hop and for `ip` identifiers at newOrder.
+    pub fn address_policy(&self) -> cobble_core::netpolicy::AddressPolicy {
+        cobble_core::netpolicy::AddressPolicy {
+            allow_private: self.va_allow_private,
+            deny_loopback: self.va_deny_loopback,
         }
     }
 }

@@ -34,7 +34,13 @@ impl From<Problem> for AcmeError {
 
 impl From<StoreError> for AcmeError {
     fn from(e: StoreError) -> Self {
-        store_problem(e).into()
+        let unavailable = e.is_unavailable();
+        let err = AcmeError::from(store_problem(e));
+        if unavailable {
+            err.with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+        } else {
+            err
+        }
     }
 }
 
@@ -50,11 +56,20 @@ pub fn store_problem(e: StoreError) -> Problem {
             ProblemType::AlreadyReplaced,
             "the certificate named in \"replaces\" already has a replacement order (RFC 9773 §5)",
         ),
+        // The database is down or saturated: 503, and From<StoreError> adds Retry-After.
+        other if other.is_unavailable() => {
+            tracing::warn!(error = %other, "database unavailable");
+            Problem::coded(
+                cobble_core::ResultCode::AcmeOtherError,
+                "the server could not reach its database; retry later",
+            )
+            .with_status(503)
+        }
         other => {
             tracing::error!(error = %other, "store failure");
             Problem::coded(
                 cobble_core::ResultCode::AcmeOtherError,
-                "the server could not reach its database; retry later",
+                "the server failed to use its database; it has been logged",
             )
         }
     }

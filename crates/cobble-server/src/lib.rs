@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod issuer;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -71,6 +72,8 @@ pub struct Running {
     pub issuing_root: PathBuf,
     /// The management listener's URL, when on.
     pub admin_url: Option<String>,
+    /// Where the admin token is kept (`None` when it was given in the configuration).
+    pub admin_token_file: Option<PathBuf>,
     /// The store, for tests and tools that look behind the API.
     pub store: Store,
     handle: axum_server::Handle<SocketAddr>,
@@ -81,6 +84,7 @@ pub struct Running {
     )>,
     housekeeping: tokio::task::JoinHandle<()>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    state: AppState,
     grace: Duration,
 }
 
@@ -96,6 +100,15 @@ impl Running {
         self.housekeeping.abort();
         for w in &self.workers {
             w.abort();
+        }
+        for t in self
+            .state
+            .issuing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
         }
         self.store.close().await;
     }
@@ -293,6 +306,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         &database_url,
         &StoreOptions {
             max_connections: cfg.database_max_connections,
+            acquire_timeout: Duration::from_millis(cfg.database_acquire_timeout_ms.max(1)),
             ..StoreOptions::default()
         },
     )
@@ -359,6 +373,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
     let issuing_root = ca_dir.join("root.pem");
     std::fs::write(&issuing_root, hierarchy.roots().concat())?;
     let validator = make_validator(&cfg)?;
+    let (admin_token, admin_token_file) = admin::token(&cfg)?;
     let state = AppState(Arc::new(Inner {
         ca: Arc::new(hierarchy),
         validator: validator.clone(),
@@ -371,6 +386,9 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         fallback_authority: fallback_authority.clone(),
         id_policy: cfg.identifier_policy(),
         wake_workers: Arc::new(tokio::sync::Notify::new()),
+        admin_token,
+        instance_id: cobble_store::random_id(),
+        issuing: Default::default(),
         cfg,
         store: store.clone(),
         sealer,
@@ -411,12 +429,13 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
     );
     handle.listening().await.ok_or(StartError::NotListening)?;
     let housekeeping = tokio::spawn(housekeeping(store.clone(), clock));
-    let workers = worker::spawn(
+    let mut workers = worker::spawn(
         state.clone(),
         validator,
         state.wake_workers.clone(),
         state.cfg.validation_workers.max(1),
     );
+    workers.push(issuer::spawn_worker(state.clone()));
     Ok(Running {
         addr,
         directory_url,
@@ -424,12 +443,14 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         database_url,
         issuing_root,
         admin_url,
+        admin_token_file,
         admin,
         store,
         handle,
         server,
         housekeeping,
         workers,
+        state,
         grace,
     })
 }
@@ -447,6 +468,7 @@ fn make_validator(cfg: &ServerConfig) -> Result<Arc<dyn validate::ChallengeValid
         dns_server: cfg.dns_server,
         timeout: Duration::from_secs(cfg.validation_timeout_secs.max(1)),
         caa_identities: cfg.caa_identities.clone(),
+        addresses: cfg.address_policy(),
     })?;
     Ok(Arc::new(va))
 }
@@ -484,6 +506,9 @@ mod tests {
             fallback_authority: "localhost:1".into(),
             id_policy: Default::default(),
             wake_workers: Default::default(),
+            admin_token: "t".into(),
+            instance_id: "i".into(),
+            issuing: Default::default(),
             ca: Arc::new(
                 cobble_ca::Hierarchy::generate(
                     &Default::default(),

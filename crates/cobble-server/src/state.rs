@@ -47,8 +47,16 @@ pub struct Inner {
     pub ca: Arc<cobble_ca::Hierarchy>,
     /// Challenge and CAA checks (finalize re-checks stale CAA).
     pub validator: Arc<dyn crate::validate::ChallengeValidator>,
-    /// The current CRL (made, DER), remade when stale or after a revocation.
-    pub crl: tokio::sync::Mutex<Option<(i64, Vec<u8>)>>,
+    /// The admin API token (`Authorization: Bearer`).
+    pub admin_token: String,
+    /// This process's random id: its workers hold job leases under names made from it.
+    pub instance_id: String,
+    /// Issuance tasks running in this process (aborted at shutdown; their leases hand the
+    /// jobs to another worker).
+    pub issuing: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// This instance's CRL (revocation generation it was made at, made ms, DER), remade when
+    /// stale or when the store's revocation generation moved on.
+    pub crl: tokio::sync::Mutex<Option<(i64, i64, Vec<u8>)>>,
 }
 
 impl std::ops::Deref for AppState {

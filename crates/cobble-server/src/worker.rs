@@ -19,7 +19,7 @@ pub fn spawn(
     wake: Arc<Notify>,
     n: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let instance = cobble_store::random_id();
+    let instance = state.instance_id.clone();
     (0..n)
         .map(|i| {
             let worker_id = format!("{instance}-{i}");

@@ -126,6 +126,17 @@ impl Store {
         self.certificate_where("ari_id", ari_id).await
     }
 
+    /// The revocation generation: it grows with every revocation, in the revocation's own
+    /// transaction, so an instance whose CRL was made at an older generation remakes it.
+    pub async fn revocation_generation(&self) -> Result<i64, StoreError> {
+        read_pool!(&self.db, p => {
+            let v: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'revocation_generation'")
+                .fetch_optional(p)
+                .await?;
+            Ok(v.unwrap_or(0))
+        })
+    }
+
     /// Whether a key (SHA-256 of its SPKI, hex) is blocked.
     pub async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
         read_pool!(&self.db, p => {
@@ -178,15 +189,22 @@ impl Store {
 }
 
 impl Tx {
-    /// Moves a pending order to `processing`; false when another
-    /// finalize got there first (RFC 8555 §7.4: finalize happens once).
+    /// Moves a ready order to `processing` (RFC 8555 §7.1.6, §7.4), deciding on the state
+    /// at this statement, not on an earlier read: the order must be pending and unexpired,
+    /// and every one of its authorizations valid and unexpired. False when it is not (an
+    /// authorization deactivated or expired meanwhile, or another finalize got there first).
     pub async fn begin_finalize(
         &mut self,
         order_id: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         on_tx!(self, tx => {
-            let n = sqlx::query("UPDATE orders SET status = 'processing', updated_ms = $2 WHERE id = $1 AND status = 'pending'")
+            let n = sqlx::query(
+                "UPDATE orders SET status = 'processing', updated_ms = $2 \
+                 WHERE id = $1 AND status = 'pending' AND expires_ms > $2 \
+                 AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a ON a.id = oa.authz_id \
+                 WHERE oa.order_id = $1 AND (a.status <> 'valid' OR a.expires_ms <= $2))",
+            )
                 .bind(order_id)
                 .bind(now_ms)
                 .execute(&mut *tx)
@@ -196,14 +214,20 @@ impl Tx {
         })
     }
 
-    /// Stores the certificate and makes its order `valid`, in one transaction.
+    /// Stores the certificate, makes its order `valid` and removes the issuance job, in this
+    /// transaction, if `worker` still holds the job; `None` (store nothing, drop the
+    /// transaction) when another worker took it over.
     pub async fn finish_issuance(
         &mut self,
         order_id: &str,
+        worker: &str,
         cert: &NewCertificate,
         now_ms: i64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let id = random_id();
+        if !self.release_issuance_job(order_id, worker).await? {
+            return Ok(None);
+        }
         on_tx!(self, tx => {
             let order: Option<(String, String)> = {
                 let row = sqlx::query("SELECT account_id, identifiers FROM orders WHERE id = $1 AND status = 'processing'")
@@ -241,11 +265,27 @@ impl Tx {
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
-            Ok(id)
+            Ok(Some(id))
         })
     }
 
-    /// Marks a processing order `invalid` with `problem_json` (a CA failure).
+    /// Marks a processing order `invalid` with `problem_json` and removes its issuance job,
+    /// if `worker` still holds it (false otherwise: store nothing).
+    pub async fn fail_issuance(
+        &mut self,
+        order_id: &str,
+        worker: &str,
+        problem_json: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        if !self.release_issuance_job(order_id, worker).await? {
+            return Ok(false);
+        }
+        self.fail_order(order_id, problem_json, now_ms).await?;
+        Ok(true)
+    }
+
+    /// Marks a processing order `invalid` with `problem_json`.
     pub async fn fail_order(
         &mut self,
         order_id: &str,
@@ -275,7 +315,7 @@ impl Tx {
             Ok(n)
         })
     }
-    /// Revokes a certificate (RFC 8555 §7.6);
+    /// Revokes a certificate (RFC 8555 §7.6) and bumps the revocation generation;
     /// with `block_key` (reason keyCompromise) its key is refused in future CSRs.
     /// Returns false when it was already revoked.
     pub async fn revoke_certificate(
@@ -294,6 +334,12 @@ impl Tx {
                 .await?;
             let done = match row {
                 Some(r) => {
+                    sqlx::query(
+                        "INSERT INTO counters (name, value) VALUES ('revocation_generation', 1) \
+                         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
                     if block_key {
                         let spki: String = r.try_get("spki_sha256")?;
                         sqlx::query("INSERT INTO blocked_keys (spki_sha256, reason, created_ms) VALUES ($1, 'keyCompromise', $2) ON CONFLICT DO NOTHING")

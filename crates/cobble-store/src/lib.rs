@@ -9,6 +9,7 @@
 
 mod account;
 mod cert;
+mod issuance_jobs;
 mod jobs;
 mod migrate;
 mod nonce;
@@ -16,6 +17,7 @@ mod order;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
+pub use issuance_jobs::IssuanceJob;
 pub use jobs::{ValidationJob, ValidationOutcome};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 
@@ -71,20 +73,49 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or had no connection free in time (as
+    /// opposed to refusing a statement): the request may succeed if retried later.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL: connection exceptions (class 08), shutdown and start-up (57P01-57P03),
+            // too many connections (53300); SQLite: busy or locked past the busy timeout.
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// Tuning for [`Store::connect`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Most connections in the PostgreSQL pool, or in the SQLite reader pool.
     pub max_connections: u32,
-    /// How long to wait for a connection (and, on SQLite, for a lock).
+    /// How long a request waits for a free connection before it is told to come back
+    /// (fail fast rather than queue while the database is down or saturated).
     pub acquire_timeout: Duration,
+    /// How long SQLite waits for another process's write lock.
+    pub busy_timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(2),
+            busy_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -257,7 +288,7 @@ impl Store {
             Db::Pg(pool)
         } else if url.starts_with("sqlite:") {
             let common = SqliteConnectOptions::from_str(url)?
-                .busy_timeout(opts.acquire_timeout)
+                .busy_timeout(opts.busy_timeout)
                 .foreign_keys(true);
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let writer = SqlitePoolOptions::new()
@@ -265,7 +296,8 @@ impl Store {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .acquire_timeout(opts.acquire_timeout)
+                // Waiting for the one writer is ordinary queueing on SQLite, not an outage.
+                .acquire_timeout(opts.busy_timeout.max(opts.acquire_timeout))
                 .connect_with(
                     common
                         .clone()
@@ -291,6 +323,12 @@ impl Store {
         let store = Store { db };
         migrate::run(&store.db).await?;
         Ok(store)
+    }
+
+    /// Readiness (for load balancers): the database answers and holds every migration
+    /// this build knows.
+    pub async fn ready(&self) -> Result<bool, StoreError> {
+        migrate::is_current(&self.db).await
     }
 
     /// The engine in use.

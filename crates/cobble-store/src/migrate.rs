@@ -21,6 +21,11 @@ const SQLITE: &[Migration] = &[
         "certificates",
         include_str!("../../../migrations/sqlite/0003_certificates.sql"),
     ),
+    (
+        4,
+        "durability",
+        include_str!("../../../migrations/sqlite/0004_durability.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -38,6 +43,11 @@ const POSTGRES: &[Migration] = &[
         3,
         "certificates",
         include_str!("../../../migrations/postgres/0003_certificates.sql"),
+    ),
+    (
+        4,
+        "durability",
+        include_str!("../../../migrations/postgres/0004_durability.sql"),
     ),
 ];
 
@@ -76,4 +86,18 @@ pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
         tx.commit().await?;
         Ok(())
     })
+}
+
+/// Whether every migration this build knows is applied (for readiness checks).
+pub(crate) async fn is_current(db: &Db) -> Result<bool, StoreError> {
+    let known = match db {
+        Db::Pg(_) => POSTGRES.len(),
+        Db::Sqlite { .. } => SQLITE.len(),
+    } as i64;
+    let found: Option<i64> = crate::read_pool!(db, p => {
+        sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(p)
+            .await?
+    });
+    Ok(found == Some(known))
 }

@@ -118,3 +118,99 @@ async fn a_dropped_transaction_leaves_nothing_and_a_committed_one_everything() {
         store.close().await;
     }
 }
+
+/// Finalize decides on fresh state (RFC 8555 §7.1.6): the move to `processing` re-checks
+/// the order's expiry and every authorization in the same statement.
+#[tokio::test]
+async fn begin_finalize_requires_every_authorization_valid_now() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        let mut tx = store.begin().await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("f1")).await.unwrap() else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        // One order per case; its single authorization made valid by a validation.
+        let mut orders = Vec::new();
+        for (i, order_expires) in [10_000i64, 10_000, 10_000, 1_500].into_iter().enumerate() {
+            let id = Identifier::from_wire("dns", &format!("f{i}.example.com")).unwrap();
+            let mut tx = store.begin().await.unwrap();
+            let order_id = tx
+                .create_order(NewOrder {
+                    account_id: a.id.clone(),
+                    identifiers: vec![id.clone()],
+                    not_before_ms: None,
+                    not_after_ms: None,
+                    expires_ms: order_expires,
+                    profile: None,
+                    authzs: vec![AuthzPlan::New {
+                        identifier: id,
+                        wildcard: false,
+                        challenges: vec![cobble_core::challenge::ChallengeType::Http01],
+                        expires_ms: 10_000,
+                    }],
+                    replaces: None,
+                    now_ms: 1_000,
+                })
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let order = store.order(&order_id).await.unwrap().unwrap();
+            let authz = store.authz(&order.authzs[0].0).await.unwrap().unwrap();
+            let ch = &authz.challenges[0].id;
+            let mut tx = store.begin().await.unwrap();
+            assert!(tx.start_challenge(ch, 1_000, 1_000).await.unwrap());
+            let job = tx.claim_validation_job("w", 1_000, 60_000).await.unwrap();
+            assert!(job.is_some());
+            let outcome = cobble_store::ValidationOutcome {
+                status: cobble_core::status::ChallengeStatus::Valid,
+                valid_authz_expires_ms: if i == 2 { 1_800 } else { 10_000 },
+                error: None,
+                record: None,
+            };
+            assert!(
+                tx.finish_validation("w", ch, &outcome, 1_000)
+                    .await
+                    .unwrap()
+            );
+            tx.commit().await.unwrap();
+            orders.push((order_id, authz.id));
+        }
+        // 0: ready -> processing, once.
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.begin_finalize(&orders[0].0, 2_000).await.unwrap(),
+            "{engine:?}"
+        );
+        assert!(
+            !tx.begin_finalize(&orders[0].0, 2_000).await.unwrap(),
+            "twice"
+        );
+        tx.commit().await.unwrap();
+        // 1: its authorization deactivated after the client saw `ready`.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.deactivate_authz(&orders[1].1, 1_900).await.unwrap());
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            !tx.begin_finalize(&orders[1].0, 2_000).await.unwrap(),
+            "{engine:?}"
+        );
+        // 2: its authorization expired (at 1_800); 3: the order itself expired (at 1_500).
+        assert!(
+            !tx.begin_finalize(&orders[2].0, 2_000).await.unwrap(),
+            "{engine:?}"
+        );
+        assert!(
+            !tx.begin_finalize(&orders[3].0, 2_000).await.unwrap(),
+            "{engine:?}"
+        );
+        tx.commit().await.unwrap();
+        for (order_id, _) in &orders[1..] {
+            let o = store.order(order_id).await.unwrap().unwrap();
+            assert_eq!(o.stored_status, cobble_core::status::OrderStatus::Pending);
+        }
+        store.close().await;
+    }
+}

@@ -4,7 +4,14 @@
 //! Boulder's rules (at most 10, http/https only, ports 80, the http-01 port and the https
 //! port (`VaConfig::https01_port`, Boulder's `httpsPort`), no loops). An https target's
 //! certificate is not checked, as in Boulder.
+//!
+//! Every hop's addresses pass the validation address policy (`VaConfig::addresses`)
+//! before any connection, and the connection goes to the checked address itself (the
+//! client is pinned to it), so a DNS rebind between check and connect cannot slip through.
+//! A body is echoed into a problem only from an allowed address, at most
+//! [`ECHO_LIMIT`](crate::addrs::ECHO_LIMIT) printable bytes.
 
+use crate::addrs::{self, echo};
 use crate::dns01::quote;
 use crate::{Inner, USER_AGENT, insecure_tls, unsupported};
 use cobble_core::challenge::ChallengeType;
@@ -18,7 +25,8 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Redirects followed before giving up (Boulder's `maxRedirect`).
 pub const MAX_REDIRECTS: usize = 10;
-/// Bytes of body read; a key authorization is 87 bytes, Boulder reads 128, we allow some whitespace.
+/// Bytes of body read; a key authorization is 87 bytes, Boulder reads 128, we allow some
+/// whitespace. At most [`addrs::ECHO_LIMIT`] of them are ever echoed into a problem.
 pub const MAX_BODY: usize = 256;
 
 /// Fetches the token, following redirects, and compares the trimmed body.
@@ -101,10 +109,9 @@ async fn check_response(
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_BODY {
-                    let text = String::from_utf8_lossy(&body[..MAX_BODY]);
                     return Err(Problem::unauthorized(format!(
-                        "Invalid response from {url} [{used}]: body longer than {MAX_BODY} bytes: {}",
-                        quote(&text)
+                        "Invalid response from {url} [{used}]: body longer than {MAX_BODY} bytes, starting {}",
+                        echo(&body[..MAX_BODY])
                     )));
                 }
             }
@@ -112,8 +119,7 @@ async fn check_response(
             Err(e) => return Err(transport_problem(&e, url, used)),
         }
     }
-    let text = String::from_utf8_lossy(&body);
-    if text.trim() == key_authorization {
+    if body.trim_ascii() == key_authorization.as_bytes() {
         return Ok(());
     }
     Err(Problem::new(
@@ -121,7 +127,7 @@ async fn check_response(
         format!(
             "The key authorization file from the server did not match this challenge. Expected {:?} (got {}) from {url} [{used}]",
             key_authorization,
-            quote(text.trim())
+            echo(&body)
         ),
     ))
 }
@@ -135,13 +141,9 @@ async fn fetch(va: &Inner, url: &Url) -> Result<(Response, Value), Problem> {
         Some(Host::Ip(ip)) => (ip.to_string(), vec![ip]),
         None => return Err(connection(format!("Fetching {url}: no host"))),
     };
-    let mut candidates: Vec<IpAddr> = resolved
-        .iter()
-        .find(|a| a.is_ipv6())
-        .into_iter()
-        .copied()
-        .collect();
-    candidates.extend(resolved.iter().find(|a| a.is_ipv4()));
+    // The policy is applied here, to each address this hop may connect to; `get` then
+    // connects to exactly that address.
+    let candidates = addrs::candidates(&va.cfg.addresses, &resolved, &format!("Fetching {url}"))?;
     let mut record = json!({
         "url": url.as_str(),
         "hostname": hostname,
@@ -172,7 +174,9 @@ async fn fetch(va: &Inner, url: &Url) -> Result<(Response, Value), Problem> {
     ))
 }
 
-/// A one-off client pinned to `addr` (Boulder builds one per validation too).
+/// A one-off client pinned to `addr`, an address the policy allowed (Boulder builds one
+/// per validation too): for a name, reqwest's DNS is overridden with `addr`; for an IP
+/// literal, `addr` is that literal. No proxy, no redirects followed by reqwest.
 async fn get(
     va: &Inner,
     url: &Url,

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod addrs;
 mod caa;
 pub mod caa_eval;
 mod dns;
@@ -18,6 +19,7 @@ mod tlsalpn01;
 
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
+use cobble_core::netpolicy::AddressPolicy;
 use cobble_core::{Problem, ProblemType};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +50,9 @@ pub struct VaConfig {
     pub timeout: Duration,
     /// Issuer domain names this CA recognises in CAA `issue`/`issuewild` (RFC 8659 §4.2).
     pub caa_identities: Vec<String>,
+    /// Which addresses http-01 and tls-alpn-01 may connect to, checked at every hop
+    /// (first connection and every redirect) before connecting.
+    pub addresses: AddressPolicy,
 }
 
 impl Default for VaConfig {
@@ -59,6 +64,7 @@ impl Default for VaConfig {
             dns_server: None,
             timeout: Duration::from_secs(10),
             caa_identities: vec!["cobble.test".to_owned()],
+            addresses: AddressPolicy::default(),
         }
     }
 }
@@ -205,6 +211,11 @@ mod tests {
         assert_eq!(c.https01_port, 443, "Boulder's httpsPort");
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.caa_identities, ["cobble.test"]);
+        assert_eq!(
+            c.addresses,
+            AddressPolicy::default(),
+            "loopback allowed, private refused"
+        );
         assert!(USER_AGENT.starts_with("cobble-va/"));
         let zero = VaConfig {
             timeout: Duration::ZERO,

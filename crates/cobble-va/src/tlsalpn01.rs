@@ -1,7 +1,8 @@
 //! tls-alpn-01 (RFC 8737): a TLS handshake offering only `acme-tls/1`, with SNI
 //! the name (RFC 8738 §6: the reverse-DNS name for an IP), to a server showing a
 //! certificate with exactly one SAN, the identifier, and a critical
-//! acmeIdentifier extension holding SHA-256 of the key authorization.
+//! acmeIdentifier extension holding SHA-256 of the key authorization. Each address passes
+//! the validation address policy before the TCP connection to it is made.
 
 use crate::{ACME_TLS_ALPN, Inner, insecure_tls, unsupported};
 use cobble_core::challenge::{ChallengeType, tlsalpn01_digest};
@@ -34,14 +35,13 @@ pub(crate) async fn validate(
         Identifier::Dns(name) => (name.clone(), va.dns.addresses(name).await?),
         Identifier::Ip(ip) => (reverse_name(*ip), vec![*ip]),
     };
-    let mut candidates: Vec<IpAddr> = resolved
-        .iter()
-        .find(|a| a.is_ipv6())
-        .copied()
-        .into_iter()
-        .collect();
-    candidates.extend(resolved.iter().find(|a| a.is_ipv4()));
     let port = va.cfg.tlsalpn01_port;
+    // The validation address policy, checked on each address before connecting to it.
+    let candidates = crate::addrs::candidates(
+        &va.cfg.addresses,
+        &resolved,
+        &format!("tls-alpn-01 to {}:{port}", identifier.value()),
+    )?;
     let mut tcp = None;
     let mut last_err = None;
     for ip in &candidates {

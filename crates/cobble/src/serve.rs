@@ -133,9 +133,24 @@ pub struct ServeArgs {
     /// Pass every challenge without network checks (also PEBBLE_VA_ALWAYS_VALID=1) [default: false].
     #[arg(long, env = "COBBLE_VA_ALWAYS_VALID", num_args = 0..=1, default_missing_value = "true")]
     va_always_valid: Option<bool>,
+    /// Let validation reach RFC 1918, CGNAT and ULA addresses (and accept them as ip identifiers), for lab networks; link-local stays refused [default: false].
+    #[arg(long, env = "COBBLE_VA_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
+    va_allow_private: Option<bool>,
+    /// Refuse loopback addresses in validation and as ip identifiers, for public-facing deployments [default: false].
+    #[arg(long, env = "COBBLE_VA_DENY_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
+    va_deny_loopback: Option<bool>,
     /// Management listener (roots, intermediates, certificate status); "" turns it off [default: 127.0.0.1:15000].
     #[arg(long, env = "COBBLE_ADMIN_LISTEN")]
     admin_listen: Option<String>,
+    /// Admin API token (Authorization: Bearer) [default: the one in <data-dir>/admin-token, made at first start].
+    #[arg(long, env = "COBBLE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Serve a generated CA's private keys on the management listener, with the token [default: false].
+    #[arg(long, env = "COBBLE_SERVE_CA_KEYS", num_args = 0..=1, default_missing_value = "true")]
+    serve_ca_keys: Option<bool>,
+    /// Milliseconds a request waits for a free database connection before it gets 503 [default: 2000].
+    #[arg(long, env = "COBBLE_DATABASE_ACQUIRE_TIMEOUT_MS")]
+    database_acquire_timeout_ms: Option<u64>,
     /// Answer finalize at once with "processing" and sign in the background, as Pebble does [default: false].
     #[arg(long, env = "COBBLE_FINALIZE_ASYNC", num_args = 0..=1, default_missing_value = "true")]
     finalize_async: Option<bool>,
@@ -192,9 +207,16 @@ impl ServeArgs {
             validation_workers,
             validation_timeout_secs,
             va_always_valid,
+            va_allow_private,
+            va_deny_loopback,
             va_sleep_max_secs,
-            finalize_async
+            finalize_async,
+            serve_ca_keys,
+            database_acquire_timeout_ms
         );
+        if self.admin_token.is_some() {
+            c.admin_token = self.admin_token.clone();
+        }
         if let Some(a) = self.admin_listen.as_deref() {
             c.admin_listen = if a.is_empty() {
                 None
@@ -339,6 +361,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("  issuing root: {}", running.issuing_root.display());
     if let Some(u) = &running.admin_url {
         println!("  admin:      {u}");
+    }
+    match &running.admin_token_file {
+        Some(p) => println!("  admin token: {}", p.display()),
+        None => println!("  admin token: the one given by --admin-token"),
     }
     println!("  listening:  {}", running.addr);
     println!("  database:   {}", redact(&running.database_url));

@@ -16,28 +16,9 @@ both_engines!(
     restart_keeps_accounts_and_nonces
 );
 
-async fn second_instance(first: &TestServer) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    // Same trust root, so one client can talk to both.
-    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
-    for f in ["ca.pem", "ca-key.pem"] {
-        std::fs::copy(
-            first.dir.path().join("tls").join(f),
-            dir.path().join("tls").join(f),
-        )
-        .unwrap();
-    }
-    TestServer::start_cfg(
-        test_config(dir.path(), first.database_url.clone()),
-        dir,
-        false,
-    )
-    .await
-}
-
 async fn two_instances_share_nonces_once(e: Engine) {
     let a = TestServer::start(e).await;
-    let b = second_instance(&a).await;
+    let b = common::second_instance(&a).await;
     let k = Signer::generate_ec(Curve::P256).unwrap();
     let payload = json!({"termsOfServiceAgreed": true});
 
@@ -144,7 +125,7 @@ async fn binary_starts_with_no_setup_and_stops_on_sigterm() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let started = Instant::now();
     let mut out = Vec::new();
-    while out.len() < 7 && started.elapsed() < Duration::from_secs(30) {
+    while out.len() < 8 && started.elapsed() < Duration::from_secs(30) {
         match lines.next() {
             Some(Ok(l)) => out.push(l),
             _ => break,
@@ -162,6 +143,13 @@ async fn binary_starts_with_no_setup_and_stops_on_sigterm() {
         text.contains(&format!(
             "trust root: {}",
             dir.path().join("tls/ca.pem").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "admin token: {}",
+            dir.path().join("admin-token").display()
         )),
         "{text}"
     );
@@ -307,6 +295,8 @@ fn serve_help_lists_every_option() {
             "validation-timeout-secs = 19",
         ),
         (&["--va-always-valid"], "va-always-valid = true"),
+        (&["--va-allow-private"], "va-allow-private = true"),
+        (&["--va-deny-loopback"], "va-deny-loopback = true"),
         (&["--va-sleep-max-secs", "20"], "va-sleep-max-secs = 20"),
         (
             &["--admin-listen", "127.0.0.1:21"],

@@ -24,6 +24,7 @@ both_engines!(
     chains_and_alternate_roots,
     asynchronous_finalize_polls,
     operator_ca_from_pem_files_and_ocsp_get,
+    crl_is_current_on_every_instance,
 );
 
 fn retry() -> RetryPolicy {
@@ -297,6 +298,7 @@ async fn ocsp_status(s: &TestServer, leaf_pem: &str) -> String {
     common::ocsp_query(s, dir.path()).await
 }
 
+/// The CRL's text (`openssl crl -text`), its signature verified.
 async fn crl_text(s: &TestServer) -> String {
     let dir = tempfile::tempdir().unwrap();
     let crl = s
@@ -754,7 +756,25 @@ async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
         intermediates: None,
         issuer_key: ca.path().join("root-key.pem"),
     };
-    let s = always_valid(e, |c| c.ca_files = Some(files)).await;
+    let s = always_valid(e, |c| {
+        c.ca_files = Some(files);
+        c.serve_ca_keys = true;
+    })
+    .await;
+    // The operator's own keys are never served, token or not.
+    let token = std::fs::read_to_string(s.dir.path().join("admin-token")).unwrap();
+    for path in ["/root-keys/0", "/intermediate-keys/0"] {
+        let admin = s.running.as_ref().unwrap().admin_url.clone().unwrap();
+        let r = s
+            .http
+            .get(format!("{admin}{path}"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        let r = common::Reply::from(r).await;
+        r.assert_problem("unauthorized", 403, "never served");
+    }
     assert_eq!(
         common::admin_get(&s, "/roots/0").await.trim(),
         std::fs::read_to_string(ca.path().join("root.pem"))
@@ -839,4 +859,58 @@ async fn operator_ca_from_pem_files_and_ocsp_get(e: Engine) {
         [0x30, 0x03, 0x0a, 0x01, 0x01]
     );
     s.stop().await;
+}
+
+/// The CRL number in `openssl crl -text` output.
+fn crl_number(text: &str) -> u64 {
+    let after = text
+        .split("X509v3 CRL Number:")
+        .nth(1)
+        .expect("a CRL number");
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// One CRL truth across instances: a revocation on A is in B's CRL at once (B had cached
+/// one before), with a higher CRL number.
+async fn crl_is_current_on_every_instance(e: Engine) {
+    let a = always_valid(e, |_| {}).await;
+    let b = common::second_instance(&a).await;
+    let before = crl_text(&b).await;
+    let k = Signer::generate_ec(Curve::P256).unwrap();
+    let kid = a.account(&k).await;
+    let r = common::finalize_by_hand(
+        &a,
+        &k,
+        &kid,
+        &["crl.example.com"],
+        &common::rcgen_csr(&["crl.example.com"], &rcgen::KeyPair::generate().unwrap()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let order = common::poll_until(&a, &k, &kid, &r.location.unwrap(), |o| {
+        o["status"] == "valid"
+    })
+    .await;
+    let chain = a
+        .post_kid(&k, &kid, order["certificate"].as_str().unwrap(), None)
+        .await;
+    let (leaf, _) = split_chain(&chain.text);
+    assert!(!crl_text(&b).await.contains(&serial_hex(&leaf)));
+    let revoked = a
+        .post_kid(
+            &k,
+            &kid,
+            &a.url("/acme/revoke-cert"),
+            Some(&json!({"certificate": b64::encode(parse_leaf(&leaf))})),
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    let after = crl_text(&b).await;
+    assert!(after.contains(&serial_hex(&leaf)), "{after}");
+    assert!(
+        crl_number(&after) > crl_number(&before),
+        "{before}\n{after}"
+    );
+    b.stop().await;
+    a.stop().await;
 }

@@ -1,6 +1,6 @@
 //! Finalize (RFC 8555 §7.4) and certificate download (§7.4.2). The order moves to
-//! `processing` with the nonce redeemed, the CA signs off the reactor, and the certificate
-//! and the order's `valid` state land in one transaction.
+//! `processing` and its issuance job is queued in the request's transaction, with the nonce
+//! redeemed; [`crate::issuer`] signs and stores.
 
 use crate::auth::KeyMode;
 use crate::error::{AcmeError, AcmeResult, store_problem};
@@ -9,25 +9,14 @@ use crate::state::{AppState, Urls};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cobble_core::identifier::Identifier;
 use cobble_core::status::{ChallengeStatus, OrderStatus};
 use cobble_core::{Problem, ProblemType, ResultCode, b64};
-use cobble_store::{NewCertificate, Order};
+use cobble_store::Order;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 #[derive(Debug, Deserialize)]
 struct FinalizeRequest {
     csr: String,
-}
-
-fn ms_to_time(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-fn time_to_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -114,21 +103,37 @@ pub async fn finalize(
     if let Err(p) = recheck_caa(&s, &order, &account_uri, now).await {
         return Err(p.into());
     }
+    let request = crate::issuer::IssuanceRequest {
+        spki_der: b64::encode(&checked.spki_der),
+        spki_sha256: spki_hash,
+        must_staple: checked.must_staple,
+        profile: profile.name.clone(),
+    };
+    let worker = format!("{}-finalize", s.instance_id);
     let mut tx = s.begin(&r).await?;
     if !tx.begin_finalize(&id, now).await? {
         return Err(Problem::new(
             ProblemType::OrderNotReady,
-            format!("order {id} is already being finalized"),
+            format!(
+                "order {id} is no longer ready: it is being finalized already, or one of its authorizations was deactivated or expired meanwhile"
+            ),
         )
         .into());
     }
+    tx.enqueue_issuance(
+        &id,
+        &serde_json::to_string(&request).expect("serializes"),
+        &worker,
+        now,
+        crate::issuer::lease_ms(&s),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(order = %id, key = %checked.key_description, "finalizing");
-    let job = issue(s.clone(), order.clone(), checked, profile, spki_hash);
-    if s.cfg.finalize_async {
-        tokio::spawn(job);
-    } else {
-        job.await;
+    let job = crate::issuer::start(&s, worker, id.clone(), request);
+    if !s.cfg.finalize_async {
+        // The task goes on if this request is dropped (the client hung up).
+        let _ = job.await;
     }
     let order = s
         .store
@@ -146,91 +151,6 @@ pub async fn finalize(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     Ok(resp)
-}
-
-/// Signs and stores; on failure the order becomes `invalid` with an `ACME_CA_ERROR` problem.
-async fn issue(
-    s: AppState,
-    order: Order,
-    checked: cobble_ca::csr::CheckedCsr,
-    profile: cobble_ca::Profile,
-    spki_hash: String,
-) {
-    let base = s.account_base();
-    let now = s.clock.now_ms();
-    let ca = s.ca.clone();
-    let names: Vec<Identifier> = order.identifiers.clone();
-    let urls = cobble_ca::IssuanceUrls {
-        ocsp: Some(Urls(&base).path("/ocsp")),
-        ca_issuers: Some(Urls(&base).path("/acme/issuer")),
-        crl: Some(Urls(&base).path("/crl")),
-    };
-    let (nb, na) = (
-        order.not_before_ms.map(ms_to_time),
-        order.not_after_ms.map(ms_to_time),
-    );
-    let must_staple = checked.must_staple;
-    let signed = tokio::task::spawn_blocking(move || {
-        let issued = ca.issue(&cobble_ca::LeafRequest {
-            spki_der: &checked.spki_der,
-            names: &names,
-            profile: &profile,
-            now: ms_to_time(now),
-            not_before: nb,
-            not_after: na,
-            urls,
-            must_staple,
-        })?;
-        let ari = cobble_ca::ari::ari_cert_id(&issued.der)?;
-        Ok::<_, cobble_ca::CaError>((issued, ari))
-    })
-    .await;
-    let result = match signed {
-        Ok(Ok((issued, ari))) => {
-            let cert = NewCertificate {
-                serial: issued.serial_hex.clone(),
-                pem: issued.pem.clone(),
-                spki_sha256: spki_hash,
-                ari_id: ari,
-                not_before_ms: time_to_ms(issued.not_before),
-                not_after_ms: time_to_ms(issued.not_after),
-            };
-            let stored = async {
-                let mut tx = s.store.begin().await?;
-                tx.finish_issuance(&order.id, &cert, s.clock.now_ms())
-                    .await?;
-                tx.commit().await
-            };
-            stored
-                .await
-                .map_err(|e| ("storing the certificate", e.to_string()))
-        }
-        Ok(Err(e)) => Err(("signing", e.to_string())),
-        Err(e) => Err(("the signing task", e.to_string())),
-    };
-    if let Err((stage, why)) = result {
-        // The cause stays in the log; the client learns which stage failed.
-        tracing::error!(order = %order.id, stage, error = %why, "issuance failed");
-        let p = Problem::coded(
-            ResultCode::AcmeCaError,
-            format!(
-                "the CA could not issue the certificate: {stage} failed on the server; it has been logged"
-            ),
-        );
-        let recorded = async {
-            let mut tx = s.store.begin().await?;
-            tx.fail_order(
-                &order.id,
-                &serde_json::to_string(&p).expect("serializes"),
-                s.clock.now_ms(),
-            )
-            .await?;
-            tx.commit().await
-        };
-        if let Err(e) = recorded.await {
-            tracing::error!(order = %order.id, error = %e, "could not record the failed issuance");
-        }
-    }
 }
 
 /// POST-as-GET /acme/cert/{id} and /acme/cert/{id}/{alt}: the PEM chain (leaf first, no

@@ -25,12 +25,22 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The current CRL: cached, remade when older than half its lifetime or after a revocation.
+/// The current CRL. Each instance caches the one it made, with the revocation generation
+/// it was made at; a revocation anywhere bumps the generation in the store, so every
+/// instance remakes its CRL at its next request (one cheap read each time). CRL numbers are
+/// allocated in the store, so a later CRL always has a higher number, whichever instance
+/// made it. Signing runs off the async reactor.
 pub async fn current_crl(s: &AppState) -> Result<Vec<u8>, Problem> {
     let now = s.clock.now_ms();
     let lifetime = s.cfg.crl_lifetime_secs as i64 * 1000;
+    let generation = s
+        .store
+        .revocation_generation()
+        .await
+        .map_err(store_problem)?;
     let mut cache = s.crl.lock().await;
-    if let Some((made, der)) = cache.as_ref()
+    if let Some((made_at, made, der)) = cache.as_ref()
+        && *made_at == generation
         && now - made < lifetime / 2
     {
         return Ok(der.clone());
@@ -58,17 +68,22 @@ pub async fn current_crl(s: &AppState) -> Result<Vec<u8>, Problem> {
     .await
     .map_err(store_problem)?;
     let idp = Urls(&s.account_base()).path("/crl");
-    let der = cobble_ca::crl::build_crl(
-        s.ca.issuer_cert_der(),
-        s.ca.issuer_key(),
-        &entries,
-        number as u64,
-        ms_to_time(now) - Duration::minutes(1),
-        ms_to_time(now + lifetime),
-        Some(&idp),
-    )
+    let ca = s.ca.clone();
+    let der = tokio::task::spawn_blocking(move || {
+        cobble_ca::crl::build_crl(
+            ca.issuer_cert_der(),
+            ca.issuer_key(),
+            &entries,
+            number as u64,
+            ms_to_time(now) - Duration::minutes(1),
+            ms_to_time(now + lifetime),
+            Some(&idp),
+        )
+    })
+    .await
+    .map_err(|e| internal("signing the CRL", e))?
     .map_err(|e| internal("signing the CRL", e))?;
-    *cache = Some((now, der.clone()));
+    *cache = Some((generation, now, der.clone()));
     Ok(der)
 }
 
@@ -105,17 +120,25 @@ async fn ocsp_answer(s: &AppState, request_der: &[u8]) -> Vec<u8> {
         };
         answers.push((id, status));
     }
+    // Every answer reads the certificate's state now, so it is never older than the last
+    // revocation; the signature is made off the async reactor.
     let now = ms_to_time(s.clock.now_ms());
-    cobble_ca::ocsp::build_response(
-        s.ca.issuer_cert_der(),
-        s.ca.issuer_key(),
-        &answers,
-        now,
-        now,
-        now + Duration::seconds(s.cfg.crl_lifetime_secs as i64),
-        nonce.as_deref(),
-    )
-    .unwrap_or_else(|_| cobble_ca::ocsp::error_response(OcspResponseStatus::InternalError))
+    let (ca, lifetime) = (s.ca.clone(), s.cfg.crl_lifetime_secs as i64);
+    tokio::task::spawn_blocking(move || {
+        cobble_ca::ocsp::build_response(
+            ca.issuer_cert_der(),
+            ca.issuer_key(),
+            &answers,
+            now,
+            now,
+            now + Duration::seconds(lifetime),
+            nonce.as_deref(),
+        )
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_else(|| cobble_ca::ocsp::error_response(OcspResponseStatus::InternalError))
 }
 
 fn ocsp_response(der: Vec<u8>) -> Response {

@@ -145,7 +145,6 @@ pub async fn revoke(State(s): State<AppState>, req: Request) -> AcmeResult<Respo
         .into());
     }
     tx.commit().await?;
-    *s.crl.lock().await = None;
     tracing::info!(serial = %serial, reason, "certificate revoked");
     Ok(StatusCode::OK.into_response())
 }

@@ -6,6 +6,7 @@ mod dns01;
 #[allow(dead_code)] // shared by the test modules; not every one uses every helper
 mod fixtures;
 mod http01;
+mod policy;
 #[allow(dead_code)]
 mod servers;
 mod tlsalpn01;

@@ -560,3 +560,28 @@ pub fn rcgen_csr(names: &[&str], key: &rcgen::KeyPair) -> Vec<u8> {
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.serialize_request(key).unwrap().der().to_vec()
 }
+
+/// A second instance on `first`'s database, trusting the same HTTPS root.
+pub async fn second_instance(first: &TestServer) -> TestServer {
+    second_instance_with(first, |_| {}).await
+}
+
+/// [`second_instance`] with a config tweak.
+pub async fn second_instance_with(
+    first: &TestServer,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    // Same trust root, so one client can talk to both.
+    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+    for f in ["ca.pem", "ca-key.pem"] {
+        std::fs::copy(
+            first.dir.path().join("tls").join(f),
+            dir.path().join("tls").join(f),
+        )
+        .unwrap();
+    }
+    let mut cfg = test_config(dir.path(), first.database_url.clone());
+    tweak(&mut cfg);
+    TestServer::start_cfg(cfg, dir, false).await
+}

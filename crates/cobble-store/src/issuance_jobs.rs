@@ -1,0 +1,113 @@
+//! The issuance job queue (RFC 8555 §7.4 finalize): the move to `processing` queues a job in
+//! the same transaction, claimed at once by the instance that took the request; if that
+//! instance dies (kill -9, SIGTERM, a crash), the lease runs out and a worker in any
+//! instance claims the job again. The certificate, the order's `valid` state and the job's
+//! removal commit together, and only while the job is still held, so an order gets one
+//! certificate, never two.
+
+use crate::{Engine, StoreError, Tx, on_tx};
+use sqlx::Row;
+
+/// A claimed issuance job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuanceJob {
+    /// The order to issue for.
+    pub order_id: String,
+    /// What finalize checked, for the signer (JSON, the server's own format).
+    pub request: String,
+    /// How many times it has been claimed (this claim included).
+    pub attempts: i64,
+}
+
+impl Tx {
+    /// Queues the issuance of `order_id`, claimed by `worker` until `now_ms + lease_ms`.
+    pub async fn enqueue_issuance(
+        &mut self,
+        order_id: &str,
+        request: &str,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO issuance_jobs (order_id, request, run_after_ms, claimed_by, lease_until_ms, attempts, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, 1, $3)",
+            )
+            .bind(order_id)
+            .bind(request)
+            .bind(now_ms)
+            .bind(worker)
+            .bind(now_ms + lease_ms)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Claims the next issuance job whose lease ran out (or was never taken) for `worker`.
+    pub async fn claim_issuance_job(
+        &mut self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<IssuanceJob>, StoreError> {
+        let pick = "SELECT order_id FROM issuance_jobs WHERE run_after_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+                    ORDER BY run_after_ms LIMIT 1";
+        let lock = match self.engine() {
+            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+            Engine::Sqlite => "",
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE issuance_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
+             WHERE order_id = ({pick}{lock}) RETURNING order_id, request, attempts"
+        ));
+        on_tx!(self, tx => {
+            let row = sqlx::query(sql)
+                .bind(worker)
+                .bind(now_ms + lease_ms)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                Some(r) => Ok(Some(IssuanceJob {
+                    order_id: r.try_get("order_id")?,
+                    request: r.try_get("request")?,
+                    attempts: r.try_get("attempts")?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Removes `worker`'s job for `order_id`; false when the job is no longer `worker`'s
+    /// (its lease ran out and another worker took it, or it is done): the caller must then
+    /// drop this transaction and store nothing.
+    pub(crate) async fn release_issuance_job(
+        &mut self,
+        order_id: &str,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        on_tx!(self, tx => {
+            let n = sqlx::query("DELETE FROM issuance_jobs WHERE order_id = $1 AND claimed_by = $2")
+                .bind(order_id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
+        })
+    }
+}
+
+impl crate::Store {
+    /// How many issuance jobs are queued or running (for tests and metrics).
+    pub async fn issuance_jobs_pending(&self) -> Result<i64, StoreError> {
+        crate::read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM issuance_jobs").fetch_one(p).await?))
+    }
+
+    /// How many certificates an order has (one at most: the schema enforces it).
+    pub async fn certificates_of_order(&self, order_id: &str) -> Result<i64, StoreError> {
+        crate::read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE order_id = $1").bind(order_id).fetch_one(p).await?))
+    }
+}
