@@ -71,8 +71,12 @@ pub struct ServerConfig {
     pub tlsalpn01_port: u16,
     /// DNS server for validation and CAA, e.g. 127.0.0.1:8053; unset uses the system's resolvers.
     pub dns_server: Option<SocketAddr>,
-    /// Validation workers per process.
+    /// Validations in flight per process: a budget, not a fixed pool, so slow targets do
+    /// not hold up everyone else's challenges.
     pub validation_workers: usize,
+    /// One validation's overall deadline, every step included, in seconds (kept below
+    /// three quarters of the lease).
+    pub validation_deadline_secs: u64,
     /// Timeout of each network step of a validation, in seconds.
     pub validation_timeout_secs: u64,
     /// Skip network checks and pass every validation (PEBBLE_VA_ALWAYS_VALID).
@@ -119,6 +123,9 @@ pub struct ServerConfig {
     pub caa_recheck_secs: u64,
     /// How long a CRL is current (its nextUpdate), in seconds; it is also remade on every revocation.
     pub crl_lifetime_secs: u64,
+    /// Days expired orders and authorizations (and expired certificates) are kept before
+    /// housekeeping deletes them.
+    pub retention_days: u64,
 }
 
 impl Default for ServerConfig {
@@ -155,7 +162,8 @@ impl Default for ServerConfig {
             https01_port: 443,
             tlsalpn01_port: 5001,
             dns_server: None,
-            validation_workers: 4,
+            validation_workers: 64,
+            validation_deadline_secs: 60,
             validation_timeout_secs: 10,
             va_always_valid: false,
             va_allow_private: false,
@@ -176,6 +184,7 @@ impl Default for ServerConfig {
             revocation_reasons: vec![0, 1, 3, 4, 5, 9],
             caa_recheck_secs: 8 * 3600,
             crl_lifetime_secs: 24 * 3600,
+            retention_days: 30,
         }
     }
 }

@@ -428,7 +428,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
             .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
     );
     handle.listening().await.ok_or(StartError::NotListening)?;
-    let housekeeping = tokio::spawn(housekeeping(store.clone(), clock));
+    let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, state.cfg.retention_days));
     let mut workers = worker::spawn(
         state.clone(),
         validator,
@@ -473,15 +473,20 @@ fn make_validator(cfg: &ServerConfig) -> Result<Arc<dyn validate::ChallengeValid
     Ok(Arc::new(va))
 }
 
-/// Periodic upkeep: prunes used nonces past their lifetime.
-async fn housekeeping(store: Store, clock: Arc<dyn Clock>) {
+/// Rows per pruning transaction: small, so the writer is never held for long.
+const PRUNE_BATCH: usize = 500;
+
+/// Periodic upkeep: prunes expired nonces, and orders, authorizations and certificates
+/// past the retention period, in small batches (see `Store::prune`).
+async fn housekeeping(store: Store, clock: Arc<dyn Clock>, retention_days: u64) {
+    let retention_ms = (retention_days as i64).saturating_mul(86_400_000);
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
-        match store.prune_nonces(clock.now_ms()).await {
-            Ok(n) if n > 0 => tracing::debug!(pruned = n, "pruned used nonces"),
+        match store.prune(clock.now_ms(), retention_ms, PRUNE_BATCH).await {
+            Ok(p) if p != Default::default() => tracing::debug!(?p, "pruned"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "nonce pruning failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Validation workers (RFC 8555 §7.5.1): every instance runs a few; each claims a job from
-//! the store's queue, validates, and records the outcome in one transaction. A worker that
-//! dies mid-validation loses its lease and another worker, in any instance, takes the job.
+//! Validation (RFC 8555 §7.5.1): every instance claims jobs from the store's queue, up to a
+//! budget of validations in flight, validates each within one overall deadline, and records
+//! the outcome in one transaction. An instance that dies mid-validation loses its lease and
+//! another, in any instance, takes the job.
 
 use crate::state::{AppState, Urls};
 use crate::validate::ChallengeValidator;
@@ -12,40 +13,52 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Starts `n` workers; returns their tasks (aborted at shutdown).
+/// Starts the dispatcher: it claims due jobs while fewer than `budget` validations run in
+/// this process, and runs each in a task of its own, so slow targets take budget, not the
+/// whole queue (no head-of-line blocking). Returns its task (aborted at shutdown).
 pub fn spawn(
     state: AppState,
     validator: Arc<dyn ChallengeValidator>,
     wake: Arc<Notify>,
-    n: usize,
+    budget: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let instance = state.instance_id.clone();
-    (0..n)
-        .map(|i| {
-            let worker_id = format!("{instance}-{i}");
-            // Only the first worker polls on a timer (for jobs queued by other instances,
-            // delayed jobs and expired leases); the others sleep until woken.
-            tokio::spawn(run(
-                state.clone(),
-                validator.clone(),
-                wake.clone(),
-                worker_id,
-                i == 0,
-            ))
-        })
-        .collect()
+    vec![tokio::spawn(dispatch(
+        state,
+        validator,
+        wake,
+        budget.max(1),
+    ))]
 }
 
-async fn run(
+/// The overall deadline of one validation: every hop, both address families and the CAA
+/// climb together. It stays well inside the job's lease, so no second worker repeats a
+/// validation that is merely slow.
+pub fn deadline(cfg: &crate::config::ServerConfig) -> Duration {
+    let lease = cfg.validation_lease_secs.max(1);
+    Duration::from_secs(
+        cfg.validation_deadline_secs
+            .clamp(1, (lease * 3 / 4).max(1)),
+    )
+}
+
+async fn dispatch(
     state: AppState,
     validator: Arc<dyn ChallengeValidator>,
     wake: Arc<Notify>,
-    worker_id: String,
-    polls: bool,
+    budget: usize,
 ) {
     let poll = Duration::from_millis(state.cfg.validation_poll_ms.max(10));
     let lease_ms = state.cfg.validation_lease_secs as i64 * 1000;
+    let slots = Arc::new(tokio::sync::Semaphore::new(budget));
+    let mut claims: u64 = 0;
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        // Each claim holds its lease under a name of its own, so a late task can never
+        // record the outcome of a claim that is not its own.
+        claims += 1;
+        let worker_id = format!("{}-{claims}", state.instance_id);
         let claimed = async {
             let mut tx = state.store.begin().await?;
             let job = tx
@@ -56,15 +69,18 @@ async fn run(
         };
         match claimed.await {
             Ok(Some(job)) => {
-                // A job found may mean more are due: let a sibling look too.
-                wake.notify_one();
-                process(&state, validator.as_ref(), &worker_id, job).await;
+                let (state, validator) = (state.clone(), validator.clone());
+                tokio::spawn(async move {
+                    process(&state, validator.as_ref(), &worker_id, job).await;
+                    drop(slot);
+                });
             }
-            Ok(None) if polls => {
+            Ok(None) => {
+                drop(slot);
                 let _ = tokio::time::timeout(poll, wake.notified()).await;
             }
-            Ok(None) => wake.notified().await,
             Err(e) => {
+                drop(slot);
                 tracing::warn!(error = %e, "claiming a validation job failed");
                 tokio::time::sleep(poll).await;
             }
@@ -143,18 +159,26 @@ async fn decide(
     };
     let ka = key_authorization(&ch.token, &account.key_thumbprint);
     let account_uri = Urls(&state.account_base()).account(&account.id);
-    let result = match validator
-        .validate(ch.kind, &authz.identifier, &ch.token, &ka)
-        .await
-    {
-        Ok(record) => match validator
+    let checks = async {
+        let record = validator
+            .validate(ch.kind, &authz.identifier, &ch.token, &ka)
+            .await?;
+        validator
             .check_caa(&authz.identifier, authz.wildcard, &account_uri, ch.kind)
-            .await
-        {
-            Ok(()) => Ok(record),
-            Err(p) => Err(p),
-        },
-        Err(p) => Err(p),
+            .await?;
+        Ok(record)
+    };
+    let limit = deadline(&state.cfg);
+    let result = match tokio::time::timeout(limit, checks).await {
+        Ok(r) => r,
+        Err(_) => Err(Problem::new(
+            cobble_core::ProblemType::Connection,
+            format!(
+                "{}: the validation did not finish within {} s (every step together)",
+                authz.identifier.value(),
+                limit.as_secs()
+            ),
+        )),
     };
     Ok(match result {
         Ok(record) => ValidationOutcome {

@@ -14,12 +14,14 @@ mod jobs;
 mod migrate;
 mod nonce;
 mod order;
+mod prune;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
 pub use issuance_jobs::IssuanceJob;
 pub use jobs::{ValidationJob, ValidationOutcome};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
+pub use prune::Pruned;
 
 use cobble_core::nonce::OpenedNonce;
 use sqlx::postgres::{PgPool, PgPoolOptions};

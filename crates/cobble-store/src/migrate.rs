@@ -26,6 +26,11 @@ const SQLITE: &[Migration] = &[
         "durability",
         include_str!("../../../migrations/sqlite/0004_durability.sql"),
     ),
+    (
+        5,
+        "retention",
+        include_str!("../../../migrations/sqlite/0005_retention.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -48,6 +53,11 @@ const POSTGRES: &[Migration] = &[
         4,
         "durability",
         include_str!("../../../migrations/postgres/0004_durability.sql"),
+    ),
+    (
+        5,
+        "retention",
+        include_str!("../../../migrations/postgres/0005_retention.sql"),
     ),
 ];
 

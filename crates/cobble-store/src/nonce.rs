@@ -33,19 +33,6 @@ impl Store {
         })
     }
 
-    /// Deletes used-nonce rows past their expiry (they can no longer pass the age check).
-    pub async fn prune_nonces(&self, now_ms: i64) -> Result<u64, StoreError> {
-        write_tx!(&self.db, tx => {
-            let n = sqlx::query("DELETE FROM used_nonces WHERE expires_ms < $1")
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            Ok(n)
-        })
-    }
-
     /// How many used nonces are remembered (for tests and metrics).
     pub async fn used_nonce_count(&self) -> Result<i64, StoreError> {
         Ok(

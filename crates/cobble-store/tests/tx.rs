@@ -214,3 +214,154 @@ async fn begin_finalize_requires_every_authorization_valid_now() {
         store.close().await;
     }
 }
+
+/// An order for `name` whose one authorization a validation made valid; (order, authz).
+async fn valid_order(
+    store: &Store,
+    account: &str,
+    name: &str,
+    order_expires: i64,
+    authz_expires: i64,
+) -> (String, String) {
+    let id = Identifier::from_wire("dns", name).unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let order_id = tx
+        .create_order(NewOrder {
+            account_id: account.to_owned(),
+            identifiers: vec![id.clone()],
+            not_before_ms: None,
+            not_after_ms: None,
+            expires_ms: order_expires,
+            profile: None,
+            authzs: vec![AuthzPlan::New {
+                identifier: id,
+                wildcard: false,
+                challenges: vec![cobble_core::challenge::ChallengeType::Http01],
+                expires_ms: authz_expires,
+            }],
+            replaces: None,
+            now_ms: 1_000,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let order = store.order(&order_id).await.unwrap().unwrap();
+    let authz = store.authz(&order.authzs[0].0).await.unwrap().unwrap();
+    let ch = &authz.challenges[0].id;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.start_challenge(ch, 1_000, 1_000).await.unwrap());
+    let worker = format!("w-{ch}");
+    assert!(
+        tx.claim_validation_job(&worker, 1_000, 60_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let outcome = cobble_store::ValidationOutcome {
+        status: cobble_core::status::ChallengeStatus::Valid,
+        valid_authz_expires_ms: authz_expires,
+        error: None,
+        record: None,
+    };
+    assert!(
+        tx.finish_validation(&worker, ch, &outcome, 1_000)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    (order_id, authz.id)
+}
+
+/// Bounded growth: nonces go once expired; orders and authorizations go the retention
+/// after they expired; a certificate keeps its order until the retention after its own
+/// expiry. Each kind goes in batches.
+#[tokio::test]
+async fn prune_removes_what_expired_past_the_retention_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..1_200 {
+            tx.redeem_nonce(&OpenedNonce {
+                value: format!("old{i}"),
+                expires_ms: 5_000,
+            })
+            .await
+            .unwrap();
+        }
+        tx.redeem_nonce(&nonce("fresh")).await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("p1")).await.unwrap() else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        let (gone, gone_authz) =
+            valid_order(&store, &a.id, "gone.example.com", 10_000, 10_000).await;
+        let (kept, kept_authz) =
+            valid_order(&store, &a.id, "kept.example.com", 10_000, 10_000).await;
+        let (live, _) = valid_order(
+            &store,
+            &a.id,
+            "live.example.com",
+            i64::MAX / 4,
+            i64::MAX / 4,
+        )
+        .await;
+        // `kept` gets a certificate valid until 50_000.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.begin_finalize(&kept, 2_000).await.unwrap());
+        tx.enqueue_issuance(&kept, "{}", "issuer", 2_000, 60_000)
+            .await
+            .unwrap();
+        let cert = cobble_store::NewCertificate {
+            serial: format!("01{}", engine as u8),
+            pem: "PEM".into(),
+            spki_sha256: "00".into(),
+            ari_id: format!("ari.{}", engine as u8),
+            not_before_ms: 2_000,
+            not_after_ms: 50_000,
+        };
+        assert!(
+            tx.finish_issuance(&kept, "issuer", &cert, 2_000)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        tx.commit().await.unwrap();
+
+        // At 20_000 with a 5_000 retention: the cut-off is 15_000.
+        let p = store.prune(20_000, 5_000, 500).await.unwrap();
+        assert_eq!(p.nonces, 1_200, "{engine:?}: in three batches");
+        assert_eq!(store.used_nonce_count().await.unwrap(), 1);
+        assert_eq!(
+            (p.orders, p.authzs, p.certificates),
+            (1, 1, 0),
+            "{engine:?}"
+        );
+        assert!(store.order(&gone).await.unwrap().is_none());
+        assert!(store.authz(&gone_authz).await.unwrap().is_none());
+        assert!(
+            store.order(&kept).await.unwrap().is_some(),
+            "its certificate keeps it"
+        );
+        assert!(store.authz(&kept_authz).await.unwrap().is_some());
+
+        // Past the certificate's expiry plus the retention, it goes, and its order with it.
+        let p = store.prune(60_000, 5_000, 500).await.unwrap();
+        assert_eq!(
+            (p.certificates, p.orders, p.authzs),
+            (1, 1, 1),
+            "{engine:?}"
+        );
+        assert!(store.order(&kept).await.unwrap().is_none());
+        assert!(store.authz(&kept_authz).await.unwrap().is_none());
+        assert!(
+            store.order(&live).await.unwrap().is_some(),
+            "unexpired stays"
+        );
+        assert_eq!(
+            store.prune(60_000, 5_000, 500).await.unwrap(),
+            Default::default()
+        );
+        store.close().await;
+    }
+}

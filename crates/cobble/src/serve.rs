@@ -124,9 +124,15 @@ pub struct ServeArgs {
     /// DNS server for validation and CAA, e.g. 127.0.0.1:8053 [default: the system's resolvers].
     #[arg(long, env = "COBBLE_DNS_SERVER")]
     dns_server: Option<SocketAddr>,
-    /// Validation workers in this process [default: 4].
+    /// Validations in flight in this process [default: 64].
     #[arg(long, env = "COBBLE_VALIDATION_WORKERS")]
     validation_workers: Option<usize>,
+    /// Days expired orders, authorizations and certificates are kept before they are deleted [default: 30].
+    #[arg(long, env = "COBBLE_RETENTION_DAYS")]
+    retention_days: Option<u64>,
+    /// One validation's overall deadline in seconds, all steps together (at most 3/4 of the lease) [default: 60].
+    #[arg(long, env = "COBBLE_VALIDATION_DEADLINE_SECS")]
+    validation_deadline_secs: Option<u64>,
     /// Timeout of each network step of a validation, in seconds [default: 10].
     #[arg(long, env = "COBBLE_VALIDATION_TIMEOUT_SECS")]
     validation_timeout_secs: Option<u64>,
@@ -205,6 +211,8 @@ impl ServeArgs {
             https01_port,
             tlsalpn01_port,
             validation_workers,
+            validation_deadline_secs,
+            retention_days,
             validation_timeout_secs,
             va_always_valid,
             va_allow_private,

@@ -438,13 +438,11 @@ async fn expired_nonce_is_bad_nonce(e: Engine) {
     assert_eq!(store.used_nonce_count().await.unwrap(), 1);
     s.clock.as_ref().unwrap().advance(61_000);
     use cobble_core::clock::Clock;
-    assert_eq!(
-        store
-            .prune_nonces(s.clock.as_ref().unwrap().now_ms())
-            .await
-            .unwrap(),
-        1
-    );
+    let pruned = store
+        .prune(s.clock.as_ref().unwrap().now_ms(), 30 * 86_400_000, 500)
+        .await
+        .unwrap();
+    assert_eq!(pruned.nonces, 1);
     s.stop().await;
 }
 

@@ -291,6 +291,11 @@ fn serve_help_lists_every_option() {
         ),
         (&["--validation-workers", "18"], "validation-workers = 18"),
         (
+            &["--validation-deadline-secs", "30"],
+            "validation-deadline-secs = 30",
+        ),
+        (&["--retention-days", "7"], "retention-days = 7"),
+        (
             &["--validation-timeout-secs", "19"],
             "validation-timeout-secs = 19",
         ),
