@@ -219,7 +219,9 @@ async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Resp
             resp.headers_mut().insert(header::ALLOW, a);
         }
     }
+    // When the database is unreachable (503) there is no using the nonce up either.
     if !resp.status().is_success()
+        && resp.status() != StatusCode::SERVICE_UNAVAILABLE
         && let Some(nonce) = slot.take()
     {
         // RFC 8555 §6.5: one request per nonce, whatever its outcome. A handler that
