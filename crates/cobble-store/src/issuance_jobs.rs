@@ -5,7 +5,7 @@
 //! removal commit together, and only while the job is still held, so an order gets one
 //! certificate, never two.
 
-use crate::{Engine, StoreError, Tx, on_tx};
+use crate::{StoreError, Tx, on_tx};
 use sqlx::Row;
 
 /// A claimed issuance job.
@@ -52,16 +52,12 @@ impl Tx {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<IssuanceJob>, StoreError> {
-        let pick = "SELECT order_id FROM issuance_jobs WHERE run_after_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-                    ORDER BY run_after_ms LIMIT 1";
-        let lock = match self.engine() {
-            Engine::Postgres => " FOR UPDATE SKIP LOCKED",
-            Engine::Sqlite => "",
-        };
-        let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE issuance_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
-             WHERE order_id = ({pick}{lock}) RETURNING order_id, request, attempts"
-        ));
+        let sql = crate::jobs::claim_statement(
+            self.engine(),
+            "issuance_jobs",
+            "order_id",
+            "order_id, request, attempts",
+        );
         on_tx!(self, tx => {
             let row = sqlx::query(sql)
                 .bind(worker)

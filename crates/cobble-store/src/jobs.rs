@@ -76,19 +76,12 @@ impl Tx {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<ValidationJob>, StoreError> {
-        let pick = "SELECT challenge_id FROM validation_jobs WHERE run_after_ms <= $3 AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
-                    ORDER BY run_after_ms LIMIT 1";
-        let sql = match self.engine() {
-            Engine::Postgres => format!(
-                "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
-                 WHERE challenge_id = ({pick} FOR UPDATE SKIP LOCKED) RETURNING challenge_id, attempts"
-            ),
-            Engine::Sqlite => format!(
-                "UPDATE validation_jobs SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
-                 WHERE challenge_id = ({pick}) RETURNING challenge_id, attempts"
-            ),
-        };
-        let sql = sqlx::AssertSqlSafe(sql);
+        let sql = claim_statement(
+            self.engine(),
+            "validation_jobs",
+            "challenge_id",
+            "challenge_id, attempts",
+        );
         on_tx!(self, tx => {
             let row = sqlx::query(sql)
                 .bind(worker)
@@ -147,4 +140,26 @@ impl Tx {
             Ok(true)
         })
     }
+}
+
+/// The statement that claims the next due job of a leased queue (`$1` worker, `$2` lease
+/// end, `$3` now): one whose lease ran out or was never taken, oldest due first. On
+/// PostgreSQL `SKIP LOCKED` lets workers of every instance claim side by side; SQLite has
+/// one writer, so a plain conditional `UPDATE ... RETURNING` is enough.
+pub(crate) fn claim_statement(
+    engine: Engine,
+    table: &str,
+    key: &str,
+    returning: &str,
+) -> sqlx::AssertSqlSafe<String> {
+    let lock = match engine {
+        Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+        Engine::Sqlite => "",
+    };
+    sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET claimed_by = $1, lease_until_ms = $2, attempts = attempts + 1 \
+         WHERE {key} = (SELECT {key} FROM {table} WHERE run_after_ms <= $3 \
+         AND (lease_until_ms IS NULL OR lease_until_ms < $3) ORDER BY run_after_ms LIMIT 1{lock}) \
+         RETURNING {returning}"
+    ))
 }

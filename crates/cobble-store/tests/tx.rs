@@ -134,48 +134,9 @@ async fn begin_finalize_requires_every_authorization_valid_now() {
         // One order per case; its single authorization made valid by a validation.
         let mut orders = Vec::new();
         for (i, order_expires) in [10_000i64, 10_000, 10_000, 1_500].into_iter().enumerate() {
-            let id = Identifier::from_wire("dns", &format!("f{i}.example.com")).unwrap();
-            let mut tx = store.begin().await.unwrap();
-            let order_id = tx
-                .create_order(NewOrder {
-                    account_id: a.id.clone(),
-                    identifiers: vec![id.clone()],
-                    not_before_ms: None,
-                    not_after_ms: None,
-                    expires_ms: order_expires,
-                    profile: None,
-                    authzs: vec![AuthzPlan::New {
-                        identifier: id,
-                        wildcard: false,
-                        challenges: vec![cobble_core::challenge::ChallengeType::Http01],
-                        expires_ms: 10_000,
-                    }],
-                    replaces: None,
-                    now_ms: 1_000,
-                })
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-            let order = store.order(&order_id).await.unwrap().unwrap();
-            let authz = store.authz(&order.authzs[0].0).await.unwrap().unwrap();
-            let ch = &authz.challenges[0].id;
-            let mut tx = store.begin().await.unwrap();
-            assert!(tx.start_challenge(ch, 1_000, 1_000).await.unwrap());
-            let job = tx.claim_validation_job("w", 1_000, 60_000).await.unwrap();
-            assert!(job.is_some());
-            let outcome = cobble_store::ValidationOutcome {
-                status: cobble_core::status::ChallengeStatus::Valid,
-                valid_authz_expires_ms: if i == 2 { 1_800 } else { 10_000 },
-                error: None,
-                record: None,
-            };
-            assert!(
-                tx.finish_validation("w", ch, &outcome, 1_000)
-                    .await
-                    .unwrap()
-            );
-            tx.commit().await.unwrap();
-            orders.push((order_id, authz.id));
+            let authz_expires = if i == 2 { 1_800 } else { 10_000 };
+            let name = format!("f{i}.example.com");
+            orders.push(valid_order(&store, &a.id, &name, order_expires, authz_expires).await);
         }
         // 0: ready -> processing, once.
         let mut tx = store.begin().await.unwrap();
