@@ -13,7 +13,7 @@ pub const CATALOGUE_TOML: &str = include_str!("../../../conformance/catalogue.to
 pub struct Entry {
     /// Stable id, `area.name`.
     pub id: String,
-    /// RFC and section, e.g. `RFC 8555 §6.5`.
+    /// RFC (or Internet-Draft) and section, e.g. `RFC 8555 §6.5`.
     pub section: String,
     /// Requirement level.
     pub level: Level,
@@ -93,9 +93,13 @@ pub fn area_title(prefix: &str) -> &'static str {
         "nonce" => "Nonces (RFC 8555 §6.5, §7.2)",
         "jws" => "Request authentication (RFC 8555 §6.2-§6.4)",
         "acct" => "Accounts (RFC 8555 §7.3)",
+        "eab" => "External Account Binding (RFC 8555 §7.3.4)",
         "kc" => "Account key change (RFC 8555 §7.3.5)",
         "order" => "Orders and identifiers (RFC 8555 §7.4, RFC 8738)",
-        "authz" => "Authorizations and challenges (RFC 8555 §7.5, §8)",
+        "preauth" => "Pre-authorization (RFC 8555 §7.4.1)",
+        "profile" => "Profiles (draft-ietf-acme-profiles)",
+        "authz" => "Authorizations and challenges (RFC 8555 §7.5, §8, RFC 8737)",
+        "caa" => "CAA (RFC 8659, RFC 8657)",
         "fin" => "Finalize (RFC 8555 §7.4)",
         "cert" => "Certificate download (RFC 8555 §7.4.2)",
         "rev" => "Revocation (RFC 8555 §7.6)",

@@ -23,6 +23,18 @@ pub struct ConformanceArgs {
     /// External Account Binding MAC key (base64url).
     #[arg(long, requires = "eab_kid")]
     pub eab_hmac_key: Option<String>,
+    /// A command printing a fresh `KID HMAC-KEY` pair per account (run by `sh -c` for each
+    /// account), for servers whose EAB keys bind one account each.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["eab_kid", "eab_hmac_key"])]
+    pub eab_cmd: Option<String>,
+    /// Answer http-01 challenges from the suite's own responder on this port (the server must
+    /// validate at this port of this machine) instead of through --challtestsrv.
+    #[arg(long, value_name = "PORT")]
+    pub http01_port: Option<u16>,
+    /// URL of the PEM root the chains lead to (e.g. the management `/roots/0` of Pebble or
+    /// Cobble); without it, cert.chain-to-root is skipped.
+    #[arg(long, value_name = "URL")]
+    pub roots_url: Option<String>,
     /// pebble-challtestsrv compatible management API (e.g. http://127.0.0.1:8055); without it,
     /// checks that need a validated challenge are skipped.
     #[arg(long)]
@@ -55,6 +67,9 @@ impl ConformanceArgs {
             insecure: self.insecure,
             eab_kid: self.eab_kid.clone(),
             eab_hmac_key: self.eab_hmac_key.clone(),
+            eab_cmd: self.eab_cmd.clone(),
+            http01_port: self.http01_port,
+            roots_url: self.roots_url.clone(),
             challtestsrv: self.challtestsrv.clone(),
             domain_suffix: self.domain_suffix.clone(),
             only: self.only.clone(),

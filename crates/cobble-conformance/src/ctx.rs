@@ -46,6 +46,8 @@ pub struct Ctx {
     pub current: Mutex<String>,
     /// Error and 5xx answers seen so far.
     pub seen: Mutex<Vec<Seen>>,
+    /// The suite's own http-01 responder, with `--http01-port`.
+    pub http01: Option<crate::responder::Http01>,
     counter: AtomicU64,
 }
 
@@ -101,7 +103,12 @@ impl Ctx {
                 opts.directory
             ));
         }
+        let http01 = match opts.http01_port {
+            Some(port) => Some(crate::responder::Http01::start(&opts.directory, port).await?),
+            None => None,
+        };
         Ok(Ctx {
+            http01,
             opts,
             http,
             http1,
@@ -293,20 +300,54 @@ impl Ctx {
         Signer::generate_ec(Curve::P256).expect("P-256 key")
     }
 
+    /// The External Account Binding credentials for the next account: a fresh pair from
+    /// `--eab-cmd`, or the fixed `--eab-kid`/`--eab-hmac-key`, or None.
+    pub async fn eab_pair(&self) -> Result<Option<(String, String)>, Halt> {
+        if let Some(cmd) = &self.opts.eab_cmd {
+            let out = tokio::time::timeout(
+                Duration::from_secs(30),
+                tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .map_err(|_| Halt::Skip(format!("--eab-cmd {cmd:?} did not finish within 30 s")))?
+            .map_err(|e| Halt::Skip(format!("--eab-cmd {cmd:?}: {e}")))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut words = text.split_whitespace();
+            return match (out.status.success(), words.next(), words.next()) {
+                (true, Some(kid), Some(hmac)) => Ok(Some((kid.to_owned(), hmac.to_owned()))),
+                _ => skip(format!(
+                    "--eab-cmd {cmd:?} should print `KID HMAC-KEY`; it exited {} with {:?}",
+                    out.status,
+                    crate::client::truncate(&text, 200)
+                )),
+            };
+        }
+        Ok(self
+            .opts
+            .eab_kid
+            .clone()
+            .zip(self.opts.eab_hmac_key.clone()))
+    }
+
     /// The newAccount payload for `key`: agreement to the terms, plus an External Account
-    /// Binding (RFC 8555 §7.3.4) when one was given.
-    pub fn account_payload(&self, key: &Signer, extra: Value) -> Result<Value, Halt> {
+    /// Binding (RFC 8555 §7.3.4) when credentials were given.
+    pub async fn account_payload(&self, key: &Signer, extra: Value) -> Result<Value, Halt> {
         let mut p = json!({"termsOfServiceAgreed": true});
         if let Value::Object(m) = extra {
             for (k, v) in m {
                 p[k] = v;
             }
         }
-        if let (Some(kid), Some(hmac)) = (&self.opts.eab_kid, &self.opts.eab_hmac_key) {
-            p["externalAccountBinding"] = eab(&self.url("newAccount")?, kid, hmac, key)?;
+        if let Some((kid, hmac)) = self.eab_pair().await? {
+            p["externalAccountBinding"] = eab(&self.url("newAccount")?, &kid, &hmac, key)?;
         } else if self.dir["meta"]["externalAccountRequired"] == true {
             return skip(
-                "the server requires External Account Binding; give --eab-kid and --eab-hmac-key",
+                "the server requires External Account Binding; give --eab-kid and --eab-hmac-key, or --eab-cmd",
             );
         }
         Ok(p)
@@ -315,10 +356,10 @@ impl Ctx {
     /// Creates an account for `key` with `extra` payload members.
     pub async fn new_account_with(&self, key: Signer, extra: Value) -> Result<Account, Halt> {
         let url = self.url("newAccount")?;
-        let payload = self.account_payload(&key, extra)?;
+        let payload = self.account_payload(&key, extra).await?;
         let r = self.signed_jwk(&key, &url, Some(&payload)).await?;
         if r.status != 201 && r.status != 200 {
-            if self.opts.eab_kid.is_some() && r.status < 500 {
+            if self.opts.eab_kid.is_some() && self.opts.eab_cmd.is_none() && r.status < 500 {
                 return skip(format!(
                     "could not create another account with the given EAB key (HTTP {} {}); the \
                      server may allow each EAB key once",

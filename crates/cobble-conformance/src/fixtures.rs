@@ -42,6 +42,25 @@ pub fn dns_ids(names: &[String]) -> Value {
     )
 }
 
+/// The name a tls-alpn-01 validation sends as SNI: the DNS name itself, or for an IP address
+/// its reverse-mapping name (RFC 8738 §6).
+pub fn tls_alpn_host(identifier: &str) -> String {
+    match identifier.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let mut s = String::new();
+            for b in v6.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            s + "ip6.arpa"
+        }
+        Err(_) => identifier.to_owned(),
+    }
+}
+
 /// A CSR for `names` (no subject) signed by `key`.
 pub fn csr(names: &[String], key: &rcgen::KeyPair) -> Vec<u8> {
     let mut p = rcgen::CertificateParams::new(names.to_vec()).expect("names");
@@ -90,7 +109,17 @@ impl Ctx {
         Ok(Order { url, body: r.body })
     }
 
-    /// Sets the challenge test server up to answer challenge `ch` (http-01 or dns-01) of the
+    /// Whether the suite can answer challenges of type `kind`: http-01 through its own
+    /// responder or the challenge test server, the others through the challenge test server.
+    pub fn can_answer(&self, kind: &str) -> Result<(), Halt> {
+        if kind == "http-01" && self.http01.is_some() {
+            return Ok(());
+        }
+        self.challtestsrv().map(|_| ())
+    }
+
+    /// Sets the challenge test server up to answer challenge `ch` (http-01, dns-01 or
+    /// tls-alpn-01) of the
     /// authorization for `identifier`, with `good` or deliberately wrong content.
     pub async fn arrange(
         &self,
@@ -108,9 +137,22 @@ impl Ctx {
             );
         }
         match ch["type"].as_str() {
+            Some("http-01") if self.http01.is_some() => {
+                if let Some(h) = &self.http01 {
+                    h.add(token, &ka);
+                }
+                Ok(())
+            }
             Some("http-01") => {
                 self.chall("/add-http01", json!({"token": token, "content": ka}))
                     .await
+            }
+            Some("tls-alpn-01") => {
+                self.chall(
+                    "/add-tlsalpn01",
+                    json!({"host": tls_alpn_host(identifier), "content": ka}),
+                )
+                .await
             }
             Some("dns-01") => {
                 self.chall(
@@ -126,6 +168,16 @@ impl Ctx {
     /// Removes what `arrange` set up.
     pub async fn unarrange(&self, identifier: &str, ch: &Value) {
         let _ = match ch["type"].as_str() {
+            Some("http-01") if self.http01.is_some() => {
+                if let Some(h) = &self.http01 {
+                    h.remove(ch["token"].as_str().unwrap_or_default());
+                }
+                Ok(())
+            }
+            Some("tls-alpn-01") => {
+                self.chall("/del-tlsalpn01", json!({"host": tls_alpn_host(identifier)}))
+                    .await
+            }
             Some("http-01") => {
                 self.chall("/del-http01", json!({"token": ch["token"]}))
                     .await
@@ -150,7 +202,7 @@ impl Ctx {
         kind: &str,
         good: bool,
     ) -> Result<(Option<Reply>, Value), Halt> {
-        self.challtestsrv()?;
+        self.can_answer(kind)?;
         let authz = self.signed(a, authz_url, None).await?;
         if authz.status != 200 {
             return fail_with(&authz, "prerequisite: POST-as-GET of the authorization");
@@ -195,7 +247,7 @@ impl Ctx {
     /// An order for `names` with every authorization valid (http-01 through the challenge
     /// test server), polled until `ready`.
     pub async fn ready_order(&self, a: &Account, names: &[String]) -> Result<Order, Halt> {
-        self.challtestsrv()?;
+        self.can_answer("http-01")?;
         let order = self.new_order(a, dns_ids(names)).await?;
         for authz in order.body["authorizations"]
             .as_array()

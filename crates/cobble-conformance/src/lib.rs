@@ -13,6 +13,8 @@ pub mod ctx;
 pub mod fixtures;
 pub mod model;
 pub mod report;
+pub mod responder;
+pub mod rsa_csr;
 
 pub use model::{CheckResult, Exchange, Level, Outcome, Report};
 
@@ -33,6 +35,15 @@ pub struct Options {
     pub eab_kid: Option<String>,
     /// External Account Binding MAC key, base64url.
     pub eab_hmac_key: Option<String>,
+    /// A command (run by `sh -c`) that prints a fresh `KID HMAC-KEY` pair for each account, for
+    /// servers whose EAB keys bind one account each; it wins over `eab_kid`/`eab_hmac_key`.
+    pub eab_cmd: Option<String>,
+    /// Answer http-01 challenges from the suite's own responder on this port instead of through
+    /// the challenge test server (the server must validate at this port of this machine).
+    pub http01_port: Option<u16>,
+    /// URL of the PEM root the server's chains lead to (e.g. Pebble's or Cobble's management
+    /// `/roots/0`), for `cert.chain-to-root`.
+    pub roots_url: Option<String>,
     /// pebble-challtestsrv compatible management API URL.
     pub challtestsrv: Option<String>,
     /// The suffix of the DNS names the suite orders (they must resolve to the challenge test
@@ -57,6 +68,9 @@ impl Options {
             insecure: false,
             eab_kid: None,
             eab_hmac_key: None,
+            eab_cmd: None,
+            http01_port: None,
+            roots_url: None,
             challtestsrv: None,
             domain_suffix: "example.com".into(),
             only: Vec::new(),

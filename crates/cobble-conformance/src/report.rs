@@ -74,14 +74,24 @@ fn section_key(s: &str) -> (String, Vec<u32>) {
     )
 }
 
-/// The report as pretty JSON.
+/// The report as pretty JSON; each result also names its catalogue area (`area`).
 pub fn json(report: &Report) -> String {
     let (passed, failed, skipped) = report.counts();
+    let results: Vec<serde_json::Value> = report
+        .results
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).expect("result serializes");
+            let prefix = r.id.split('.').next().unwrap_or_default();
+            v["area"] = crate::catalogue::area_title(prefix).into();
+            v
+        })
+        .collect();
     serde_json::to_string_pretty(&serde_json::json!({
         "directory": report.directory,
         "passed": passed, "failed": failed, "skipped": skipped,
         "must_failed": report.must_failed(),
-        "results": report.results,
+        "results": results,
     }))
     .expect("report serializes")
 }

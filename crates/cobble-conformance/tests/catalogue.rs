@@ -28,7 +28,7 @@ fn code_and_catalogue_list_the_same_ids() {
     );
     for e in &entries {
         assert!(
-            e.section.starts_with("RFC "),
+            e.section.starts_with("RFC ") || e.section.starts_with("draft-"),
             "{}: section {:?}",
             e.id,
             e.section
@@ -36,6 +36,11 @@ fn code_and_catalogue_list_the_same_ids() {
         assert!(
             !e.title.is_empty() && !e.sends.is_empty() && !e.expects.is_empty(),
             "{}",
+            e.id
+        );
+        assert!(
+            catalogue::area_title(e.id.split('.').next().unwrap_or_default()) != "Other",
+            "{}: its area has no heading in catalogue::area_title",
             e.id
         );
     }
@@ -51,6 +56,11 @@ fn code_and_catalogue_list_the_same_ids() {
             "robust.no-5xx"
         ]
     );
+}
+
+#[test]
+fn at_least_150_checks() {
+    assert!(catalogue::entries().len() >= 150);
 }
 
 #[test]

@@ -22,6 +22,8 @@ enum Command {
     Challtestsrv(challtestsrv::ChalltestsrvArgs),
     /// Judge any ACME server against RFC 8555 and its companions (the conformance suite).
     Conformance(Box<cobble_conformance::cli::ConformanceArgs>),
+    /// Drive any ACME server with concurrent clients looping whole orders, and measure it.
+    Load(Box<cobble_load::cli::LoadArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         Command::Conformance(args) => {
             std::process::exit(runtime.block_on(cobble_conformance::cli::main(*args)))
         }
+        Command::Load(args) => std::process::exit(runtime.block_on(cobble_load::cli::main(*args))),
     }
 }

@@ -64,29 +64,54 @@ fn assert_outcomes(server: &str, report: &Report, exceptions: &[(&str, Want)]) {
 
 async fn run(opts: Options) -> Report {
     tokio::time::timeout(
-        Duration::from_secs(600),
+        Duration::from_secs(900),
         cobble_conformance::run(opts, |_, _, _| {}),
     )
     .await
-    .expect("the suite finishes within 10 minutes")
+    .expect("the suite finishes within 15 minutes")
     .expect("the suite reaches the server")
 }
 
-/// Checks that do not pass on Cobble (with one alternate root): none, every check applies
-/// and passes, on both engines.
-const COBBLE: &[(&str, Want)] = &[];
+/// With `COBBLE_CONFORMANCE_REPORTS=DIR` (set by `scripts/conformance-table`), writes the
+/// report as `DIR/NAME.json` for the results table.
+fn save(name: &str, report: &Report) {
+    if let Some(dir) = std::env::var_os("COBBLE_CONFORMANCE_REPORTS") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.json"));
+        std::fs::write(&path, cobble_conformance::report::json(report))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+/// Checks that do not pass on Cobble (with one alternate root), on both engines: the ones
+/// that need what Cobble does not offer or what the run does not give.
+const COBBLE: &[(&str, Want)] = &[
+    // An outside client cannot make a nonce expire.
+    ("nonce.expired", Want::Skip),
+    // Cobble has no External Account Binding (meta.externalAccountRequired is false).
+    ("eab.required", Want::NotApplicable),
+    ("eab.success", Want::Skip),
+    ("eab.bad-mac", Want::Skip),
+    ("eab.other-key", Want::Skip),
+    ("eab.url-mismatch", Want::Skip),
+];
 
 async fn cobble(e: Engine) {
     // One alternate root, so that the alternate-chain checks apply.
     let env = ValidationEnv::start(e, |c| c.ca.alternate_roots = 1).await;
     let mgmt = env.chall.management_addr().expect("management listener");
+    let admin = env.server.running.as_ref().unwrap().admin_url.clone();
     let opts = Options {
         ca_bundle: Some(env.server.trust_root()),
         challtestsrv: Some(format!("http://{mgmt}")),
+        roots_url: admin.map(|a| format!("{a}/roots/0")),
         ..Options::new(env.server.directory_url.clone())
     };
     let report = run(opts).await;
     env.stop().await;
+    save(
+        &format!("cobble-{}", format!("{e:?}").to_lowercase()),
+        &report,
+    );
     assert!(
         !report.must_failed(),
         "a MUST check failed on Cobble:\n{}",
@@ -102,6 +127,59 @@ async fn cobble(e: Engine) {
 }
 
 both_engines!(cobble);
+
+/// `--http01-port`: the suite's own http-01 responder, with no challenge test server, on
+/// the http-01 checks (the suite's names resolve to 127.0.0.1 through Cobble's mock DNS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cobble_own_http01_responder() {
+    let port = free_port();
+    let env = ValidationEnv::start(Engine::Sqlite, |c| c.http01_port = port).await;
+    let opts = Options {
+        ca_bundle: Some(env.server.trust_root()),
+        http01_port: Some(port),
+        only: vec![
+            "authz.http01-valid".into(),
+            "authz.http01-wrong".into(),
+            "authz.dns01-valid".into(),
+            "fin.success".into(),
+            "order.ip-http01".into(),
+        ],
+        ..Options::new(env.server.directory_url.clone())
+    };
+    let report = run(opts).await;
+    env.stop().await;
+    let want = [
+        ("authz.http01-valid", Want::Pass),
+        ("authz.http01-wrong", Want::Pass),
+        // dns-01 still needs the challenge test server.
+        ("authz.dns01-valid", Want::Skip),
+        ("fin.success", Want::Pass),
+        ("order.ip-http01", Want::Pass),
+    ];
+    assert_subset("Cobble with --http01-port", &report, &want);
+}
+
+/// Asserts the outcome of each check of a partial run.
+fn assert_subset(server: &str, report: &Report, want: &[(&str, Want)]) {
+    assert_eq!(
+        report.results.len(),
+        want.len(),
+        "{server}: the selected checks ran"
+    );
+    let wrong: Vec<String> = want
+        .iter()
+        .filter_map(|(id, w)| {
+            let r = report.get(id).unwrap_or_else(|| panic!("{id} ran"));
+            (got(&r.outcome) != *w).then(|| {
+                format!(
+                    "{id}: expected {w:?}, got:\n{}",
+                    cobble_conformance::report::line(r)
+                )
+            })
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{server}:\n{}", wrong.join("\n"));
+}
 
 /// Pebble's departures from the RFCs and what it lacks, as Debian's pebble 2.4 shows them.
 const PEBBLE: &[(&str, Want)] = &[
@@ -143,6 +221,47 @@ const PEBBLE: &[(&str, Want)] = &[
     // No renewalInfo in pebble 2.4.
     ("ari.renewal-info", Want::Skip),
     ("ari.unknown", Want::Skip),
+    ("ari.replaces-reflected", Want::Skip),
+    ("ari.already-replaced", Want::Skip),
+    ("ari.replaces-other-account", Want::Skip),
+    ("ari.replaces-unknown", Want::Skip),
+    // An outside client cannot make a nonce expire.
+    ("nonce.expired", Want::Skip),
+    // EAB is off in this run (see pebble_eab for the EAB checks).
+    ("eab.required", Want::NotApplicable),
+    ("eab.success", Want::Skip),
+    ("eab.bad-mac", Want::Skip),
+    ("eab.other-key", Want::Skip),
+    ("eab.url-mismatch", Want::Skip),
+    // No newAuthz and no meta.profiles in pebble 2.4.
+    ("preauth.create", Want::Skip),
+    ("preauth.wildcard-refused", Want::Skip),
+    ("preauth.used-by-order", Want::Skip),
+    ("profile.meta", Want::Skip),
+    ("profile.listed-accepted", Want::Skip),
+    ("profile.unknown-refused", Want::Skip),
+    // PEBBLE_VA_NOSLEEP: no challenge answer shows processing.
+    ("authz.challenge-retry-after", Want::NotApplicable),
+    // RFC 8659: Pebble does not check CAA; it issues under `issue "other-ca"`, `issue ";"`,
+    // a parent's record and an unknown critical property.
+    ("caa.other-ca", Want::Fail),
+    ("caa.no-ca", Want::Fail),
+    ("caa.tree-climbing", Want::Fail),
+    ("caa.critical-unknown", Want::Fail),
+    // No meta.caaIdentities, so no record can name Pebble.
+    ("caa.this-ca", Want::Skip),
+    ("caa.accounturi-mismatch", Want::Skip),
+    ("caa.accounturi-match", Want::Skip),
+    ("caa.validationmethods-mismatch", Want::Skip),
+    ("caa.validationmethods-match", Want::Skip),
+    // Lenient CSR policy: RSA-1024 keys and SHA-1 signatures are issued (SHOULD checks).
+    ("fin.csr-rsa-1024", Want::Fail),
+    ("fin.csr-sha1", Want::Fail),
+    // §7.4: a CSR whose commonName is a name not in the order is issued.
+    ("fin.csr-cn-other", Want::Fail),
+    // §7.4: a name given only as commonName is refused (403 unauthorized, "different number
+    // of DNSnames"), though the RFC lets it appear in the CN, the SAN or both.
+    ("fin.csr-cn-only", Want::Fail),
 ];
 
 /// The path of `program` on PATH, or None.
@@ -204,8 +323,19 @@ fn spawn(program: &std::path::Path, args: &[&str], log: &std::path::Path) -> tok
         .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pebble() {
+/// A running Pebble and pebble-challtestsrv, killed on drop.
+struct Pebble {
+    _dir: tempfile::TempDir,
+    _children: [tokio::process::Child; 2],
+    ca: std::path::PathBuf,
+    directory: String,
+    challtestsrv: String,
+    roots_url: String,
+}
+
+/// Starts Debian's Pebble (with `extra` merged into its config) and its challtestsrv, or None
+/// when they are not installed and COBBLE_TEST_NO_CLIENTS allows that.
+async fn start_pebble(extra: serde_json::Value) -> Option<Pebble> {
     common::install_crypto();
     let (Some(pebble), Some(chall)) = (on_path("pebble"), on_path("pebble-challtestsrv")) else {
         assert!(
@@ -213,7 +343,7 @@ async fn pebble() {
             "pebble or pebble-challtestsrv is not installed: apt-get install pebble, or set \
              COBBLE_TEST_NO_CLIENTS=1 to skip the tests that need other programs"
         );
-        return;
+        return None;
     };
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = pebble_tls(dir.path());
@@ -225,16 +355,21 @@ async fn pebble() {
         free_port(),
         free_port(),
     );
-    let config = serde_json::json!({"pebble": {
+    let mut config = serde_json::json!({"pebble": {
         "listenAddress": format!("127.0.0.1:{acme}"),
         "managementListenAddress": format!("127.0.0.1:{acme_mgmt}"),
         "certificate": cert, "privateKey": key,
         "httpPort": http, "tlsPort": tls,
         "ocspResponderURL": "", "externalAccountBindingRequired": false,
     }});
+    if let serde_json::Value::Object(m) = extra {
+        for (k, v) in m {
+            config["pebble"][k] = v;
+        }
+    }
     let config_path = dir.path().join("pebble.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let mut chall_child = spawn(
+    let chall_child = spawn(
         &chall,
         &[
             "-management",
@@ -253,7 +388,7 @@ async fn pebble() {
         ],
         &dir.path().join("challtestsrv.log"),
     );
-    let mut pebble_child = spawn(
+    let pebble_child = spawn(
         &pebble,
         &[
             "-config",
@@ -284,13 +419,87 @@ async fn pebble() {
         "pebble did not come up within 10 s:\n{}",
         std::fs::read_to_string(dir.path().join("pebble.log")).unwrap_or_default()
     );
+    Some(Pebble {
+        _dir: dir,
+        _children: [pebble_child, chall_child],
+        ca,
+        directory,
+        challtestsrv: format!("http://127.0.0.1:{mgmt}"),
+        roots_url: format!("https://127.0.0.1:{acme_mgmt}/roots/0"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble() {
+    let Some(p) = start_pebble(serde_json::json!({})).await else {
+        return;
+    };
     let opts = Options {
-        ca_bundle: Some(ca),
-        challtestsrv: Some(format!("http://127.0.0.1:{mgmt}")),
-        ..Options::new(directory)
+        ca_bundle: Some(p.ca.clone()),
+        challtestsrv: Some(p.challtestsrv.clone()),
+        roots_url: Some(p.roots_url.clone()),
+        ..Options::new(p.directory.clone())
     };
     let report = run(opts).await;
-    let _ = pebble_child.kill().await;
-    let _ = chall_child.kill().await;
+    drop(p);
+    save("pebble", &report);
     assert_outcomes("Pebble", &report, PEBBLE);
+}
+
+/// Pebble with External Account Binding required, judged by the EAB checks with credentials
+/// from `--eab-cmd` (a command printing a `KID HMAC-KEY` pair), and without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_eab() {
+    let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let Some(p) = start_pebble(serde_json::json!({
+        "externalAccountBindingRequired": true,
+        "externalAccountMACKeys": {"kid-conformance": hmac},
+    }))
+    .await
+    else {
+        return;
+    };
+    let only: Vec<String> = ["eab", "acct.create", "order.create"]
+        .map(String::from)
+        .to_vec();
+    let with = Options {
+        ca_bundle: Some(p.ca.clone()),
+        challtestsrv: Some(p.challtestsrv.clone()),
+        eab_cmd: Some(format!("echo kid-conformance {hmac}")),
+        only: only.clone(),
+        ..Options::new(p.directory.clone())
+    };
+    let without = Options {
+        eab_cmd: None,
+        ..with.clone()
+    };
+    let with = run(with).await;
+    let without = run(without).await;
+    drop(p);
+    assert_subset(
+        "Pebble with EAB, --eab-cmd",
+        &with,
+        &[
+            ("acct.create", Want::Pass),
+            ("eab.required", Want::Pass),
+            ("eab.success", Want::Pass),
+            ("eab.bad-mac", Want::Pass),
+            ("eab.other-key", Want::Pass),
+            ("eab.url-mismatch", Want::Pass),
+            ("order.create", Want::Pass),
+        ],
+    );
+    assert_subset(
+        "Pebble with EAB, no credentials",
+        &without,
+        &[
+            ("acct.create", Want::Skip),
+            ("eab.required", Want::Pass),
+            ("eab.success", Want::Skip),
+            ("eab.bad-mac", Want::Skip),
+            ("eab.other-key", Want::Skip),
+            ("eab.url-mismatch", Want::Skip),
+            ("order.create", Want::Skip),
+        ],
+    );
 }

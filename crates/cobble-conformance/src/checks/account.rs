@@ -10,8 +10,9 @@ const CONTACT_REFUSED: &[&str] = &["invalidContact", "unsupportedContact"];
 pub async fn create(c: &Ctx) -> Verdict {
     let key = c.key();
     let url = c.url("newAccount")?;
-    let payload =
-        c.account_payload(&key, json!({"contact": ["mailto:conformance@example.com"]}))?;
+    let payload = c
+        .account_payload(&key, json!({"contact": ["mailto:conformance@example.com"]}))
+        .await?;
     let r = c.signed_jwk(&key, &url, Some(&payload)).await?;
     r.expect_status(&[201], "newAccount with a fresh key")?;
     ensure!(r.location().is_some(), &r, "201 without a Location header");
@@ -49,7 +50,7 @@ pub async fn fields(c: &Ctx) -> Verdict {
 pub async fn existing_key(c: &Ctx) -> Verdict {
     let a = c.account().await?;
     let url = c.url("newAccount")?;
-    let payload = c.account_payload(&a.key, json!({}))?;
+    let payload = c.account_payload(&a.key, json!({})).await?;
     let r = c.signed_jwk(&a.key, &url, Some(&payload)).await?;
     r.expect_status(&[200], "newAccount with a key that already has an account")?;
     ensure!(
@@ -96,7 +97,7 @@ async fn new_account_contact(
 ) -> Result<crate::client::Reply, Halt> {
     let key = c.key();
     let url = c.url("newAccount")?;
-    let payload = c.account_payload(&key, json!({"contact": contact}))?;
+    let payload = c.account_payload(&key, json!({"contact": contact})).await?;
     c.signed_jwk(&key, &url, Some(&payload)).await
 }
 
@@ -142,7 +143,7 @@ pub async fn terms(c: &Ctx) -> Verdict {
     }
     let key = c.key();
     let url = c.url("newAccount")?;
-    let mut payload = c.account_payload(&key, json!({}))?;
+    let mut payload = c.account_payload(&key, json!({})).await?;
     payload
         .as_object_mut()
         .map(|m| m.remove("termsOfServiceAgreed"));

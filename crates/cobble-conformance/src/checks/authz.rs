@@ -106,7 +106,7 @@ async fn validate(
     kind: &str,
     good: bool,
 ) -> Result<(Account, Order, Value, Option<crate::client::Reply>), Halt> {
-    c.challtestsrv()?;
+    c.can_answer(kind)?;
     let (a, o, az) = one(c).await?;
     let (posted, done) = c.solve(&a, &az, kind, good).await?;
     Ok((a, o, done, posted))
@@ -161,7 +161,7 @@ async fn wrong(c: &Ctx, kind: &str) -> Verdict {
         "the failed challenge is not invalid: {ch}"
     );
     let t = ch["error"]["type"].as_str().unwrap_or_default();
-    let ok = ["unauthorized", "incorrectResponse", "dns"]
+    let ok = ["unauthorized", "incorrectResponse", "dns", "tls"]
         .iter()
         .any(|k| t == format!("{}{k}", crate::client::ACME_ERROR));
     ensure!(
@@ -188,6 +188,63 @@ pub async fn dns01_wrong(c: &Ctx) -> Verdict {
     wrong(c, "dns-01").await
 }
 
+pub async fn tlsalpn01_valid(c: &Ctx) -> Verdict {
+    valid(c, "tls-alpn-01").await
+}
+
+pub async fn tlsalpn01_wrong(c: &Ctx) -> Verdict {
+    wrong(c, "tls-alpn-01").await
+}
+
+pub async fn challenge_retry_after(c: &Ctx) -> Verdict {
+    c.can_answer("http-01")?;
+    let (a, _, az) = one(c).await?;
+    let z = c.signed(&a, &az, None).await?;
+    let ident = z.body["identifier"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let Some(ch) = z.body["challenges"]
+        .as_array()
+        .and_then(|v| v.iter().find(|x| x["type"] == "http-01"))
+        .cloned()
+    else {
+        return Err(Halt::Skip("no http-01 challenge offered".into()));
+    };
+    let url = ch["url"].as_str().unwrap_or_default().to_owned();
+    c.arrange(&a, &ident, &ch, true).await?;
+    let mut answers = vec![c.signed(&a, &url, Some(&json!({}))).await?];
+    for _ in 0..3 {
+        let g = c.signed(&a, &url, None).await?;
+        let settled = g.body["status"] != "processing" && g.body["status"] != "pending";
+        answers.push(g);
+        if settled {
+            break;
+        }
+    }
+    let _ = c
+        .poll(&a, &az, "the authorization", |b| b["status"] != "pending")
+        .await;
+    c.unarrange(&ident, &ch).await;
+    let mut seen = false;
+    for r in &answers {
+        if r.body["status"] == "processing" {
+            seen = true;
+            ensure!(
+                r.header("retry-after").is_some(),
+                r,
+                "a challenge answer with status processing carries no Retry-After"
+            );
+        }
+    }
+    if !seen {
+        return Err(Halt::NotApplicable(
+            "no answer showed the challenge processing".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn invalid_order_invalid(c: &Ctx) -> Verdict {
     let (a, o, _, _) = validate(c, "http-01", false).await?;
     let r = c
@@ -202,7 +259,7 @@ pub async fn invalid_order_invalid(c: &Ctx) -> Verdict {
 }
 
 pub async fn retry_after(c: &Ctx) -> Verdict {
-    c.challtestsrv()?;
+    c.can_answer("http-01")?;
     let (a, _, az) = one(c).await?;
     let z = c.signed(&a, &az, None).await?;
     let ident = z.body["identifier"]["value"]

@@ -140,3 +140,54 @@ pub async fn other_account(c: &Ctx) -> Verdict {
         "another account fetching the certificate",
     )
 }
+
+pub async fn chain_to_root(c: &Ctx) -> Verdict {
+    let Some(roots_url) = c.opts.roots_url.clone() else {
+        return Err(Halt::Skip(
+            "needs --roots-url (the PEM root, e.g. the management /roots/0 of Pebble or Cobble)"
+                .into(),
+        ));
+    };
+    let root = c.get(&roots_url).await?;
+    root.expect_status(&[200], "GET of --roots-url")?;
+    let Some(root_der) = pem_certs(&root.text).into_iter().next() else {
+        return fail_with(&root, "--roots-url holds no PEM certificate");
+    };
+    let Ok((_, root_cert)) = X509Certificate::from_der(&root_der) else {
+        return fail_with(&root, "the root does not parse");
+    };
+    let i = c.issue(1).await?;
+    let ders = pem_certs(&i.download.text);
+    let Some(last) = ders.last() else {
+        return fail_with(&i.download, "no PEM certificate in the download");
+    };
+    let certs: Vec<_> = ders
+        .iter()
+        .filter_map(|d| X509Certificate::from_der(d).ok().map(|x| x.1))
+        .collect();
+    for w in certs.windows(2) {
+        ensure!(
+            w[0].verify_signature(Some(w[1].public_key())).is_ok(),
+            &i.download,
+            "the signature of {:?} does not verify with the next certificate's key",
+            w[0].subject().to_string()
+        );
+    }
+    if *last == root_der {
+        return Ok(()); // the chain ends with the root itself
+    }
+    let Ok((_, last_cert)) = X509Certificate::from_der(last) else {
+        return fail_with(&i.download, "the last certificate does not parse");
+    };
+    ensure!(
+        last_cert.issuer() == root_cert.subject()
+            && last_cert
+                .verify_signature(Some(root_cert.public_key()))
+                .is_ok(),
+        &i.download,
+        "the chain's last certificate {:?} is not signed by the root {:?} from {roots_url}",
+        last_cert.subject().to_string(),
+        root_cert.subject().to_string()
+    );
+    Ok(())
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const CSR_REFUSED: &[&str] = &["badCSR", "unauthorized", "malformed", "rejectedIdentifier"];
 
 async fn ready(c: &Ctx, n: usize) -> Result<(Account, Order, Vec<String>), Halt> {
-    c.challtestsrv()?;
+    c.can_answer("http-01")?;
     let a = c.account().await?;
     let names: Vec<String> = (0..n).map(|_| c.name()).collect();
     let o = c.ready_order(&a, &names).await?;
@@ -113,7 +113,7 @@ pub async fn csr_bad_signature(c: &Ctx) -> Verdict {
 }
 
 pub async fn csr_account_key(c: &Ctx) -> Verdict {
-    c.challtestsrv()?;
+    c.can_answer("http-01")?;
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
         &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -185,4 +185,104 @@ pub async fn csr_names_badcsr(c: &Ctx) -> Verdict {
         &[400, 403],
         "a CSR whose names differ from the order's",
     )
+}
+
+pub async fn csr_rsa_1024(c: &Ctx) -> Verdict {
+    let (a, o, names) = ready(c, 1).await?;
+    let der = crate::rsa_csr::rsa_csr(&names, 1024, false)
+        .map_err(|e| Halt::Fail(format!("internal: {e}"), None))?;
+    let r = finalize_raw(c, &a, &o, json!({"csr": b64::encode(der)})).await?;
+    r.expect_problem(
+        &["badCSR", "badPublicKey"],
+        &[400, 403],
+        "a CSR for an RSA-1024 key",
+    )
+}
+
+pub async fn csr_sha1(c: &Ctx) -> Verdict {
+    let (a, o, names) = ready(c, 1).await?;
+    let der = crate::rsa_csr::rsa_csr(&names, 2048, true)
+        .map_err(|e| Halt::Fail(format!("internal: {e}"), None))?;
+    let r = finalize_raw(c, &a, &o, json!({"csr": b64::encode(der)})).await?;
+    r.expect_problem(
+        &["badCSR", "malformed"],
+        &[400, 403],
+        "a CSR signed with sha1WithRSAEncryption",
+    )
+}
+
+/// A CSR with `cn` as subject commonName and `sans` as subjectAltName (none when empty).
+fn csr_cn(cn: Option<&str>, sans: &[String]) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut p = rcgen::CertificateParams::new(sans.to_vec()).expect("names");
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(cn) = cn {
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    }
+    p.serialize_request(&key).expect("CSR").der().to_vec()
+}
+
+pub async fn csr_no_names(c: &Ctx) -> Verdict {
+    refused_csr(
+        c,
+        1,
+        "a CSR with neither commonName nor subjectAltName",
+        |_| csr_cn(None, &[]),
+    )
+    .await
+}
+
+pub async fn csr_cn_other(c: &Ctx) -> Verdict {
+    let other = c.name();
+    refused_csr(
+        c,
+        1,
+        "a CSR whose SAN is the order's name but whose commonName is another",
+        |names| csr_cn(Some(&other), names),
+    )
+    .await
+}
+
+pub async fn csr_cn_only(c: &Ctx) -> Verdict {
+    let (a, o, names) = ready(c, 1).await?;
+    let r = finalize_raw(
+        c,
+        &a,
+        &o,
+        json!({"csr": b64::encode(csr_cn(Some(&names[0]), &[]))}),
+    )
+    .await?;
+    r.expect_status(
+        &[200],
+        "finalize with the order's name only in the CSR's commonName",
+    )?;
+    let done = c
+        .poll(&a, &o.url, "the order after finalize", |b| {
+            b["status"] != "processing" && b["status"] != "ready"
+        })
+        .await?;
+    ensure!(
+        done.body["status"] == "valid",
+        &done,
+        "the order did not become valid"
+    );
+    let dl = c
+        .signed(
+            &a,
+            done.body["certificate"].as_str().unwrap_or_default(),
+            None,
+        )
+        .await?;
+    let leaf = crate::fixtures::pem_certs(&dl.text)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let sans = super::cert::san_names(&leaf).unwrap_or_default();
+    ensure!(
+        sans == names,
+        &dl,
+        "the certificate's SANs {sans:?} are not the name {:?} from the CSR's commonName",
+        names[0]
+    );
+    Ok(())
 }

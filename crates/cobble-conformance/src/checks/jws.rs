@@ -64,7 +64,7 @@ async fn with_alg(c: &Ctx, alg: &str) -> Result<crate::client::Reply, crate::cli
     let url = c.url("newAccount")?;
     let mut h = jwk_header(&key, &url, &c.nonce().await?);
     h["alg"] = json!(alg);
-    let payload = c.account_payload(&key, json!({}))?.to_string();
+    let payload = c.account_payload(&key, json!({})).await?.to_string();
     let mut j = raw_jws(&key, &h, Some(&payload));
     if alg == "none" {
         j["signature"] = json!("");

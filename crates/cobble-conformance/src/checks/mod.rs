@@ -7,14 +7,19 @@ use std::future::Future;
 use std::pin::Pin;
 
 mod account;
+mod ari;
 mod authz;
+mod caa;
 mod cert;
 mod directory;
+mod eab;
 mod finalize;
+mod ip;
 mod jws;
 mod key_change;
 mod nonce;
 mod order;
+mod preauth;
 mod problem;
 mod revoke;
 mod robust;
@@ -56,6 +61,7 @@ registry! {
     "nonce.bad-nonce-fresh" => nonce::bad_nonce_fresh,
     "nonce.success-carries-nonce" => nonce::success_carries_nonce,
     "nonce.error-carries-nonce" => nonce::error_carries_nonce,
+    "nonce.expired" => nonce::expired,
     "jws.content-type" => jws::content_type,
     "jws.compact" => jws::compact,
     "jws.general" => jws::general,
@@ -94,6 +100,11 @@ registry! {
     "acct.deactivate" => account::deactivate,
     "acct.deactivated-refused" => account::deactivated_refused,
     "acct.deactivated-new-order" => account::deactivated_new_order,
+    "eab.required" => eab::required,
+    "eab.success" => eab::success,
+    "eab.bad-mac" => eab::bad_mac,
+    "eab.other-key" => eab::other_key,
+    "eab.url-mismatch" => eab::url_mismatch,
     "kc.rollover" => key_change::rollover,
     "kc.inner-nonce" => key_change::inner_nonce,
     "kc.inner-url" => key_change::inner_url,
@@ -117,6 +128,13 @@ registry! {
     "order.ip-no-dns01" => order::ip_no_dns01,
     "order.validity-fields" => order::validity_fields,
     "order.in-orders-list" => order::in_orders_list,
+    "order.ip-http01" => ip::http01_valid,
+    "preauth.create" => preauth::create,
+    "preauth.wildcard-refused" => preauth::wildcard_refused,
+    "preauth.used-by-order" => preauth::used_by_order,
+    "profile.meta" => preauth::meta_shape,
+    "profile.listed-accepted" => preauth::listed_accepted,
+    "profile.unknown-refused" => preauth::unknown_refused,
     "authz.fields" => authz::fields,
     "authz.token-syntax" => authz::token_syntax,
     "authz.challenge-post-as-get" => authz::challenge_post_as_get,
@@ -125,10 +143,22 @@ registry! {
     "authz.http01-wrong" => authz::http01_wrong,
     "authz.dns01-valid" => authz::dns01_valid,
     "authz.dns01-wrong" => authz::dns01_wrong,
+    "authz.tlsalpn01-valid" => authz::tlsalpn01_valid,
+    "authz.tlsalpn01-wrong" => authz::tlsalpn01_wrong,
     "authz.invalid-order-invalid" => authz::invalid_order_invalid,
     "authz.retry-after" => authz::retry_after,
+    "authz.challenge-retry-after" => authz::challenge_retry_after,
     "authz.deactivate" => authz::deactivate,
     "authz.deactivated-order-invalid" => authz::deactivated_order_invalid,
+    "caa.other-ca" => caa::other_ca,
+    "caa.no-ca" => caa::no_ca,
+    "caa.this-ca" => caa::this_ca,
+    "caa.tree-climbing" => caa::tree_climbing,
+    "caa.critical-unknown" => caa::critical_unknown,
+    "caa.accounturi-mismatch" => caa::accounturi_mismatch,
+    "caa.accounturi-match" => caa::accounturi_match,
+    "caa.validationmethods-mismatch" => caa::validationmethods_mismatch,
+    "caa.validationmethods-match" => caa::validationmethods_match,
     "fin.not-ready" => finalize::not_ready,
     "fin.csr-garbage" => finalize::csr_garbage,
     "fin.csr-missing" => finalize::csr_missing,
@@ -138,14 +168,21 @@ registry! {
     "fin.csr-names-badcsr" => finalize::csr_names_badcsr,
     "fin.csr-bad-signature" => finalize::csr_bad_signature,
     "fin.csr-account-key" => finalize::csr_account_key,
+    "fin.csr-rsa-1024" => finalize::csr_rsa_1024,
+    "fin.csr-sha1" => finalize::csr_sha1,
+    "fin.csr-no-names" => finalize::csr_no_names,
+    "fin.csr-cn-other" => finalize::csr_cn_other,
+    "fin.csr-cn-only" => finalize::csr_cn_only,
     "fin.success" => finalize::success,
     "fin.again" => finalize::again,
+    "fin.ip-issued" => ip::issued,
     "cert.media-type" => cert::media_type,
     "cert.leaf-names" => cert::leaf_names,
     "cert.chain-order" => cert::chain_order,
     "cert.links" => cert::links,
     "cert.alternate-same-leaf" => cert::alternate_same_leaf,
     "cert.other-account" => cert::other_account,
+    "cert.chain-to-root" => cert::chain_to_root,
     "rev.by-account" => revoke::by_account,
     "rev.already-revoked" => revoke::already_revoked,
     "rev.by-cert-key" => revoke::by_cert_key,
@@ -153,8 +190,16 @@ registry! {
     "rev.unrelated-account" => revoke::unrelated_account,
     "rev.bad-reason" => revoke::bad_reason,
     "rev.reason-accepted" => revoke::reason_accepted,
+    "rev.reason-ca-compromise" => revoke::reason_ca_compromise,
+    "rev.reason-certificate-hold" => revoke::reason_certificate_hold,
+    "rev.reason-out-of-range" => revoke::reason_out_of_range,
+    "rev.cert-key-wrong-key" => revoke::cert_key_wrong_key,
     "ari.renewal-info" => revoke::ari_renewal_info,
     "ari.unknown" => revoke::ari_unknown,
+    "ari.replaces-reflected" => ari::replaces_reflected,
+    "ari.already-replaced" => ari::already_replaced,
+    "ari.replaces-other-account" => ari::replaces_other_account,
+    "ari.replaces-unknown" => ari::replaces_unknown,
     "robust.malformed-bodies" => robust::malformed_bodies,
     "robust.big-body-http1" => robust::big_body_http1,
     "robust.big-body-http2" => robust::big_body_http2,

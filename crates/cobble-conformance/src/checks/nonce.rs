@@ -173,3 +173,11 @@ pub async fn error_carries_nonce(c: &Ctx) -> Verdict {
     );
     Ok(())
 }
+
+pub async fn expired(_c: &Ctx) -> Verdict {
+    Err(crate::client::Halt::Skip(
+        "an outside client cannot make a nonce expire without waiting out the server's nonce \
+         lifetime, which it does not know; nonce.unknown judges the same refusal"
+            .into(),
+    ))
+}

@@ -85,6 +85,51 @@ pub async fn bad_reason(c: &Ctx) -> Verdict {
     )
 }
 
+/// RFC 8555 §7.6: a server may disallow reason codes, but then only with badRevocationReason.
+async fn reason_allowed_or_refused(c: &Ctx, code: u8, what: &str) -> Verdict {
+    let i = c.issue(1).await?;
+    let r = revoke_kid(c, &i.account, &i, Some(code)).await?;
+    if r.status == 200 {
+        return Ok(());
+    }
+    r.expect_problem(
+        &["badRevocationReason"],
+        &[400, 403],
+        &format!("reason {code} ({what}) is either taken or refused as badRevocationReason"),
+    )
+}
+
+pub async fn reason_ca_compromise(c: &Ctx) -> Verdict {
+    reason_allowed_or_refused(c, 2, "cACompromise").await
+}
+
+pub async fn reason_certificate_hold(c: &Ctx) -> Verdict {
+    reason_allowed_or_refused(c, 6, "certificateHold").await
+}
+
+pub async fn reason_out_of_range(c: &Ctx) -> Verdict {
+    let i = c.issue(1).await?;
+    let r = revoke_kid(c, &i.account, &i, Some(11)).await?;
+    r.expect_problem(
+        &["badRevocationReason", "malformed"],
+        &[400],
+        "reason 11 (no such CRLReason in RFC 5280 §5.3.1)",
+    )
+}
+
+pub async fn cert_key_wrong_key(c: &Ctx) -> Verdict {
+    let i = c.issue(1).await?;
+    let other = c.key();
+    let url = c.url("revokeCert")?;
+    let p = json!({"certificate": b64::encode(&i.leaf_der)});
+    let r = c.signed_jwk(&other, &url, Some(&p)).await?;
+    r.expect_problem(
+        &["unauthorized"],
+        &[401, 403],
+        "revocation signed (jwk) by a key that is neither the certificate's nor an account's",
+    )
+}
+
 pub async fn reason_accepted(c: &Ctx) -> Verdict {
     let i = c.issue(1).await?;
     let r = revoke_kid(c, &i.account, &i, Some(4)).await?;
@@ -97,7 +142,7 @@ pub async fn reason_accepted(c: &Ctx) -> Verdict {
 }
 
 /// The RFC 9773 certID of a DER certificate: base64url(AKI keyIdentifier) "." base64url(serial).
-fn cert_id(der: &[u8]) -> Option<String> {
+pub(crate) fn cert_id(der: &[u8]) -> Option<String> {
     use x509_parser::prelude::*;
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let mut aki = None;
