@@ -126,6 +126,20 @@ pub struct ServerConfig {
     /// Days expired orders and authorizations (and expired certificates) are kept before
     /// housekeeping deletes them.
     pub retention_days: u64,
+    /// Refuse newAccount without `externalAccountBinding` (RFC 8555 §7.3.4); sets
+    /// `meta.externalAccountRequired`.
+    pub eab_required: bool,
+    /// Let one EAB key bind many ACME account keys, as Pebble does; by default a key binds one.
+    pub eab_reusable: bool,
+    /// Pre-made EAB keys, kid -> base64url HMAC key (Pebble's `externalAccountMACKeys`);
+    /// each becomes a valid external account at start, if not already there.
+    pub eab_mac_keys: std::collections::BTreeMap<String, String>,
+    /// New ACME accounts wait for an operator's approval before they may order.
+    pub operator_approval: bool,
+    /// Orders need the organization's documents on record and in date.
+    pub require_documents: bool,
+    /// ACME accounts expire this many days after creation (EXPIRED_ACCOUNT); 0 = never.
+    pub account_lifetime_days: u64,
 }
 
 impl Default for ServerConfig {
@@ -185,6 +199,12 @@ impl Default for ServerConfig {
             caa_recheck_secs: 8 * 3600,
             crl_lifetime_secs: 24 * 3600,
             retention_days: 30,
+            eab_required: false,
+            eab_reusable: false,
+            eab_mac_keys: Default::default(),
+            operator_approval: false,
+            require_documents: false,
+            account_lifetime_days: 0,
         }
     }
 }

@@ -172,6 +172,21 @@ pub struct ServeArgs {
     /// Delay validations by a random time up to this many seconds (also PEBBLE_VA_SLEEPTIME; PEBBLE_VA_NOSLEEP=1 sets 0) [default: 0].
     #[arg(long, env = "COBBLE_VA_SLEEP_MAX_SECS")]
     va_sleep_max_secs: Option<u64>,
+    /// Refuse new accounts without External Account Binding [default: false].
+    #[arg(long, env = "COBBLE_EAB_REQUIRED", num_args = 0..=1, default_missing_value = "true")]
+    eab_required: Option<bool>,
+    /// Let one EAB key bind many account keys, as Pebble does [default: false: one key, one account].
+    #[arg(long, env = "COBBLE_EAB_REUSABLE", num_args = 0..=1, default_missing_value = "true")]
+    eab_reusable: Option<bool>,
+    /// New accounts wait for an operator's approval before they may order [default: false].
+    #[arg(long, env = "COBBLE_OPERATOR_APPROVAL", num_args = 0..=1, default_missing_value = "true")]
+    operator_approval: Option<bool>,
+    /// Orders need the organization's documents on record and in date [default: false].
+    #[arg(long, env = "COBBLE_REQUIRE_DOCUMENTS", num_args = 0..=1, default_missing_value = "true")]
+    require_documents: Option<bool>,
+    /// ACME accounts expire this many days after creation; 0 = never [default: 0].
+    #[arg(long, env = "COBBLE_ACCOUNT_LIFETIME_DAYS")]
+    account_lifetime_days: Option<u64>,
 }
 
 impl ServeArgs {
@@ -220,7 +235,12 @@ impl ServeArgs {
             va_sleep_max_secs,
             finalize_async,
             serve_ca_keys,
-            database_acquire_timeout_ms
+            database_acquire_timeout_ms,
+            eab_required,
+            eab_reusable,
+            operator_approval,
+            require_documents,
+            account_lifetime_days
         );
         if self.admin_token.is_some() {
             c.admin_token = self.admin_token.clone();
