@@ -11,6 +11,7 @@ pub mod contact;
 pub mod jwk;
 pub mod jws;
 pub mod nonce;
+pub mod operator;
 pub mod problem;
 
 pub use problem::{Problem, ProblemType, ResultCode};

@@ -189,13 +189,13 @@ impl ResultCode {
             (
                 R::NoDocumentFormFound,
                 "NO_DOCUMENT_FORM_FOUND",
-                P::Unauthorized,
+                P::UserActionRequired,
                 403,
             ),
             (
                 R::NoValidOrganizationDocumentFound,
                 "NO_VALID_ORGANIZATION_DOCUMENT_FOUND",
-                P::Unauthorized,
+                P::UserActionRequired,
                 403,
             ),
             (
@@ -207,7 +207,7 @@ impl ResultCode {
             (
                 R::OrganizationIsNotValid,
                 "ORGANIZATION_IS_NOT_VALID",
-                P::Unauthorized,
+                P::UserActionRequired,
                 403,
             ),
             (R::OutOfCredit, "OUT_OF_CREDIT", P::UserActionRequired, 403),
@@ -322,6 +322,9 @@ pub struct Problem {
     pub subproblems: Vec<Problem>,
     /// For `badSignatureAlgorithm`: the algorithms the server accepts (RFC 8555 §6.2).
     pub algorithms: &'static [&'static str],
+    /// A page for a person about this occurrence (RFC 7807 `instance`; RFC 8555 §7.3.3:
+    /// what a `userActionRequired` asks of them).
+    pub instance: Option<String>,
 }
 
 impl Problem {
@@ -335,6 +338,7 @@ impl Problem {
             identifier: None,
             subproblems: Vec::new(),
             algorithms: &[],
+            instance: None,
         }
     }
 
@@ -352,6 +356,12 @@ impl Problem {
     /// Same problem, another HTTP status (e.g. 404, 405, 413, 415 for `malformed`).
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
+        self
+    }
+
+    /// Same problem, with an `instance` page for a person.
+    pub fn with_instance(mut self, url: impl Into<String>) -> Self {
+        self.instance = Some(url.into());
         self
     }
 
@@ -447,6 +457,9 @@ impl Serialize for Problem {
         m.serialize_entry("status", &self.status)?;
         if let Some(code) = self.code {
             m.serialize_entry("code", code.as_str())?;
+        }
+        if let Some(url) = &self.instance {
+            m.serialize_entry("instance", url)?;
         }
         if let Some(id) = &self.identifier {
             m.serialize_entry("identifier", id)?;

@@ -184,6 +184,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/root-keys/{i}", get(root_keys))
         .route("/intermediate-keys/{i}", get(intermediate_keys))
+        .merge(crate::admin_api::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

@@ -114,8 +114,19 @@ async fn sign_and_store(
     req: &IssuanceRequest,
 ) -> Result<(), (&'static str, String)> {
     let store_err = |e: StoreError| ("storing the certificate", e.to_string());
-    let Some(order) = s.store.order(order_id).await.map_err(store_err)? else {
-        return Err(("loading the order", format!("order {order_id} is gone")));
+    let order = match s.store.order(order_id).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return Err(("loading the order", format!("order {order_id} is gone"))),
+        Err(e) if e.is_unavailable() => return Err(store_err(e)),
+        Err(e) => {
+            tracing::error!(order = %order_id, error = %e, "the order of an issuance job cannot be read");
+            let p = Problem::coded(
+                ResultCode::AcmeOrderNotRead,
+                "the order could not be read on the server; it has been logged: finalize a new order",
+            );
+            fail(s, worker, order_id, &p).await;
+            return Ok(());
+        }
     };
     if order.stored_status != OrderStatus::Processing {
         // Done already (a slow holder finished after its lease ran out): drop the job.
@@ -167,6 +178,16 @@ async fn sign_and_store(
         not_after_ms: time_to_ms(issued.not_after),
     };
     let mut tx = s.store.begin().await.map_err(store_err)?;
+    if tx.debit_credit(order_id).await.map_err(store_err)? == cobble_store::Debit::OutOfCredit {
+        drop(tx);
+        tracing::info!(order = %order_id, "out of credit at issuance; the signature is discarded");
+        let p = Problem::coded(
+            ResultCode::OutOfCredit,
+            "the external account's last credit went to another certificate meanwhile; ask the operator for more and finalize a new order",
+        );
+        fail(s, worker, order_id, &p).await;
+        return Ok(());
+    }
     match tx
         .finish_issuance(order_id, worker, &cert, s.clock.now_ms())
         .await
@@ -229,8 +250,8 @@ async fn take_over(s: &AppState, worker: &str, job: IssuanceJob) {
         Err(e) => {
             tracing::error!(order = %job.order_id, error = %e, "unreadable issuance job");
             let p = Problem::coded(
-                ResultCode::AcmeOrderFinalizeError,
-                "the issuance job could not be read; finalize a new order",
+                ResultCode::AcmeRequestNotFound,
+                "the certificate request of this order could not be read on the server; finalize a new order",
             );
             fail(s, worker, &job.order_id, &p).await;
         }

@@ -5,10 +5,12 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_api;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod issuer;
+pub mod ra;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -157,6 +159,7 @@ fn acme_routes() -> Router<AppState> {
         .route("/acme/key-change", post(key_change::key_change))
         .route("/acme/renewal-info/{id}", get(pki::renewal_info))
         .route("/renewal-info-explained", get(pki::renewal_explained))
+        .route("/help/account/{id}", get(crate::ra::help::account))
         .fallback(|| async { problem_response(&Problem::not_found("this resource")) })
 }
 
@@ -314,6 +317,20 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
     )
     .await?;
     let key = store.nonce_key().await?;
+    if !cfg.eab_mac_keys.is_empty() {
+        // Pre-made EAB keys (Pebble's externalAccountMACKeys): valid, unrestricted external
+        // accounts, made once; an operator's later changes to them are kept.
+        let mut tx = store.begin().await?;
+        for (kid, mac) in &cfg.eab_mac_keys {
+            if tx
+                .ensure_external_account(kid, mac.trim_end_matches('='), clock.now_ms())
+                .await?
+            {
+                tracing::info!(%kid, "external account made from the configured MAC keys");
+            }
+        }
+        tx.commit().await?;
+    }
     let mut seed = [0u8; 8];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
         .expect("system RNG");

@@ -2,6 +2,7 @@
 
 use crate::{Store, StoreError, Tx, on_tx, random_id, read_pool};
 use cobble_core::account::AccountStatus;
+use cobble_core::operator::Approval;
 use sqlx::Row;
 
 /// A stored account.
@@ -23,10 +24,16 @@ pub struct Account {
     pub initial_ip: String,
     /// Creation time, Unix ms.
     pub created_ms: i64,
+    /// The external account (EAB `kid`) it is bound to.
+    pub external_kid: Option<String>,
+    /// Whether the operator lets it order.
+    pub approval: Approval,
+    /// When it expires (EXPIRED_ACCOUNT), Unix ms.
+    pub expires_ms: Option<i64>,
 }
 
 /// What newAccount stores.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewAccount {
     /// Key thumbprint.
     pub key_thumbprint: String,
@@ -40,6 +47,13 @@ pub struct NewAccount {
     pub initial_ip: String,
     /// Now, Unix ms.
     pub now_ms: i64,
+    /// The external account it binds to (EAB), already checked and counted by
+    /// [`Tx::bind_external_account`].
+    pub external_kid: Option<String>,
+    /// Its approval state at creation.
+    pub approval: Option<Approval>,
+    /// When it expires, Unix ms.
+    pub expires_ms: Option<i64>,
 }
 
 /// The outcome of [`Tx::create_account`].
@@ -73,19 +87,26 @@ pub struct AccountUpdate {
     pub tos_agreed: Option<bool>,
 }
 
-const COLUMNS: &str =
-    "id, key_thumbprint, jwk, status, contact, tos_agreed, initial_ip, created_ms";
+pub(crate) const COLUMNS: &str = "id, key_thumbprint, jwk, status, contact, tos_agreed, initial_ip, created_ms, external_kid, approval, expires_ms";
 
-fn from_row<R: Row>(row: &R) -> Result<Account, StoreError>
+pub(crate) fn from_row<R: Row>(row: &R) -> Result<Account, StoreError>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
     let status: String = row.try_get("status")?;
     let contact: String = row.try_get("contact")?;
     let id: String = row.try_get("id")?;
+    let approval: String = row.try_get("approval")?;
     Ok(Account {
+        approval: Approval::parse(&approval).ok_or_else(|| {
+            StoreError::Corrupt(format!("account {id} has approval {approval:?}"))
+        })?,
+        external_kid: row.try_get("external_kid")?,
+        expires_ms: row.try_get("expires_ms")?,
         status: AccountStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("account {id} has status {status:?}")))?,
         contact: serde_json_contact(&contact)
@@ -136,7 +157,7 @@ impl Tx {
     pub async fn create_account(&mut self, new: NewAccount) -> Result<AccountCreated, StoreError> {
         let id = random_id();
         let insert = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO accounts ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, 'valid', $4, $5, $6, $7, $7) \
+            "INSERT INTO accounts ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, 'valid', $4, $5, $6, $7, $8, $9, $10, $7) \
              ON CONFLICT (key_thumbprint) DO NOTHING RETURNING {COLUMNS}"
         ));
         let select = sqlx::AssertSqlSafe(format!(
@@ -151,6 +172,9 @@ impl Tx {
                 .bind(new.tos_agreed as i64)
                 .bind(&new.initial_ip)
                 .bind(new.now_ms)
+                .bind(&new.external_kid)
+                .bind(new.approval.unwrap_or(Approval::Approved).as_str())
+                .bind(new.expires_ms)
                 .fetch_optional(&mut *tx)
                 .await?;
             let out = match row {

@@ -53,10 +53,10 @@ pub struct NewCertificate {
     pub not_after_ms: i64,
 }
 
-const CERT_COLS: &str = "id, serial, account_id, order_id, pem, identifiers, spki_sha256, ari_id, not_before_ms, not_after_ms, revoked_ms, revoked_reason, replaced_by";
+pub(crate) const CERT_COLS: &str = "id, serial, account_id, order_id, pem, identifiers, spki_sha256, ari_id, not_before_ms, not_after_ms, revoked_ms, revoked_reason, replaced_by";
 
 #[allow(clippy::extra_unused_type_parameters)]
-fn cert_from_row<R: Row>(row: &R) -> Result<Certificate, StoreError>
+pub(crate) fn cert_from_row<R: Row>(row: &R) -> Result<Certificate, StoreError>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -325,7 +325,7 @@ impl Tx {
         block_key: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        on_tx!(self, tx => {
+        let done = on_tx!(self, tx => {
             let row = sqlx::query("UPDATE certificates SET revoked_ms = $2, revoked_reason = $3 WHERE id = $1 AND revoked_ms IS NULL RETURNING spki_sha256")
                 .bind(id)
                 .bind(now_ms)
@@ -334,12 +334,6 @@ impl Tx {
                 .await?;
             let done = match row {
                 Some(r) => {
-                    sqlx::query(
-                        "INSERT INTO counters (name, value) VALUES ('revocation_generation', 1) \
-                         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
-                    )
-                    .execute(&mut *tx)
-                    .await?;
                     if block_key {
                         let spki: String = r.try_get("spki_sha256")?;
                         sqlx::query("INSERT INTO blocked_keys (spki_sha256, reason, created_ms) VALUES ($1, 'keyCompromise', $2) ON CONFLICT DO NOTHING")
@@ -352,7 +346,24 @@ impl Tx {
                 }
                 None => false,
             };
-            Ok(done)
+            Ok::<_, StoreError>(done)
+        })?;
+        if done {
+            self.bump_revocation_generation().await?;
+        }
+        Ok(done)
+    }
+
+    /// Tells every instance that the revocation set changed (their CRL caches are stale).
+    pub(crate) async fn bump_revocation_generation(&mut self) -> Result<(), StoreError> {
+        on_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO counters (name, value) VALUES ('revocation_generation', 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+            )
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
         })
     }
 }

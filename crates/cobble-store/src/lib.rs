@@ -13,6 +13,7 @@ mod issuance_jobs;
 mod jobs;
 mod migrate;
 mod nonce;
+mod operator;
 mod order;
 mod prune;
 
@@ -20,6 +21,10 @@ pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount
 pub use cert::{Certificate, NewCertificate};
 pub use issuance_jobs::IssuanceJob;
 pub use jobs::{ValidationJob, ValidationOutcome};
+pub use operator::{
+    AuditEntry, Debit, Document, DomainClaim, ExternalAccount, ExternalAccountUpdate, ListQuery,
+    NewExternalAccount, Organization, Page, candidate_entries, new_hmac_key, uuid_v4,
+};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 pub use prune::Pruned;
 
@@ -70,6 +75,15 @@ pub enum StoreError {
     /// The certificate named by `replaces` already has a replacement order (RFC 9773 §5).
     #[error("the certificate has already been replaced")]
     AlreadyReplaced,
+    /// A list cursor this store did not make.
+    #[error("cursor {0:?} is not one this server made")]
+    BadCursor(String),
+    /// A list filter with a value outside its set.
+    #[error("{0}")]
+    BadFilter(String),
+    /// A record with this unique name or id exists.
+    #[error("{0}")]
+    Duplicate(String),
     /// A stored row does not decode to a valid value.
     #[error("corrupt row: {0}")]
     Corrupt(String),

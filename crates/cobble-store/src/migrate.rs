@@ -31,6 +31,11 @@ const SQLITE: &[Migration] = &[
         "retention",
         include_str!("../../../migrations/sqlite/0005_retention.sql"),
     ),
+    (
+        6,
+        "operators",
+        include_str!("../../../migrations/sqlite/0006_operators.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -58,6 +63,11 @@ const POSTGRES: &[Migration] = &[
         5,
         "retention",
         include_str!("../../../migrations/postgres/0005_retention.sql"),
+    ),
+    (
+        6,
+        "operators",
+        include_str!("../../../migrations/postgres/0006_operators.sql"),
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! `cobble`: the ACME server and test CA's one binary.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod challtestsrv;
 mod serve;
 
@@ -20,6 +21,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run the challenge test server (mock DNS, http-01, tls-alpn-01), pebble-challtestsrv compatible.
     Challtestsrv(challtestsrv::ChalltestsrvArgs),
+    /// Operator commands over the admin API (external accounts, approvals, revocations).
+    Admin(Box<admin::AdminArgs>),
     /// Judge any ACME server against RFC 8555 and its companions (the conformance suite).
     Conformance(Box<cobble_conformance::cli::ConformanceArgs>),
     /// Drive any ACME server with concurrent clients looping whole orders, and measure it.
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args)),
         Command::Challtestsrv(args) => runtime.block_on(challtestsrv::run(args)),
+        Command::Admin(args) => runtime.block_on(admin::run(*args)),
         Command::Conformance(args) => {
             std::process::exit(runtime.block_on(cobble_conformance::cli::main(*args)))
         }

@@ -9,6 +9,7 @@ use crate::state::{AppState, Urls};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use cobble_core::account::AccountStatus;
+use cobble_core::operator::{Approval, ExternalAccountStatus};
 use cobble_core::{Problem, ProblemType, clock, contact};
 use cobble_store::{Account, AccountCreated, AccountUpdate, NewAccount};
 use serde::Deserialize;
@@ -24,6 +25,8 @@ struct NewAccountRequest {
     terms_of_service_agreed: Option<bool>,
     #[serde(default)]
     only_return_existing: bool,
+    #[serde(default)]
+    external_account_binding: Option<serde_json::Value>,
 }
 
 /// The account update payload (RFC 8555 §7.3.2, §7.3.6).
@@ -94,6 +97,29 @@ pub async fn new_account(State(s): State<AppState>, req: Request) -> AcmeResult 
             HeaderValue::from_str(&link).map_err(|_| Problem::internal("bad ToS URL"))?,
         ));
     }
+    let now = s.clock.now_ms();
+    let external = match &body.external_account_binding {
+        Some(binding) => {
+            let url = Urls(&r.base).path("/acme/new-acct");
+            let ea = crate::ra::eab::verify(&s, binding, &url, &r.key).await?;
+            // A pending external account may bind (its orders wait for the operator);
+            // one that is suspended, expired, revoked or deactivated may not.
+            if ea.status_at(now) != ExternalAccountStatus::Pending
+                && let Some(p) = crate::ra::external_refusal(&ea, now)
+            {
+                return Err(p.into());
+            }
+            Some(ea)
+        }
+        None if s.cfg.eab_required => {
+            return Err(Problem::new(
+                ProblemType::ExternalAccountRequired,
+                "this CA requires External Account Binding: register with the key id and HMAC key the operator gave you (e.g. certbot --eab-kid KID --eab-hmac-key KEY)",
+            )
+            .into());
+        }
+        None => None,
+    };
     let mut tx = s.begin(&r).await?;
     let created = tx
         .create_account(NewAccount {
@@ -102,9 +128,28 @@ pub async fn new_account(State(s): State<AppState>, req: Request) -> AcmeResult 
             contact,
             tos_agreed,
             initial_ip: r.peer.clone(),
-            now_ms: s.clock.now_ms(),
+            now_ms: now,
+            external_kid: external.as_ref().map(|e| e.kid.clone()),
+            approval: Some(if s.cfg.operator_approval {
+                Approval::Pending
+            } else {
+                Approval::Approved
+            }),
+            expires_ms: (s.cfg.account_lifetime_days > 0)
+                .then(|| now + s.cfg.account_lifetime_days as i64 * 86_400_000),
         })
         .await?;
+    if let (AccountCreated::New(_), Some(ea)) = (&created, &external)
+        && !tx
+            .bind_external_account(&ea.kid, s.cfg.eab_reusable, now)
+            .await?
+    {
+        return Err(Problem::unauthorized(format!(
+            "externalAccountBinding: the key of external account {} is already bound to another ACME account; each EAB key binds one account key (ask the operator for a new one)",
+            ea.kid
+        ))
+        .into());
+    }
     tx.commit().await?;
     let (status, account) = match created {
         AccountCreated::New(a) => {

@@ -118,6 +118,8 @@ pub async fn new_authz(State(s): State<AppState>, req: Request) -> AcmeResult {
         .into());
     }
     let ids = checked_identifiers(&s, &[(body.identifier.kind, body.identifier.value)])?;
+    let standing = crate::ra::may_act(&s, &r.base, r.account()).await?;
+    crate::ra::check_names(&s, &standing, &ids).await?;
     let id = &ids[0];
     let now = s.clock.now_ms();
     let mut tx = s.begin(&r).await?;

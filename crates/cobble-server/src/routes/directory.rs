@@ -71,7 +71,7 @@ fn directory_object(s: &AppState, base: &str) -> Response {
         }
     }
     meta.insert("caaIdentities".into(), json!(s.cfg.caa_identities));
-    meta.insert("externalAccountRequired".into(), false.into());
+    meta.insert("externalAccountRequired".into(), s.cfg.eab_required.into());
     let profiles: Map<String, Value> = s
         .cfg
         .profiles

@@ -74,6 +74,8 @@ pub async fn finalize(
         )
         .into());
     }
+    let standing = crate::ra::may_act(&s, &r.base, &account).await?;
+    crate::ra::check_names(&s, &standing, &order.identifiers).await?;
     let csr = b64::decode(body.csr.trim_end_matches('=')).map_err(|_| {
         Problem::new(
             ProblemType::BadCsr,

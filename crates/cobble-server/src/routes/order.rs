@@ -128,6 +128,8 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
             }
         };
     let account = r.account();
+    let standing = crate::ra::may_act(&s, &r.base, account).await?;
+    crate::ra::check_names(&s, &standing, &ids).await?;
     let profile = match body.profile.as_deref() {
         None => s.profile(None),
         Some(name) => Some(s.profile(Some(name)).ok_or_else(|| {

@@ -1,0 +1,123 @@
+//! External Account Binding (RFC 8555 §7.3.4): the `externalAccountBinding` member of a
+//! newAccount payload is a JWS, MACed with the external account's HMAC key, whose payload
+//! is the new account's public key.
+
+use crate::error::AcmeResult;
+use crate::state::AppState;
+use cobble_core::jwk::{KeyPolicy, PublicKey};
+use cobble_core::{Problem, ProblemType, ResultCode, b64};
+use cobble_store::ExternalAccount;
+use serde::Deserialize;
+
+/// The flattened JWS JSON serialization the binding arrives in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Flattened {
+    protected: String,
+    payload: String,
+    signature: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct EabHeader {
+    alg: String,
+    kid: String,
+    url: String,
+    #[serde(default)]
+    nonce: Option<serde_json::Value>,
+}
+
+fn eab_malformed(why: impl std::fmt::Display) -> Problem {
+    Problem::malformed(format!("externalAccountBinding: {why} (RFC 8555 §7.3.4)"))
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result<T, Problem> {
+    let bytes = b64::decode(part).map_err(|_| eab_malformed(format!("{what} is not base64url")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| eab_malformed(format!("{what} is not the expected JSON: {e}")))
+}
+
+/// The HMAC key of an external account, as bytes (padding tolerated, as Certigna's
+/// instructions warn some tools add it).
+fn key_bytes(ea: &ExternalAccount) -> Result<Vec<u8>, Problem> {
+    b64::decode(ea.hmac_key.trim_end_matches('=')).map_err(|_| {
+        tracing::error!(kid = %ea.kid, "stored EAB key is not base64url");
+        Problem::coded(
+            ResultCode::AcmeOtherError,
+            "the external account's key cannot be read on the server; it has been logged",
+        )
+    })
+}
+
+/// Checks `binding` for a newAccount request to `url` whose account key is `account_key`,
+/// and returns the external account it names (in any status: the caller decides).
+pub async fn verify(
+    s: &AppState,
+    binding: &serde_json::Value,
+    url: &str,
+    account_key: &PublicKey,
+) -> AcmeResult<ExternalAccount> {
+    let f: Flattened = serde_json::from_value(binding.clone()).map_err(|e| {
+        eab_malformed(format!(
+            "not a flattened JWS with protected, payload and signature: {e}"
+        ))
+    })?;
+    let header: EabHeader = decode_json(&f.protected, "the protected header")?;
+    let alg = match header.alg.as_str() {
+        "HS256" => ring::hmac::HMAC_SHA256,
+        "HS384" => ring::hmac::HMAC_SHA384,
+        "HS512" => ring::hmac::HMAC_SHA512,
+        other => {
+            return Err(Problem::new(
+                ProblemType::BadSignatureAlgorithm,
+                format!("externalAccountBinding alg {other:?} is not a MAC this server accepts: HS256, HS384 or HS512"),
+            )
+            .into());
+        }
+    };
+    if header.nonce.is_some() {
+        return Err(eab_malformed("the protected header must not carry a nonce").into());
+    }
+    if header.url != url {
+        return Err(eab_malformed(format!(
+            "the protected header's url {:?} is not the newAccount URL {url:?}",
+            header.url
+        ))
+        .into());
+    }
+    let payload: serde_json::Value = decode_json(&f.payload, "the payload")?;
+    let bound_key = PublicKey::from_jwk(
+        &payload,
+        &KeyPolicy {
+            rsa_min_bits: 0,
+            rsa_max_bits: usize::MAX,
+        },
+    )
+    .map_err(|p| eab_malformed(format!("the payload is not a public JWK: {}", p.detail)))?;
+    if bound_key.thumbprint() != account_key.thumbprint() {
+        return Err(Problem::unauthorized(
+            "externalAccountBinding: the payload is not the key this request is signed with; bind the new account's own public key (RFC 8555 §7.3.4)",
+        )
+        .into());
+    }
+    let ea = s.store.external_account(&header.kid).await?.ok_or_else(|| {
+        Problem::coded(
+            ResultCode::ExternalAccountNotFound,
+            format!(
+                "external account {:?} is not known to this CA; check the EAB key id you were given",
+                header.kid
+            ),
+        )
+    })?;
+    let sig =
+        b64::decode(&f.signature).map_err(|_| eab_malformed("the signature is not base64url"))?;
+    let key = ring::hmac::Key::new(alg, &key_bytes(&ea)?);
+    let signed = format!("{}.{}", f.protected, f.payload);
+    ring::hmac::verify(&key, signed.as_bytes(), &sig).map_err(|_| {
+        Problem::unauthorized(format!(
+            "externalAccountBinding: the MAC does not verify with the HMAC key of external account {}; check the key you were given (base64url, without padding)",
+            ea.kid
+        ))
+    })?;
+    Ok(ea)
+}
