@@ -25,4 +25,17 @@ if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# A current certbot from PyPI beside Debian's 2.1, whose error path loses the server's problem
+# text ("AttributeError: can't set attribute"): the operator tests assert on what certbot prints.
+venv="${COBBLE_CERTBOT_VENV:-target/certbot-venv}"
+if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && [ ! -x "$venv/bin/certbot" ]; then
+  log "installing a current certbot from PyPI into $venv"
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q certbot >/dev/null \
+    || log "could not install certbot from PyPI: the operator tests fall back to Debian's"
+fi
+if [ -x "$venv/bin/certbot" ]; then
+  COBBLE_TEST_CERTBOT="$(cd "$venv/bin" && pwd)/certbot"
+  export COBBLE_TEST_CERTBOT
+fi
+
 exec scripts/with-postgres.sh cargo test --workspace --locked "$@"

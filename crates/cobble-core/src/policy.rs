@@ -50,12 +50,10 @@ impl Default for IdentifierPolicy {
     }
 }
 
+/// A name this CA will not certify (Certigna's INVALID_DOMAIN: rejectedIdentifier, 400).
 fn rejected(id: &Identifier, why: impl std::fmt::Display) -> Problem {
-    Problem::new(
-        ProblemType::RejectedIdentifier,
-        format!("{}: {why}", id.value()),
-    )
-    .for_identifier(id.kind(), &id.value())
+    Problem::coded(ResultCode::InvalidDomain, format!("{}: {why}", id.value()))
+        .for_identifier(id.kind(), &id.value())
 }
 
 fn malformed(id: &Identifier, why: impl std::fmt::Display) -> Problem {

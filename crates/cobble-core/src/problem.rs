@@ -267,7 +267,7 @@ impl ResultCode {
                 P::ServerInternal,
                 500,
             ),
-            (R::AcmeDeactivated, "ACME_DEACTIVATED", P::Unauthorized, 401),
+            (R::AcmeDeactivated, "ACME_DEACTIVATED", P::Unauthorized, 403),
         ]
     };
 

@@ -55,6 +55,7 @@ fn new_account(thumb: &str) -> NewAccount {
         tos_agreed: true,
         initial_ip: "127.0.0.1".to_owned(),
         now_ms: 1_000,
+        ..Default::default()
     }
 }
 

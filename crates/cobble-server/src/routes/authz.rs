@@ -182,6 +182,15 @@ pub async fn challenge(
     } else {
         let _: serde_json::Map<String, serde_json::Value> = r.jws.payload_json()?;
         let authz_status = a.status.at(a.expires_ms, now);
+        if authz_status == AuthzStatus::Deactivated {
+            return Err(Problem::coded(
+                cobble_core::ResultCode::AcmeDeactivated,
+                format!(
+                    "authorization {authz_id} was deactivated by the client; its challenges can no longer be answered: create a new order"
+                ),
+            )
+            .into());
+        }
         if ch.status == ChallengeStatus::Pending && authz_status != AuthzStatus::Pending {
             return Err(Problem::malformed(format!(
                 "authorization {authz_id} is {}; its challenges can no longer be answered",

@@ -1,0 +1,1192 @@
+//! The operator half (issue 11): External Account Binding, external accounts with domain
+//! lists, profile kinds, credits and organizations, operator approval, Certigna's result
+//! codes, cascading revocation, the admin API and `cobble admin`, with certbot and lego
+//! where a person would use them. Every test runs on SQLite and PostgreSQL.
+
+mod common;
+
+use cobble_core::b64;
+use cobble_core::jwk::Curve;
+use cobble_core::sign::Signer;
+use common::{Engine, Reply, TestServer, ValidationEnv};
+use serde_json::{Value, json};
+
+both_engines!(
+    certigna_flow_with_certbot_and_cobble_admin,
+    lego_binds_with_eab_and_a_key_binds_once,
+    eab_bad_paths,
+    every_result_code_is_raised_by_its_situation,
+    documents_gate_orders,
+    internal_result_codes,
+    admin_api_needs_the_token_and_matches_its_openapi,
+);
+
+mod credits {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exact_across_two_instances_on_postgres() {
+        super::credits_exact_across_two_instances(super::common::Engine::Postgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exact_on_sqlite() {
+        super::credits_exact_across_two_instances(super::common::Engine::Sqlite).await
+    }
+}
+
+fn admin_url(s: &TestServer) -> String {
+    s.running.as_ref().unwrap().admin_url.clone().unwrap()
+}
+
+fn token(s: &TestServer) -> String {
+    std::fs::read_to_string(s.dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// An admin API call with the token.
+async fn api(s: &TestServer, method: &str, path: &str, body: Option<Value>) -> Reply {
+    let mut req = s
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", admin_url(s)))
+        .bearer_auth(token(s));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    Reply::from(req.send().await.unwrap()).await
+}
+
+/// Creates an external account through the admin API; returns (kid, hmac key).
+async fn new_ea(s: &TestServer, body: Value) -> (String, String) {
+    let r = api(s, "POST", "/admin/external-accounts", Some(body)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    (
+        r.body["kid"].as_str().unwrap().to_owned(),
+        r.body["hmac_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The `externalAccountBinding` object for `account_key` (RFC 8555 §7.3.4).
+fn eab(kid: &str, hmac_b64: &str, url: &str, account_key: &Value, alg: &str) -> Value {
+    eab_with(
+        json!({"alg": alg, "kid": kid, "url": url}),
+        hmac_b64,
+        account_key,
+    )
+}
+
+fn eab_with(protected: Value, hmac_b64: &str, payload: &Value) -> Value {
+    let p = b64::encode(protected.to_string());
+    let pl = b64::encode(payload.to_string());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &b64::decode(hmac_b64).unwrap());
+    let sig = ring::hmac::sign(&key, format!("{p}.{pl}").as_bytes());
+    json!({"protected": p, "payload": pl, "signature": b64::encode(sig.as_ref())})
+}
+
+fn jwk_of(k: &Signer) -> Value {
+    k.public_key().to_jwk()
+}
+
+/// Registers `k` with EAB; returns the reply.
+async fn register_eab(s: &TestServer, k: &Signer, kid: &str, hmac: &str) -> Reply {
+    let url = s.url("/acme/new-acct");
+    s.new_account(
+        k,
+        json!({"termsOfServiceAgreed": true, "externalAccountBinding": eab(kid, hmac, &url, &jwk_of(k), "HS256")}),
+    )
+    .await
+}
+
+async fn new_order(s: &TestServer, k: &Signer, kid: &str, names: &[&str]) -> Reply {
+    let ids: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"type": "dns", "value": n}))
+        .collect();
+    s.post_kid(
+        k,
+        kid,
+        &s.url("/acme/new-order"),
+        Some(&json!({"identifiers": ids})),
+    )
+    .await
+}
+
+#[track_caller]
+fn assert_code(r: &Reply, kind: &str, status: u16, code: &str) {
+    r.assert_problem(kind, status, code);
+    assert_eq!(r.body["code"], code, "{r:?}");
+    assert!(
+        r.body["detail"].as_str().unwrap().starts_with(code),
+        "the detail starts with the code: {r:?}"
+    );
+}
+
+fn account_id(kid: &str) -> String {
+    kid.rsplit('/').next().unwrap().to_owned()
+}
+
+fn ec() -> Signer {
+    Signer::generate_ec(Curve::P256).unwrap()
+}
+
+/// Runs a client program that is expected to fail; returns its output.
+async fn run_failing(mut cmd: tokio::process::Command, what: &str) -> String {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        cmd.kill_on_drop(true).output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what} finishes within 2 minutes"))
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "{what} was expected to fail:\n{text}"
+    );
+    text
+}
+
+/// The certbot to run: scripts/test.sh installs a current one from PyPI
+/// (`COBBLE_TEST_CERTBOT`); Debian's 2.1 loses a server's problem text on its error path.
+fn certbot_program() -> String {
+    std::env::var("COBBLE_TEST_CERTBOT").unwrap_or_else(|_| "certbot".into())
+}
+
+/// What certbot told the user about a refusal: its output, or with Debian's 2.1 (whose error
+/// path prints only "AttributeError: can't set attribute") the same message from its log.
+fn certbot_said(out: &str, work: &std::path::Path) -> String {
+    if std::env::var("COBBLE_TEST_CERTBOT").is_err() && out.contains("AttributeError") {
+        return std::fs::read_to_string(work.join("logs/letsencrypt.log")).unwrap_or_default();
+    }
+    out.to_owned()
+}
+
+fn certbot_cmd(s: &TestServer, work: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(certbot_program());
+    cmd.args(args)
+        .args(["--server", &s.directory_url, "-n", "--config-dir"])
+        .arg(work.join("conf"))
+        .arg("--work-dir")
+        .arg(work.join("work"))
+        .arg("--logs-dir")
+        .arg(work.join("logs"))
+        .env("REQUESTS_CA_BUNDLE", s.trust_root());
+    cmd
+}
+
+/// `cobble admin ...` (the real binary) against `s`, with `--json`.
+async fn cobble_admin(s: &TestServer, args: &[&str]) -> Value {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"));
+    cmd.arg("admin")
+        .args(args)
+        .args(["--json", "--admin-url", &admin_url(s), "--data-dir"])
+        .arg(s.dir.path());
+    let out = common::run_client(cmd, &format!("cobble admin {args:?}")).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("cobble admin printed JSON: {e}\n{out}"))
+}
+
+fn client_available(program: &str) -> bool {
+    if std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("COBBLE_TEST_NO_CLIENTS").is_ok(),
+        "{program} is not installed: run scripts/test.sh"
+    );
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// openssl's view of `leaf` in OCSP, and whether its serial is on the CRL.
+async fn ocsp_and_crl(
+    s: &TestServer,
+    leaf: &std::path::Path,
+    chain: &std::path::Path,
+) -> (String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(leaf, dir.path().join("leaf.pem")).unwrap();
+    std::fs::copy(chain, dir.path().join("issuer.pem")).unwrap();
+    std::fs::write(
+        dir.path().join("root.pem"),
+        common::admin_get(s, "/roots/0").await,
+    )
+    .unwrap();
+    let ocsp = common::ocsp_query(s, dir.path()).await;
+    let (_, serial) = common::openssl(
+        &["x509", "-in", "leaf.pem", "-noout", "-serial"],
+        dir.path(),
+    );
+    let serial = serial.trim().trim_start_matches("serial=").to_owned();
+    let crl = s
+        .http
+        .get(s.url("/crl"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("crl.der"), &crl).unwrap();
+    let (_, text) = common::openssl(
+        &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
+        dir.path(),
+    );
+    (ocsp, text.contains(&serial))
+}
+
+/// Certigna's flow with certbot, as an operator and a customer would run it: the operator
+/// creates the external account with `cobble admin`, the customer registers with EAB and is
+/// told PENDING_EXTERNAL_ACCOUNT, the operator approves, the customer issues, a name
+/// outside the list is refused with DOMAIN_NOT_FOUND in what certbot prints, the credit is
+/// spent, and revoking the account revokes its certificate in OCSP and the CRL.
+async fn certigna_flow_with_certbot_and_cobble_admin(e: Engine) {
+    if !client_available(&certbot_program()) {
+        return;
+    }
+    let port = free_port();
+    let env = ValidationEnv::start(e, |c| {
+        c.http01_port = port;
+        c.eab_required = true;
+        c.operator_approval = true;
+    })
+    .await;
+    let s = &env.server;
+    let created = cobble_admin(
+        s,
+        &[
+            "eab",
+            "create",
+            "--org",
+            "Acme Corp",
+            "--domain",
+            "example.com",
+            "--domain",
+            "*.example.com",
+            "--credits",
+            "10",
+        ],
+    )
+    .await;
+    let kid = created["kid"].as_str().unwrap().to_owned();
+    let hmac = created["hmac_key"].as_str().unwrap().to_owned();
+    assert!(
+        created["certbot"].as_str().unwrap().contains(&kid),
+        "{created}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let p = port.to_string();
+    let issue = |names: &[&str]| {
+        let mut args = vec![
+            "certonly",
+            "--standalone",
+            "--http-01-port",
+            &p,
+            "--http-01-address",
+            "127.0.0.1",
+            "--agree-tos",
+            "-m",
+            "ops@example.com",
+            "--eab-kid",
+            &kid,
+            "--eab-hmac-key",
+            &hmac,
+            "--cert-name",
+            "flow",
+        ];
+        for n in names {
+            args.push("-d");
+            args.push(n);
+        }
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let a = issue(&["www.example.com"]);
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_failing(
+        certbot_cmd(s, work.path(), &args),
+        "certbot before approval",
+    )
+    .await;
+    let said = certbot_said(&out, work.path());
+    assert!(said.contains("PENDING_EXTERNAL_ACCOUNT"), "{out}");
+    assert!(
+        said.contains("/help/account/"),
+        "the instance page is named: {out}"
+    );
+
+    let pending = cobble_admin(s, &["accounts", "list", "--status", "pending"]).await;
+    let items = pending["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{pending}");
+    assert_eq!(items[0]["external_account"], kid.as_str());
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+    let approved = cobble_admin(s, &["accounts", "approve", &id]).await;
+    assert_eq!(approved["approval"], "approved");
+
+    let out =
+        common::run_client(certbot_cmd(s, work.path(), &args), "certbot after approval").await;
+    assert!(out.contains("Successfully received certificate"), "{out}");
+    let ea = cobble_admin(s, &["external-accounts", "show", &kid]).await;
+    assert_eq!(ea["credits"], 9, "one credit per certificate: {ea}");
+
+    let a = issue(&["www.example.org"]);
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run_failing(
+        certbot_cmd(s, work.path(), &args),
+        "certbot outside the list",
+    )
+    .await;
+    assert!(
+        certbot_said(&out, work.path()).contains(
+            "DOMAIN_NOT_FOUND: www.example.org is not in the domain list of external account"
+        ),
+        "{out}"
+    );
+
+    let live = work.path().join("conf/live/flow");
+    let (ocsp, on_crl) = ocsp_and_crl(s, &live.join("cert.pem"), &live.join("chain.pem")).await;
+    assert!(ocsp.contains(": good") && !on_crl, "{ocsp}");
+    let revoked = cobble_admin(s, &["accounts", "revoke", &id]).await;
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["certificates_revoked"], 1);
+    let (ocsp, on_crl) = ocsp_and_crl(s, &live.join("cert.pem"), &live.join("chain.pem")).await;
+    assert!(ocsp.contains(": revoked"), "{ocsp}");
+    assert!(on_crl, "the revoked certificate is on the CRL at once");
+    let audit = cobble_admin(s, &["audit"]).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "external-account.create",
+        "account.approve",
+        "account.revoke",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    assert!(
+        !audit.to_string().contains(&hmac),
+        "the audit log never holds the HMAC key"
+    );
+    env.stop().await;
+}
+
+/// lego registers with `--eab`, issues, and an external account's revocation revokes the
+/// certificate; a second account key cannot reuse the single-use EAB key.
+async fn lego_binds_with_eab_and_a_key_binds_once(e: Engine) {
+    if !client_available("lego") {
+        return;
+    }
+    let port = free_port();
+    let env = ValidationEnv::start(e, |c| {
+        c.http01_port = port;
+        c.eab_required = true;
+    })
+    .await;
+    let s = &env.server;
+    let (kid, hmac) = new_ea(
+        s,
+        json!({"organization": "Lego Org", "domains": ["*.example.com"]}),
+    )
+    .await;
+    let lego = |work: &std::path::Path, email: &str, extra: &[&str]| {
+        let mut cmd = tokio::process::Command::new("timeout");
+        cmd.args(["60", "lego", "--server", &s.directory_url, "--path"])
+            .arg(work)
+            .args([
+                "--accept-tos",
+                "--email",
+                email,
+                "--eab",
+                "--kid",
+                &kid,
+                "--hmac",
+                &hmac,
+            ])
+            .args(["--domains", "lego.example.com", "--http", "--http.port"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env("LEGO_CA_CERTIFICATES", s.trust_root());
+        cmd
+    };
+    let work = tempfile::tempdir().unwrap();
+    common::run_client(lego(work.path(), "one@example.com", &["run"]), "lego run").await;
+    let certs = work.path().join("certificates");
+    let (leaf, issuer) = (
+        certs.join("lego.example.com.crt"),
+        certs.join("lego.example.com.issuer.crt"),
+    );
+    let other = tempfile::tempdir().unwrap();
+    let out = run_failing(
+        lego(other.path(), "two@example.com", &["run"]),
+        "lego with a used key",
+    )
+    .await;
+    assert!(out.contains("already bound"), "{out}");
+
+    let r = api(
+        s,
+        "PATCH",
+        &format!("/admin/external-accounts/{kid}"),
+        Some(json!({"status": "revoked"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["certificates_revoked"], 1, "{r:?}");
+    let (ocsp, on_crl) = ocsp_and_crl(s, &leaf, &issuer).await;
+    assert!(ocsp.contains(": revoked") && on_crl, "{ocsp}");
+    env.stop().await;
+}
+
+async fn eab_bad_paths(e: Engine) {
+    let s = TestServer::start_with(
+        e,
+        |c| {
+            c.eab_required = true;
+            c.va_always_valid = true;
+        },
+        false,
+    )
+    .await;
+    let dir = s
+        .http
+        .get(&s.directory_url)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(dir["meta"]["externalAccountRequired"], true);
+    let (kid, hmac) = new_ea(&s, json!({})).await;
+    let url = s.url("/acme/new-acct");
+    let k = ec();
+    let tos = |b: Value| json!({"termsOfServiceAgreed": true, "externalAccountBinding": b});
+
+    let r = s
+        .new_account(&k, json!({"termsOfServiceAgreed": true}))
+        .await;
+    r.assert_problem(
+        "externalAccountRequired",
+        401,
+        "requires External Account Binding",
+    );
+    let r = s
+        .new_account(
+            &k,
+            tos(eab(
+                "6136f1b5-39c8-4417-b8a7-c4114b092be6",
+                &hmac,
+                &url,
+                &jwk_of(&k),
+                "HS256",
+            )),
+        )
+        .await;
+    assert_code(&r, "unauthorized", 403, "EXTERNAL_ACCOUNT_NOT_FOUND");
+    let wrong_key = b64::encode([7u8; 32]);
+    let r = s
+        .new_account(&k, tos(eab(&kid, &wrong_key, &url, &jwk_of(&k), "HS256")))
+        .await;
+    r.assert_problem("unauthorized", 403, "MAC does not verify");
+    let r = s
+        .new_account(
+            &k,
+            tos(eab(
+                &kid,
+                &hmac,
+                &s.url("/acme/new-order"),
+                &jwk_of(&k),
+                "HS256",
+            )),
+        )
+        .await;
+    r.assert_problem("malformed", 400, "is not the newAccount URL");
+    let r = s
+        .new_account(&k, tos(eab(&kid, &hmac, &url, &jwk_of(&ec()), "HS256")))
+        .await;
+    r.assert_problem(
+        "unauthorized",
+        403,
+        "not the key this request is signed with",
+    );
+    let r = s
+        .new_account(
+            &k,
+            tos(eab_with(
+                json!({"alg": "HS256", "kid": kid, "url": url, "nonce": "x"}),
+                &hmac,
+                &jwk_of(&k),
+            )),
+        )
+        .await;
+    r.assert_problem("malformed", 400, "must not carry a nonce");
+    let r = s
+        .new_account(&k, tos(eab(&kid, &hmac, &url, &jwk_of(&k), "RS256")))
+        .await;
+    r.assert_problem("badSignatureAlgorithm", 400, "HS256");
+    let r = s
+        .new_account(&k, tos(json!({"protected": "e30", "payload": "e30"})))
+        .await;
+    r.assert_problem("malformed", 400, "flattened JWS");
+
+    // The right binding; the same key again returns the account; another key is refused.
+    let r = register_eab(&s, &k, &kid, &hmac).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let again = register_eab(&s, &k, &kid, &hmac).await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.location, r.location);
+    let r = register_eab(&s, &ec(), &kid, &hmac).await;
+    r.assert_problem("unauthorized", 403, "already bound to another ACME account");
+    let shown = api(&s, "GET", &format!("/admin/external-accounts/{kid}"), None).await;
+    assert_eq!(shown.body["bindings"], 1, "{shown:?}");
+    assert!(
+        shown.body.get("hmac_key").is_none(),
+        "the key is shown only at creation"
+    );
+
+    // A revoked external account cannot bind.
+    let (kid2, hmac2) = new_ea(&s, json!({"status": "revoked"})).await;
+    let r = register_eab(&s, &ec(), &kid2, &hmac2).await;
+    assert_code(&r, "unauthorized", 403, "REVOKED_EXTERNAL_ACCOUNT");
+    s.stop().await;
+}
+
+/// Each of Certigna's codes that a request can provoke, provoked once: type, status, code.
+async fn every_result_code_is_raised_by_its_situation(e: Engine) {
+    let s = TestServer::start_with(
+        e,
+        |c| {
+            c.va_always_valid = true;
+            c.account_lifetime_days = 30;
+        },
+        true,
+    )
+    .await;
+    let clock = s.clock.clone().unwrap();
+    // Organization A with an account whose list has an exact name, a subtree and a name
+    // kept but not authorized; organization B owns two.test.
+    let (kid, hmac) = new_ea(
+        &s,
+        json!({"organization": "Org A", "domains": ["one.test", "*.sub.one.test", {"name": "held.one.test", "authorized": false}], "credits": 5}),
+    )
+    .await;
+    new_ea(
+        &s,
+        json!({"organization": "Org B", "domains": ["*.two.test"]}),
+    )
+    .await;
+    let k = ec();
+    let acct = register_eab(&s, &k, &kid, &hmac).await.location.unwrap();
+    let ok = new_order(&s, &k, &acct, &["one.test", "a.sub.one.test"]).await;
+    assert_eq!(ok.status, 201, "{ok:?}");
+
+    let r = new_order(&s, &k, &acct, &["www.one.test", "x.sub.one.test"]).await;
+    assert_code(&r, "rejectedIdentifier", 400, "DOMAIN_NOT_FOUND");
+    assert_eq!(r.body["subproblems"].as_array().unwrap().len(), 1, "{r:?}");
+    assert_eq!(
+        r.body["subproblems"][0]["identifier"]["value"],
+        "www.one.test"
+    );
+    let r = new_order(&s, &k, &acct, &["held.one.test"]).await;
+    assert_code(&r, "rejectedIdentifier", 400, "UNAUTHORIZED_DOMAIN");
+    let r = new_order(&s, &k, &acct, &["a.sub.one.test", "b.two.test"]).await;
+    assert_code(&r, "rejectedIdentifier", 400, "NOT_SAME_ORGANIZATION");
+    let r = new_order(&s, &k, &acct, &["co.uk"]).await;
+    assert_code(&r, "rejectedIdentifier", 400, "INVALID_DOMAIN");
+
+    let patch = |body: Value| {
+        let s = &s;
+        let kid = kid.clone();
+        async move {
+            let r = api(
+                s,
+                "PATCH",
+                &format!("/admin/external-accounts/{kid}"),
+                Some(body),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+    };
+    patch(json!({"profile_kind": "wildcard"})).await;
+    let r = new_order(&s, &k, &acct, &["a.sub.one.test"]).await;
+    assert_code(
+        &r,
+        "rejectedIdentifier",
+        400,
+        "INVALID_DOMAIN_FOR_WILDCARD_PROFILE",
+    );
+    patch(json!({"profile_kind": "non-wildcard"})).await;
+    let r = new_order(&s, &k, &acct, &["*.sub.one.test"]).await;
+    assert_code(
+        &r,
+        "rejectedIdentifier",
+        400,
+        "INVALID_PROFILE_FOR_WILDCARD",
+    );
+    patch(json!({"profile_kind": "any", "credits": 0})).await;
+    let r = new_order(&s, &k, &acct, &["one.test"]).await;
+    assert_code(&r, "userActionRequired", 403, "OUT_OF_CREDIT");
+    patch(json!({"credits": null})).await;
+
+    for (status, code, kind) in [
+        ("pending", "PENDING_EXTERNAL_ACCOUNT", "userActionRequired"),
+        ("suspended", "SUSPENDED_EXTERNAL_ACCOUNT", "unauthorized"),
+        ("expired", "EXPIRED_EXTERNAL_ACCOUNT", "unauthorized"),
+        (
+            "deactivated",
+            "DEACTIVATED_EXTERNAL_ACCOUNT",
+            "unauthorized",
+        ),
+        ("revoked", "REVOKED_EXTERNAL_ACCOUNT", "unauthorized"),
+    ] {
+        patch(json!({"status": status})).await;
+        let r = new_order(&s, &k, &acct, &["one.test"]).await;
+        assert_code(&r, kind, 403, code);
+    }
+    patch(json!({"status": "valid"})).await;
+    let org = api(&s, "GET", "/admin/organizations/Org%20A", None).await;
+    assert_eq!(org.status, 200, "{org:?}");
+    let org_id = org.body["id"].as_str().unwrap().to_owned();
+    api(
+        &s,
+        "PATCH",
+        &format!("/admin/organizations/{org_id}"),
+        Some(json!({"status": "suspended"})),
+    )
+    .await;
+    let r = new_order(&s, &k, &acct, &["one.test"]).await;
+    assert_code(&r, "userActionRequired", 403, "ORGANIZATION_IS_NOT_VALID");
+    api(
+        &s,
+        "PATCH",
+        &format!("/admin/organizations/{org_id}"),
+        Some(json!({"status": "valid"})),
+    )
+    .await;
+
+    // The ACME account: suspended, pending (with the instance page), expired, revoked.
+    let id = account_id(&acct);
+    assert_eq!(
+        api(&s, "POST", &format!("/admin/accounts/{id}/suspend"), None)
+            .await
+            .status,
+        200
+    );
+    let r = new_order(&s, &k, &acct, &["one.test"]).await;
+    assert_code(&r, "unauthorized", 403, "SUSPENDED_ACCOUNT");
+    assert_eq!(
+        api(
+            &s,
+            "POST",
+            &format!("/admin/accounts/{id}/reactivate"),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(new_order(&s, &k, &acct, &["one.test"]).await.status, 201);
+
+    let k2 = ec();
+    let (kid2, hmac2) = new_ea(&s, json!({})).await;
+    let acct2 = register_eab(&s, &k2, &kid2, &hmac2).await.location.unwrap();
+    api(
+        &s,
+        "POST",
+        &format!("/admin/accounts/{}/suspend", account_id(&acct2)),
+        None,
+    )
+    .await;
+    // Deactivating by its holder is final: DEACTIVATED_ACCOUNT, 401 (RFC 8555 §7.3.6).
+    let r = s
+        .post_kid(&k2, &acct2, &acct2, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = new_order(&s, &k2, &acct2, &["one.test"]).await;
+    assert_code(&r, "unauthorized", 401, "DEACTIVATED_ACCOUNT");
+
+    clock.advance(31 * 86_400_000);
+    let r = new_order(&s, &k, &acct, &["one.test"]).await;
+    assert_code(&r, "unauthorized", 403, "EXPIRED_ACCOUNT");
+    let r = api(
+        &s,
+        "POST",
+        &format!("/admin/accounts/{id}/revoke"),
+        Some(json!({"reason": "privilegeWithdrawn"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = new_order(&s, &k, &acct, &["one.test"]).await;
+    assert_code(&r, "unauthorized", 401, "REVOKED_ACCOUNT");
+    s.stop().await;
+}
+
+/// Operator approval without EAB, the `instance` page, and the document codes.
+async fn documents_gate_orders(e: Engine) {
+    let s = TestServer::start_with(
+        e,
+        |c| {
+            c.va_always_valid = true;
+            c.require_documents = true;
+            c.operator_approval = true;
+        },
+        false,
+    )
+    .await;
+    let k = ec();
+    let plain = s.account(&k).await;
+    let r = new_order(&s, &k, &plain, &["docs.test"]).await;
+    assert_code(&r, "userActionRequired", 403, "PENDING_EXTERNAL_ACCOUNT");
+    let page = r.body["instance"].as_str().unwrap().to_owned();
+    let html = s.http.get(&page).send().await.unwrap();
+    assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
+    let html = html.text().await.unwrap();
+    assert!(
+        html.contains("PENDING_EXTERNAL_ACCOUNT") && html.contains("operator"),
+        "{html}"
+    );
+    api(
+        &s,
+        "POST",
+        &format!("/admin/accounts/{}/approve", account_id(&plain)),
+        None,
+    )
+    .await;
+    // Approved, but no organization: its documents cannot be on record.
+    let r = new_order(&s, &k, &plain, &["docs.test"]).await;
+    assert_code(
+        &r,
+        "userActionRequired",
+        403,
+        "NO_VALID_ORGANIZATION_DOCUMENT_FOUND",
+    );
+
+    let (kid, hmac) = new_ea(
+        &s,
+        json!({"organization": "Doc Org", "domains": ["*.docs.test"]}),
+    )
+    .await;
+    let k2 = ec();
+    let acct = register_eab(&s, &k2, &kid, &hmac).await.location.unwrap();
+    api(
+        &s,
+        "POST",
+        &format!("/admin/accounts/{}/approve", account_id(&acct)),
+        None,
+    )
+    .await;
+    let r = new_order(&s, &k2, &acct, &["a.docs.test"]).await;
+    assert_code(&r, "userActionRequired", 403, "NO_DOCUMENT_FORM_FOUND");
+    assert!(r.body["instance"].is_string(), "{r:?}");
+    let add = |kind: &str, until: &str| {
+        api(
+            &s,
+            "POST",
+            "/admin/organizations/Doc%20Org/documents",
+            Some(
+                json!({"kind": kind, "valid_until": until, "file_name": "form.pdf", "content_base64": "JVBERi0xLjQK"}),
+            ),
+        )
+    };
+    assert_eq!(add("registration-form", "2999-12-31").await.status, 201);
+    let r = new_order(&s, &k2, &acct, &["a.docs.test"]).await;
+    assert_code(
+        &r,
+        "userActionRequired",
+        403,
+        "NO_VALID_ORGANIZATION_DOCUMENT_FOUND",
+    );
+    // An expired proof is no proof.
+    assert_eq!(add("organization-proof", "2001-01-01").await.status, 201);
+    let r = new_order(&s, &k2, &acct, &["a.docs.test"]).await;
+    assert_code(
+        &r,
+        "userActionRequired",
+        403,
+        "NO_VALID_ORGANIZATION_DOCUMENT_FOUND",
+    );
+    assert_eq!(add("organization-proof", "2999-12-31").await.status, 201);
+    let r = new_order(&s, &k2, &acct, &["a.docs.test"]).await;
+    assert_code(&r, "userActionRequired", 403, "ORGANIZATION_IS_NOT_VALID");
+    let org = add("manager-mandate", "2999-12-31").await;
+    assert_eq!(org.body["issuing"], true, "{org:?}");
+    let stored = std::fs::read_dir(s.dir.path().join("documents"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 4, "uploaded files are kept in the data directory");
+    assert_eq!(
+        new_order(&s, &k2, &acct, &["a.docs.test"]).await.status,
+        201
+    );
+    s.stop().await;
+}
+
+/// The internal codes, each from the failure it names: an unreadable order, an unreadable
+/// certificate request, a CA failure, issuance given up after its attempts, an unreadable
+/// account row, and a challenge of an authorization the client deactivated.
+async fn internal_result_codes(e: Engine) {
+    let s = TestServer::start_with(
+        e,
+        |c| {
+            c.va_always_valid = true;
+            c.validation_poll_ms = 50;
+        },
+        false,
+    )
+    .await;
+    let k = ec();
+    let acct = s.account(&k).await;
+    let store = s.running.as_ref().unwrap().store.clone();
+    // Ready orders, moved to `processing` with a crafted issuance job each.
+    let mut orders = Vec::new();
+    for (i, request) in [
+        r#"{"spki_der":"AA","spki_sha256":"00","must_staple":false,"profile":"classic"}"#,
+        "not json",
+        r#"{"spki_der":"AA","spki_sha256":"00","must_staple":false,"profile":"no-such-profile"}"#,
+        r#"{"spki_der":"AA","spki_sha256":"00","must_staple":false,"profile":"classic"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("internal{i}.test");
+        let r = new_order(&s, &k, &acct, &[&name]).await;
+        let url = r.location.clone().unwrap();
+        for a in r.body["authorizations"].as_array().unwrap() {
+            let authz = s.post_kid(&k, &acct, a.as_str().unwrap(), None).await.body;
+            let ch = authz["challenges"][0]["url"].as_str().unwrap().to_owned();
+            s.post_kid(&k, &acct, &ch, Some(&json!({}))).await;
+        }
+        common::poll_until(&s, &k, &acct, &url, |o| o["status"] == "ready").await;
+        orders.push((account_id(&url), request.to_string())); // (order id, job request)
+    }
+    let attempts = [0, 0, 0, 9];
+    exec(
+        &s,
+        &orders
+            .iter()
+            .zip(attempts)
+            .enumerate()
+            .flat_map(|(i, ((id, req), n))| {
+                let mut v = Vec::new();
+                if i == 0 {
+                    v.push(format!("UPDATE orders SET identifiers = 'garbage' WHERE id = '{id}'"));
+                }
+                v.extend([
+                    format!("UPDATE orders SET status = 'processing' WHERE id = '{id}'"),
+                    format!(
+                        "INSERT INTO issuance_jobs (order_id, request, run_after_ms, attempts, created_ms) VALUES ('{id}', '{}', 0, {n}, 0)",
+                        req.replace('\'', "''")
+                    ),
+                ]);
+                v
+            })
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let wanted = [
+        "ACME_ORDER_NOT_READ",
+        "ACME_REQUEST_NOT_FOUND",
+        "ACME_CA_ERROR",
+        "ACME_ORDER_FINALIZE_ERROR",
+    ];
+    for ((id, _), code) in orders.iter().zip(wanted) {
+        let mut error = None;
+        for _ in 0..200 {
+            let o = store.order(id).await;
+            let err = match o {
+                Ok(Some(o)) => o.error,
+                // The corrupt order cannot be read back as a whole: read its error column.
+                _ => read_error(&s, id).await,
+            };
+            if err.is_some() {
+                error = err;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let p: Value =
+            serde_json::from_str(&error.unwrap_or_else(|| panic!("order {id} failed with {code}")))
+                .unwrap();
+        assert_eq!(p["code"], code, "{p}");
+        assert_eq!(
+            p["type"], "urn:ietf:params:acme:error:serverInternal",
+            "{p}"
+        );
+    }
+
+    // ACME_DEACTIVATED: a challenge of an authorization the client deactivated.
+    let r = new_order(&s, &k, &acct, &["deact.test"]).await;
+    let authz_url = r.body["authorizations"][0].as_str().unwrap().to_owned();
+    let authz = s.post_kid(&k, &acct, &authz_url, None).await.body;
+    let ch = authz["challenges"][0]["url"].as_str().unwrap().to_owned();
+    let d = s
+        .post_kid(
+            &k,
+            &acct,
+            &authz_url,
+            Some(&json!({"status": "deactivated"})),
+        )
+        .await;
+    assert_eq!(d.status, 200, "{d:?}");
+    let r = s.post_kid(&k, &acct, &ch, Some(&json!({}))).await;
+    assert_code(&r, "unauthorized", 403, "ACME_DEACTIVATED");
+
+    // ACME_OTHER_ERROR: an account row the server cannot read.
+    let k3 = ec();
+    let acct3 = s.account(&k3).await;
+    exec(
+        &s,
+        &[format!(
+            "UPDATE accounts SET status = 'bogus' WHERE id = '{}'",
+            account_id(&acct3)
+        )],
+    )
+    .await;
+    let r = new_order(&s, &k3, &acct3, &["other.test"]).await;
+    assert_code(&r, "serverInternal", 500, "ACME_OTHER_ERROR");
+    s.stop().await;
+}
+
+/// Runs raw SQL on the test's database (to make the failures the codes name).
+async fn exec(s: &TestServer, stmts: &[String]) {
+    if s.database_url.starts_with("postgres") {
+        let p = sqlx::PgPool::connect(&s.database_url).await.unwrap();
+        for q in stmts {
+            sqlx::query(sqlx::AssertSqlSafe(q.clone()))
+                .execute(&p)
+                .await
+                .unwrap();
+        }
+        p.close().await;
+    } else {
+        let p = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
+        for q in stmts {
+            sqlx::query(sqlx::AssertSqlSafe(q.clone()))
+                .execute(&p)
+                .await
+                .unwrap();
+        }
+        p.close().await;
+    }
+}
+
+async fn read_error(s: &TestServer, id: &str) -> Option<String> {
+    let q = sqlx::AssertSqlSafe(format!("SELECT error FROM orders WHERE id = '{id}'"));
+    if s.database_url.starts_with("postgres") {
+        let p = sqlx::PgPool::connect(&s.database_url).await.unwrap();
+        let v: Option<String> = sqlx::query_scalar(q).fetch_one(&p).await.unwrap();
+        p.close().await;
+        v
+    } else {
+        let p = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
+        let v: Option<String> = sqlx::query_scalar(q).fetch_one(&p).await.unwrap();
+        p.close().await;
+        v
+    }
+}
+
+/// Credits are exact: with a balance of 3 and 8 ready orders finalized at once through two
+/// instances on one database, exactly 3 certificates are issued and the balance is 0.
+async fn credits_exact_across_two_instances(e: Engine) {
+    let a = TestServer::start_with(e, |c| c.va_always_valid = true, false).await;
+    let b = common::second_instance_with(&a, |c| c.va_always_valid = true).await;
+    let (kid, hmac) = new_ea(&a, json!({"credits": 3})).await;
+    let k = ec();
+    let acct = register_eab(&a, &k, &kid, &hmac).await.location.unwrap();
+    let mut finalizes = Vec::new();
+    for i in 0..8 {
+        let name = format!("credit{i}.test");
+        let r = new_order(&a, &k, &acct, &[&name]).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        for au in r.body["authorizations"].as_array().unwrap() {
+            let authz = a.post_kid(&k, &acct, au.as_str().unwrap(), None).await.body;
+            let ch = authz["challenges"][0]["url"].as_str().unwrap().to_owned();
+            a.post_kid(&k, &acct, &ch, Some(&json!({}))).await;
+        }
+        common::poll_until(&a, &k, &acct, r.location.as_deref().unwrap(), |o| {
+            o["status"] == "ready"
+        })
+        .await;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        finalizes.push((
+            r.body["finalize"].as_str().unwrap().to_owned(),
+            common::rcgen_csr(&[&name], &key),
+            i,
+        ));
+    }
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let k = std::sync::Arc::new(k);
+    let mut tasks = Vec::new();
+    for (url, csr, i) in finalizes {
+        let (s, k, acct) = (
+            if i % 2 == 0 { a.clone() } else { b.clone() },
+            k.clone(),
+            acct.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            // The other instance's URLs name the same resources under its own base.
+            let path = url.split_once("/acme/").unwrap().1.to_owned();
+            let url = s.url(&format!("/acme/{path}"));
+            let body = k.sign_with_kid(
+                &acct.replace(&a_base(&acct), &s.base),
+                &url,
+                &s.nonce().await,
+                Some(&json!({"csr": b64::encode(&csr)})),
+            );
+            s.post(&url, &body).await
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status != 200 {
+            assert_code(&r, "userActionRequired", 403, "OUT_OF_CREDIT");
+            refused += 1;
+        }
+    }
+    let store = a.running.as_ref().unwrap().store.clone();
+    let ea = store.external_account(&kid).await.unwrap().unwrap();
+    let issued = store
+        .certificates_page(
+            &cobble_store::ListQuery {
+                account: Some(account_id(&acct)),
+                limit: 50,
+                ..Default::default()
+            },
+            0,
+        )
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(
+        issued, 3,
+        "exactly the balance: {} refused at finalize",
+        refused
+    );
+    assert_eq!(ea.credits, Some(0));
+    match (std::sync::Arc::try_unwrap(a), std::sync::Arc::try_unwrap(b)) {
+        (Ok(a), Ok(b)) => {
+            b.stop().await;
+            a.stop().await;
+        }
+        _ => panic!("tasks are done"),
+    }
+}
+
+/// The base URL an account URL is under.
+fn a_base(acct: &str) -> String {
+    acct.split("/acme/").next().unwrap().to_owned()
+}
+
+/// Every documented admin route refuses a missing or wrong token with 401, and answers
+/// with the token (a handler's answer, not the fallback's).
+async fn admin_api_needs_the_token_and_matches_its_openapi(e: Engine) {
+    let s = TestServer::start(e).await;
+    let doc = api(&s, "GET", "/admin/openapi.json", None).await;
+    assert_eq!(doc.status, 200, "{doc:?}");
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let paths = doc.body["paths"].as_object().unwrap();
+    assert!(paths.len() >= 15, "{paths:?}");
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{kid}", "6136f1b5-39c8-4417-b8a7-c4114b092be6")
+            .replace("{id}", "no-such-id")
+            .replace("{serial}", "abcdef");
+        for method in ops.as_object().unwrap().keys() {
+            let m: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let url = format!("{}{concrete}", admin_url(&s));
+            for token in [None, Some("wrong")] {
+                let mut req = s.http.request(m.clone(), &url);
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let r = Reply::from(req.send().await.unwrap()).await;
+                assert_eq!(r.status, 401, "{method} {path} with {token:?}: {r:?}");
+                assert_eq!(r.body["type"], "urn:ietf:params:acme:error:unauthorized");
+            }
+            let r = api(&s, &method.to_uppercase(), &concrete, Some(json!({}))).await;
+            assert_ne!(r.status, 405, "{method} {path}: {r:?}");
+            assert!(
+                !r.text.contains("this resource does not exist"),
+                "{method} {path} reaches its handler: {r:?}"
+            );
+            if r.status >= 400 {
+                assert_eq!(
+                    r.headers["content-type"], "application/problem+json",
+                    "{method} {path}: {r:?}"
+                );
+            }
+        }
+    }
+    // Bad inputs get problems.
+    let r = api(
+        &s,
+        "POST",
+        "/admin/external-accounts",
+        Some(json!({"domains": ["bad name"]})),
+    )
+    .await;
+    r.assert_problem("malformed", 400, "is not a domain name");
+    let r = api(
+        &s,
+        "POST",
+        "/admin/external-accounts",
+        Some(json!({"credits": -1})),
+    )
+    .await;
+    r.assert_problem("malformed", 400, "negative");
+    let r = api(&s, "GET", "/admin/certificates?status=nope", None).await;
+    r.assert_problem("malformed", 400, "not one of valid, revoked, expired");
+    let r = api(&s, "GET", "/admin/accounts?after=zzz", None).await;
+    r.assert_problem("malformed", 400, "cursor");
+    let r = api(
+        &s,
+        "POST",
+        "/admin/organizations",
+        Some(json!({"name": "Twice"})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let r = api(
+        &s,
+        "POST",
+        "/admin/organizations",
+        Some(json!({"name": "Twice"})),
+    )
+    .await;
+    r.assert_problem("malformed", 409, "exists");
+    // Paging: three accounts, two per page.
+    for _ in 0..3 {
+        s.account(&ec()).await;
+    }
+    let p1 = api(&s, "GET", "/admin/accounts?limit=2", None).await;
+    assert_eq!(p1.body["items"].as_array().unwrap().len(), 2);
+    let next = p1.body["next"].as_str().unwrap();
+    let p2 = api(
+        &s,
+        "GET",
+        &format!("/admin/accounts?limit=2&after={next}"),
+        None,
+    )
+    .await;
+    assert_eq!(p2.body["items"].as_array().unwrap().len(), 1, "{p2:?}");
+    assert!(p2.body["next"].is_null());
+    s.stop().await;
+}
