@@ -19,6 +19,8 @@ both_engines!(
     documents_gate_orders,
     internal_result_codes,
     admin_api_needs_the_token_and_matches_its_openapi,
+    conformance_eab_checks_pass,
+    instant_acme_binds_with_eab,
 );
 
 mod credits {
@@ -1001,11 +1003,69 @@ async fn read_error(s: &TestServer, id: &str) -> Option<String> {
     }
 }
 
+/// `cobble serve` in a process of its own on `first`'s database (same HTTPS root), with
+/// always-valid validation; the test talks to it through the returned handle.
+async fn spawn_instance(first: &TestServer) -> (tokio::process::Child, TestServer) {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+    for f in ["ca.pem", "ca-key.pem"] {
+        std::fs::copy(
+            first.dir.path().join("tls").join(f),
+            dir.path().join("tls").join(f),
+        )
+        .unwrap();
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "",
+            "--va-always-valid",
+            "--log",
+            "warn",
+            "--database-url",
+            &first.database_url,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let directory_url = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Some(u) = l.trim().strip_prefix("directory:") {
+                return u.trim().to_owned();
+            }
+        }
+        panic!("cobble serve exited before it was ready")
+    })
+    .await
+    .expect("the second process is ready within 60 s");
+    let base = directory_url.trim_end_matches("/dir").to_owned();
+    let handle = TestServer {
+        running: None,
+        dir,
+        directory_url,
+        base,
+        http: first.http.clone(),
+        clock: None,
+        database_url: first.database_url.clone(),
+    };
+    (child, handle)
+}
+
 /// Credits are exact: with a balance of 3 and 8 ready orders finalized at once through two
-/// instances on one database, exactly 3 certificates are issued and the balance is 0.
+/// `cobble serve` processes on one database (this test's and a child process), exactly 3
+/// certificates are issued and the balance ends at 0.
 async fn credits_exact_across_two_instances(e: Engine) {
     let a = TestServer::start_with(e, |c| c.va_always_valid = true, false).await;
-    let b = common::second_instance_with(&a, |c| c.va_always_valid = true).await;
+    let (mut child, b) = spawn_instance(&a).await;
     let (kid, hmac) = new_ea(&a, json!({"credits": 3})).await;
     let k = ec();
     let acct = register_eab(&a, &k, &kid, &hmac).await.location.unwrap();
@@ -1043,8 +1103,9 @@ async fn credits_exact_across_two_instances(e: Engine) {
             // The other instance's URLs name the same resources under its own base.
             let path = url.split_once("/acme/").unwrap().1.to_owned();
             let url = s.url(&format!("/acme/{path}"));
+            let kid = acct.replace(&a_base(&acct), &s.base);
             let body = k.sign_with_kid(
-                &acct.replace(&a_base(&acct), &s.base),
+                &kid,
                 &url,
                 &s.nonce().await,
                 Some(&json!({"csr": b64::encode(&csr)})),
@@ -1058,6 +1119,11 @@ async fn credits_exact_across_two_instances(e: Engine) {
         if r.status != 200 {
             assert_code(&r, "userActionRequired", 403, "OUT_OF_CREDIT");
             refused += 1;
+        } else if r.body["status"] == "invalid" {
+            assert_eq!(r.body["error"]["code"], "OUT_OF_CREDIT", "{r:?}");
+            refused += 1;
+        } else {
+            assert_eq!(r.body["status"], "valid", "{r:?}");
         }
     }
     let store = a.running.as_ref().unwrap().store.clone();
@@ -1075,18 +1141,16 @@ async fn credits_exact_across_two_instances(e: Engine) {
         .unwrap()
         .items
         .len();
+    assert_eq!(issued, 3, "exactly the balance");
     assert_eq!(
-        issued, 3,
-        "exactly the balance: {} refused at finalize",
-        refused
+        refused, 5,
+        "every other finalize was refused with OUT_OF_CREDIT"
     );
     assert_eq!(ea.credits, Some(0));
-    match (std::sync::Arc::try_unwrap(a), std::sync::Arc::try_unwrap(b)) {
-        (Ok(a), Ok(b)) => {
-            b.stop().await;
-            a.stop().await;
-        }
-        _ => panic!("tasks are done"),
+    child.kill().await.unwrap();
+    match std::sync::Arc::try_unwrap(a) {
+        Ok(a) => a.stop().await,
+        Err(_) => panic!("tasks are done"),
     }
 }
 
@@ -1188,5 +1252,97 @@ async fn admin_api_needs_the_token_and_matches_its_openapi(e: Engine) {
     .await;
     assert_eq!(p2.body["items"].as_array().unwrap().len(), 1, "{p2:?}");
     assert!(p2.body["next"].is_null());
+    s.stop().await;
+}
+
+/// The conformance suite's EAB checks, with a fresh single-use key per account made by
+/// `cobble admin eab create` (the suite's `--eab-cmd`).
+async fn conformance_eab_checks_pass(e: Engine) {
+    let env = ValidationEnv::start(e, |c| c.eab_required = true).await;
+    let s = &env.server;
+    let cmd = format!(
+        "{} admin --data-dir {} --admin-url {} eab create | awk '/^kid:/{{k=$2}} /^hmac_key:/{{h=$2}} END{{print k, h}}'",
+        env!("CARGO_BIN_EXE_cobble"),
+        s.dir.path().display(),
+        admin_url(s)
+    );
+    let mgmt = env.chall.management_addr().expect("management listener");
+    let opts = cobble_conformance::Options {
+        ca_bundle: Some(s.trust_root()),
+        challtestsrv: Some(format!("http://{mgmt}")),
+        eab_cmd: Some(cmd),
+        only: vec!["eab".into()],
+        ..cobble_conformance::Options::new(s.directory_url.clone())
+    };
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        cobble_conformance::run(opts, |_, _, _| {}),
+    )
+    .await
+    .expect("the EAB checks finish");
+    env.stop().await;
+    let ran: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.id.starts_with("eab."))
+        .collect();
+    assert!(ran.len() >= 5, "{} EAB checks ran", ran.len());
+    for r in ran {
+        assert!(
+            matches!(r.outcome, cobble_conformance::Outcome::Pass),
+            "{}",
+            cobble_conformance::report::line(r)
+        );
+    }
+}
+
+/// A client library: instant-acme registers with its `ExternalAccountKey`, orders a listed
+/// name, and is refused a name outside the list with DOMAIN_NOT_FOUND.
+async fn instant_acme_binds_with_eab(e: Engine) {
+    let s = TestServer::start_with(e, |c| c.eab_required = true, false).await;
+    let (kid, hmac) = new_ea(&s, json!({"domains": ["*.lib.test"]})).await;
+    let eak = instant_acme::ExternalAccountKey::new(kid.clone(), &b64::decode(&hmac).unwrap());
+    let (account, _) = instant_acme::Account::builder_with_root(s.trust_root())
+        .unwrap()
+        .create(
+            &instant_acme::NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            s.directory_url.clone(),
+            Some(&eak),
+        )
+        .await
+        .unwrap();
+    let ok = account
+        .new_order(&instant_acme::NewOrder::new(&[
+            instant_acme::Identifier::Dns("www.lib.test".into()),
+        ]))
+        .await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let refused = account
+        .new_order(&instant_acme::NewOrder::new(&[
+            instant_acme::Identifier::Dns("www.other.test".into()),
+        ]))
+        .await;
+    match refused {
+        Err(instant_acme::Error::Api(p)) => {
+            assert_eq!(
+                p.r#type.as_deref(),
+                Some("urn:ietf:params:acme:error:rejectedIdentifier")
+            );
+            assert!(
+                p.detail
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with("DOMAIN_NOT_FOUND"),
+                "{p:?}"
+            );
+        }
+        other => panic!("expected DOMAIN_NOT_FOUND, got {:?}", other.map(|_| ())),
+    }
+    let shown = api(&s, "GET", &format!("/admin/external-accounts/{kid}"), None).await;
+    assert_eq!(shown.body["bindings"], 1);
     s.stop().await;
 }
