@@ -1279,7 +1279,8 @@ async fn conformance_eab_checks_pass(e: Engine) {
         cobble_conformance::run(opts, |_, _, _| {}),
     )
     .await
-    .expect("the EAB checks finish");
+    .expect("the EAB checks finish")
+    .expect("the suite runs");
     env.stop().await;
     let ran: Vec<_> = report
         .results
