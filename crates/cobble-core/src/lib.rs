@@ -19,6 +19,7 @@ pub mod challenge;
 pub mod identifier;
 pub mod netpolicy;
 pub mod policy;
+pub mod ratelimit;
 pub mod sign;
 pub mod status;
 #[doc(hidden)]

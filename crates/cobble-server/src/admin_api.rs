@@ -604,7 +604,7 @@ async fn create_ea(State(s): State<AppState>, b: Bytes) -> ApiResult {
     let mut shown = after;
     shown["hmac_key"] = ea.hmac_key.clone().into();
     shown["certbot"] = format!(
-        "certbot certonly --server {} --eab-kid {} --eab-hmac-key {} -d <name>",
+        "certbot certonly --server {} --eab-kid {} --eab-hmac-key={} -d <name>",
         crate::state::Urls(&s.account_base()).directory(),
         ea.kid,
         ea.hmac_key

@@ -140,6 +140,10 @@ pub struct ServerConfig {
     pub require_documents: bool,
     /// ACME accounts expire this many days after creation (EXPIRED_ACCOUNT); 0 = never.
     pub account_lifetime_days: u64,
+    /// Turns every rate limit off (Pebble-style test set-ups).
+    pub no_rate_limits: bool,
+    /// The rate limits (Buypass's numbers by default).
+    pub rate_limits: cobble_core::ratelimit::RateLimits,
 }
 
 impl Default for ServerConfig {
@@ -205,6 +209,8 @@ impl Default for ServerConfig {
             operator_approval: false,
             require_documents: false,
             account_lifetime_days: 0,
+            no_rate_limits: false,
+            rate_limits: Default::default(),
         }
     }
 }

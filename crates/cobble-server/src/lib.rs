@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod issuer;
 pub mod ra;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -160,6 +161,7 @@ fn acme_routes() -> Router<AppState> {
         .route("/acme/renewal-info/{id}", get(pki::renewal_info))
         .route("/renewal-info-explained", get(pki::renewal_explained))
         .route("/help/account/{id}", get(crate::ra::help::account))
+        .route("/rate-limits", get(crate::ratelimit::page))
         .fallback(|| async { problem_response(&Problem::not_found("this resource")) })
 }
 
@@ -178,6 +180,13 @@ fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
                     "the server hit an internal error handling this request; it has been logged",
                 ))
             },
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (
+                state.clone(),
+                Arc::new(ratelimit::RequestLimiters::new(&state.cfg.rate_limits)),
+            ),
+            ratelimit::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), common))
         .with_state(state)

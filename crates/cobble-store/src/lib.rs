@@ -11,6 +11,7 @@ mod account;
 mod cert;
 mod issuance_jobs;
 mod jobs;
+mod limits;
 mod migrate;
 mod nonce;
 mod operator;
@@ -21,6 +22,7 @@ pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount
 pub use cert::{Certificate, NewCertificate};
 pub use issuance_jobs::IssuanceJob;
 pub use jobs::{ValidationJob, ValidationOutcome};
+pub use limits::{IssuanceKeys, Window};
 pub use operator::{
     AuditEntry, Debit, Document, DomainClaim, ExternalAccount, ExternalAccountUpdate, ListQuery,
     NewExternalAccount, Organization, Page, candidate_entries, new_hmac_key, uuid_v4,

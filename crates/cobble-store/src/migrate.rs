@@ -36,6 +36,11 @@ const SQLITE: &[Migration] = &[
         "operators",
         include_str!("../../../migrations/sqlite/0006_operators.sql"),
     ),
+    (
+        7,
+        "rate_limits",
+        include_str!("../../../migrations/sqlite/0007_rate_limits.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -68,6 +73,11 @@ const POSTGRES: &[Migration] = &[
         6,
         "operators",
         include_str!("../../../migrations/postgres/0006_operators.sql"),
+    ),
+    (
+        7,
+        "rate_limits",
+        include_str!("../../../migrations/postgres/0007_rate_limits.sql"),
     ),
 ];
 

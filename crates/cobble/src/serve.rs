@@ -187,6 +187,9 @@ pub struct ServeArgs {
     /// ACME accounts expire this many days after creation; 0 = never [default: 0].
     #[arg(long, env = "COBBLE_ACCOUNT_LIFETIME_DAYS")]
     account_lifetime_days: Option<u64>,
+    /// Turn every rate limit off, for Pebble-style test set-ups [default: limits on, Buypass's numbers].
+    #[arg(long, env = "COBBLE_NO_RATE_LIMITS", num_args = 0..=1, default_missing_value = "true")]
+    no_rate_limits: Option<bool>,
 }
 
 impl ServeArgs {
@@ -240,7 +243,8 @@ impl ServeArgs {
             eab_reusable,
             operator_approval,
             require_documents,
-            account_lifetime_days
+            account_lifetime_days,
+            no_rate_limits
         );
         if self.admin_token.is_some() {
             c.admin_token = self.admin_token.clone();
@@ -455,6 +459,35 @@ mod tests {
         assert_eq!(c.listen.port(), 2, "flag beats file");
         assert_eq!(c.nonce_lifetime_secs, 5, "file beats default");
         assert_eq!(c.max_body_bytes, 65536, "default");
+    }
+
+    #[test]
+    fn rate_limits_are_set_in_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        // The README's example.
+        std::fs::write(
+            &f,
+            "no-rate-limits = false\n[rate-limits]\nrenewals-exempt = true\n\
+             certificates-per-domain = { count = 50, window-secs = 604800 }\n\
+             duplicate-certificates = { count = 5, window-secs = 604800, enabled = false }\n\
+             new-order = { per-second = 20, burst = 20 }\n",
+        )
+        .unwrap();
+        let c = ServeArgs {
+            config: Some(f),
+            ..Default::default()
+        }
+        .effective()
+        .unwrap();
+        assert_eq!(c.rate_limits.certificates_per_domain.count, 50);
+        assert!(!c.rate_limits.duplicate_certificates.enabled);
+        assert_eq!(c.rate_limits.failed_validations.count, 5, "default kept");
+        let off = ServeArgs {
+            no_rate_limits: Some(true),
+            ..Default::default()
+        };
+        assert!(off.effective().unwrap().no_rate_limits);
     }
 
     #[test]

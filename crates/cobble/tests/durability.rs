@@ -206,6 +206,7 @@ fn spawn_binary(dir: tempfile::TempDir, database_url: &str, config: &str) -> (Ch
             "127.0.0.1:0",
             "--admin-listen",
             "",
+            "--no-rate-limits",
             "--config",
         ])
         .arg(&cfg)

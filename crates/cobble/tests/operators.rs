@@ -291,6 +291,8 @@ async fn certigna_flow_with_certbot_and_cobble_admin(e: Engine) {
     );
     let work = tempfile::tempdir().unwrap();
     let p = port.to_string();
+    // `=`: a base64url key may begin with "-", which argparse would take for an option.
+    let hmac_arg = format!("--eab-hmac-key={hmac}");
     let issue = |names: &[&str]| {
         let mut args = vec![
             "certonly",
@@ -304,8 +306,7 @@ async fn certigna_flow_with_certbot_and_cobble_admin(e: Engine) {
             "ops@example.com",
             "--eab-kid",
             &kid,
-            "--eab-hmac-key",
-            &hmac,
+            &hmac_arg,
             "--cert-name",
             "flow",
         ];
@@ -416,8 +417,7 @@ async fn lego_binds_with_eab_and_a_key_binds_once(e: Engine) {
                 "--eab",
                 "--kid",
                 &kid,
-                "--hmac",
-                &hmac,
+                &format!("--hmac={hmac}"),
             ])
             .args(["--domains", "lego.example.com", "--http", "--http.port"])
             .arg(format!("127.0.0.1:{port}"))
@@ -1003,69 +1003,12 @@ async fn read_error(s: &TestServer, id: &str) -> Option<String> {
     }
 }
 
-/// `cobble serve` in a process of its own on `first`'s database (same HTTPS root), with
-/// always-valid validation; the test talks to it through the returned handle.
-async fn spawn_instance(first: &TestServer) -> (tokio::process::Child, TestServer) {
-    use tokio::io::AsyncBufReadExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
-    for f in ["ca.pem", "ca-key.pem"] {
-        std::fs::copy(
-            first.dir.path().join("tls").join(f),
-            dir.path().join("tls").join(f),
-        )
-        .unwrap();
-    }
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "",
-            "--va-always-valid",
-            "--log",
-            "warn",
-            "--database-url",
-            &first.database_url,
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let directory_url = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        while let Ok(Some(l)) = lines.next_line().await {
-            if let Some(u) = l.trim().strip_prefix("directory:") {
-                return u.trim().to_owned();
-            }
-        }
-        panic!("cobble serve exited before it was ready")
-    })
-    .await
-    .expect("the second process is ready within 60 s");
-    let base = directory_url.trim_end_matches("/dir").to_owned();
-    let handle = TestServer {
-        running: None,
-        dir,
-        directory_url,
-        base,
-        http: first.http.clone(),
-        clock: None,
-        database_url: first.database_url.clone(),
-    };
-    (child, handle)
-}
-
 /// Credits are exact: with a balance of 3 and 8 ready orders finalized at once through two
 /// `cobble serve` processes on one database (this test's and a child process), exactly 3
 /// certificates are issued and the balance ends at 0.
 async fn credits_exact_across_two_instances(e: Engine) {
     let a = TestServer::start_with(e, |c| c.va_always_valid = true, false).await;
-    let (mut child, b) = spawn_instance(&a).await;
+    let (mut child, b) = common::spawn_instance(&a, &["--no-rate-limits"]).await;
     let (kid, hmac) = new_ea(&a, json!({"credits": 3})).await;
     let k = ec();
     let acct = register_eab(&a, &k, &kid, &hmac).await.location.unwrap();

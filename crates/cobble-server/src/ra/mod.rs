@@ -14,6 +14,7 @@
 
 pub mod eab;
 pub mod help;
+pub mod limits;
 
 use crate::error::AcmeResult;
 use crate::state::{AppState, Urls};

@@ -120,6 +120,7 @@ pub async fn new_authz(State(s): State<AppState>, req: Request) -> AcmeResult {
     let ids = checked_identifiers(&s, &[(body.identifier.kind, body.identifier.value)])?;
     let standing = crate::ra::may_act(&s, &r.base, r.account()).await?;
     crate::ra::check_names(&s, &standing, &ids).await?;
+    crate::ra::limits::check_pending(&s, &r.base, &r.account().id, 1).await?;
     let id = &ids[0];
     let now = s.clock.now_ms();
     let mut tx = s.begin(&r).await?;
@@ -190,6 +191,15 @@ pub async fn challenge(
                 ),
             )
             .into());
+        }
+        if ch.status == ChallengeStatus::Pending && authz_status == AuthzStatus::Pending {
+            crate::ra::limits::check_failed_validations(
+                &s,
+                &r.base,
+                &r.account().id,
+                &a.identifier.value(),
+            )
+            .await?;
         }
         if ch.status == ChallengeStatus::Pending && authz_status != AuthzStatus::Pending {
             return Err(Problem::malformed(format!(

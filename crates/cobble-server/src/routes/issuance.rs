@@ -76,6 +76,16 @@ pub async fn finalize(
     }
     let standing = crate::ra::may_act(&s, &r.base, &account).await?;
     crate::ra::check_names(&s, &standing, &order.identifiers).await?;
+    if crate::ra::limits::on(&s) {
+        crate::ra::limits::check_certificates(
+            &s,
+            &account.id,
+            &order.identifiers,
+            order.replaces.is_some(),
+        )
+        .await
+        .map_err(|l| l.into_error(&r.base))?;
+    }
     let csr = b64::decode(body.csr.trim_end_matches('=')).map_err(|_| {
         Problem::new(
             ProblemType::BadCsr,

@@ -130,6 +130,12 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
     let account = r.account();
     let standing = crate::ra::may_act(&s, &r.base, account).await?;
     crate::ra::check_names(&s, &standing, &ids).await?;
+    if crate::ra::limits::on(&s) {
+        crate::ra::limits::check_pending(&s, &r.base, &account.id, ids.len()).await?;
+        crate::ra::limits::check_certificates(&s, &account.id, &ids, body.replaces.is_some())
+            .await
+            .map_err(|l| l.into_error(&r.base))?;
+    }
     let profile = match body.profile.as_deref() {
         None => s.profile(None),
         Some(name) => Some(s.profile(Some(name)).ok_or_else(|| {

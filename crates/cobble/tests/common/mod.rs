@@ -92,6 +92,8 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> ServerConfig 
         database_max_connections: 4,
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         shutdown_grace_secs: 2,
+        // Tests that exercise the rate limits turn them on; the rest issue freely.
+        no_rate_limits: true,
         ..ServerConfig::default()
     }
 }
@@ -584,4 +586,66 @@ pub async fn second_instance_with(
     let mut cfg = test_config(dir.path(), first.database_url.clone());
     tweak(&mut cfg);
     TestServer::start_cfg(cfg, dir, false).await
+}
+
+/// `cobble serve` in a process of its own on `first`'s database (same HTTPS root), with
+/// always-valid validation and `extra` flags; the test talks to it through the returned
+/// handle (no in-process server).
+pub async fn spawn_instance(
+    first: &TestServer,
+    extra: &[&str],
+) -> (tokio::process::Child, TestServer) {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+    for f in ["ca.pem", "ca-key.pem"] {
+        std::fs::copy(
+            first.dir.path().join("tls").join(f),
+            dir.path().join("tls").join(f),
+        )
+        .unwrap();
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "",
+            "--va-always-valid",
+            "--log",
+            "warn",
+            "--database-url",
+            &first.database_url,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let directory_url = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Some(u) = l.trim().strip_prefix("directory:") {
+                return u.trim().to_owned();
+            }
+        }
+        panic!("cobble serve exited before it was ready")
+    })
+    .await
+    .expect("the second process is ready within 60 s");
+    let base = directory_url.trim_end_matches("/dir").to_owned();
+    let handle = TestServer {
+        running: None,
+        dir,
+        directory_url,
+        base,
+        http: first.http.clone(),
+        clock: None,
+        database_url: first.database_url.clone(),
+    };
+    (child, handle)
 }
