@@ -324,7 +324,7 @@ pub struct Problem {
     pub algorithms: &'static [&'static str],
     /// A page for a person about this occurrence (RFC 7807 `instance`; RFC 8555 §7.3.3:
     /// what a `userActionRequired` asks of them).
-    pub instance: Option<String>,
+    pub instance: Option<Box<str>>,
 }
 
 impl Problem {
@@ -361,7 +361,7 @@ impl Problem {
 
     /// Same problem, with an `instance` page for a person.
     pub fn with_instance(mut self, url: impl Into<String>) -> Self {
-        self.instance = Some(url.into());
+        self.instance = Some(url.into().into_boxed_str());
         self
     }
 
@@ -459,7 +459,7 @@ impl Serialize for Problem {
             m.serialize_entry("code", code.as_str())?;
         }
         if let Some(url) = &self.instance {
-            m.serialize_entry("instance", url)?;
+            m.serialize_entry("instance", &**url)?;
         }
         if let Some(id) = &self.identifier {
             m.serialize_entry("identifier", id)?;
