@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Coverage-guided runs under libFuzzer, one target at a time, each for SECS seconds, at
 # nice 19 so that they only take idle CPU. Prints one table row per target from libFuzzer's
-# final stats (executions, cov, ft) and whether it stopped on a finding. From the
-# repository root:
+# final stats: fuzzing seconds, executions, cov and ft (libFuzzer's last status line), the
+# slowest input, and whether it stopped on a finding. From the repository root:
 #
 #   fuzz/long-runs.sh [SECS] [TARGET...]      # default: 600 s, every target
+#   fuzz/long-runs.sh --report [TARGET...]    # the rows again, from the last runs' logs
 #
 # Needs nightly and cargo-fuzz. New inputs go to fuzz/libfuzzer/runs/<target>, findings to
 # fuzz/libfuzzer/artifacts/<target>/, logs to fuzz/libfuzzer/logs/<target>.log (all ignored
@@ -17,8 +18,15 @@
 # holds every input to 1 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-600}
-shift || true
+report_only=false
+if [ "${1:-}" = "--report" ]; then
+    report_only=true
+    shift
+    secs=0
+else
+    secs=${1:-600}
+    shift || true
+fi
 if [ $# -gt 0 ]; then
     targets=("$@")
 else
@@ -29,15 +37,32 @@ else
     done
 fi
 mkdir -p fuzz/libfuzzer/logs
+row() {
+    local t=$1 log=$2 result=$3
+    local took execs last cov ft slowest
+    took=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' || echo '?')
+    execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+    last=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$log" | tail -1)
+    cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo '?')
+    ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo '?')
+    slowest=$(grep -oE 'stat::slowest_unit_time_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+    if [ "$result" = "" ]; then
+        result=$(grep -m1 -oE 'Test unit written to .*' "$log" || echo "no finding")
+    fi
+    echo "| \`$t\` | $took | $execs | $cov | $ft | $slowest | $result |"
+}
 echo "| target | seconds | executions | cov | ft | slowest | result |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 for t in "${targets[@]}"; do
+    log="fuzz/libfuzzer/logs/$t.log"
+    if $report_only; then
+        row "$t" "$log" ""
+        continue
+    fi
     features=()
     case "$t" in auth | server_config) features=(--features server) ;; esac
     mkdir -p "fuzz/libfuzzer/runs/$t"
-    log="fuzz/libfuzzer/logs/$t.log"
-    start=$(date +%s)
-    result="no finding"
+    result=""
     if ! nice -n 19 cargo +nightly fuzz run -s none "${features[@]}" \
         --fuzz-dir fuzz/libfuzzer --target-dir fuzz/libfuzzer/target \
         "$t" "fuzz/libfuzzer/runs/$t" "fuzz/corpus/$t" -- \
@@ -45,11 +70,5 @@ for t in "${targets[@]}"; do
         -print_final_stats=1 >"$log" 2>&1; then
         result="STOPPED: $(grep -m1 -oE 'Test unit written to .*' "$log" || echo "see $log")"
     fi
-    took=$(($(date +%s) - start))
-    execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
-    last=$(grep -E '^#[0-9]+.*cov: [0-9]+' "$log" | tail -1)
-    cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo '?')
-    ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo '?')
-    slowest=$(grep -oE 'stat::slowest_unit_time_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
-    echo "| \`$t\` | $took | $execs | $cov | $ft | $slowest | $result |"
+    row "$t" "$log" "$result"
 done
