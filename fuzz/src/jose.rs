@@ -26,7 +26,7 @@ fn members(body: &[u8]) -> (String, String, String) {
 /// sent. A JWS that verifies must carry canonical base64url (no second spelling of the same
 /// bytes), and re-serialized from its decoded parts it must parse to the same header and
 /// payload and verify with the same key.
-fn check_reserializes(body: &[u8], jws: &Jws, key: &PublicKey) {
+pub(crate) fn check_reserializes(body: &[u8], jws: &Jws, key: &PublicKey) {
     let (protected_b64, payload_b64, signature_b64) = members(body);
     let protected_raw = b64::decode(&protected_b64).expect("parsed protected is base64url");
     assert_eq!(

@@ -11,11 +11,15 @@ pub mod driver;
 pub mod jose;
 pub mod keys;
 pub mod policy;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use ca::{ari, csr, ocsp, ocsp_get};
 pub use challtestsrv::{challtestsrv_dns, challtestsrv_mgmt};
 pub use jose::{jwk, jws, jws_sign, nonce, payload};
 pub use policy::{contact, identifier};
+#[cfg(feature = "server")]
+pub use server::{auth, server_config};
 
 /// A fuzz target: one input, panics on a finding.
 pub type Target = fn(&[u8]);
@@ -36,6 +40,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ari", ari),
     ("challtestsrv_dns", challtestsrv_dns),
     ("challtestsrv_mgmt", challtestsrv_mgmt),
+    #[cfg(feature = "server")]
+    ("auth", auth),
+    #[cfg(feature = "server")]
+    ("server_config", server_config),
 ];
 
 /// Reads a structured input from fuzz bytes: fixed-size choices first, the rest as data.

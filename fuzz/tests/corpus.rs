@@ -71,6 +71,8 @@ targets! {
     ari: 5000,
     challtestsrv_dns: 1000,
     challtestsrv_mgmt: 1000,
+    auth: 1000,
+    server_config: 2000,
 }
 
 /// The seeds reach the accepting paths, where the invariants are checked: signed JWSs
@@ -127,5 +129,23 @@ fn seeds_reach_the_accepting_paths() {
     }
     for (name, id) in seeds("ari") {
         cobble_ca::parse_ari_cert_id(std::str::from_utf8(&id).unwrap()).expect(&name);
+    }
+    #[cfg(feature = "server")]
+    {
+        use cobble_core::ProblemType;
+        for (name, data) in seeds("auth") {
+            let want = match name.as_str() {
+                "expired-nonce.json" | "no-nonce.json" => Some(ProblemType::BadNonce),
+                "wrong-url.json" => Some(ProblemType::Unauthorized),
+                "unknown-account.json" => Some(ProblemType::AccountDoesNotExist),
+                "foreign-kid.json" => Some(ProblemType::Malformed),
+                _ => None,
+            };
+            assert_eq!(cobble_fuzz::server::auth_outcome(&data), want, "{name}");
+        }
+        for (name, text) in seeds("server_config") {
+            let text = String::from_utf8(text).unwrap();
+            toml::from_str::<cobble_server::config::ServerConfig>(&text).expect(&name);
+        }
     }
 }

@@ -245,3 +245,136 @@ fn write_seeds() {
         dns_query(8, "x.y", 28, true),
     );
 }
+
+/// The server targets' seeds, apart from `write_seeds` so that writing them leaves the other
+/// (randomly signed) seeds alone: `cargo test -p cobble-fuzz --test seeds write_server_seeds -- --ignored`.
+#[cfg(feature = "server")]
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_server_seeds() {
+    use cobble_fuzz::server::{BASE, PATHS};
+    let (_, minted) = nonce_fixture();
+    let nonce = minted[0].0.as_str();
+    let url = |path: usize| format!("{BASE}{}", PATHS[path]);
+    let new_acct = json!({"termsOfServiceAgreed": true});
+    let new_order = json!({"identifiers": [{"type": "dns", "value": "example.org"}]});
+    // auth: [mode (bits 0-1: jwk, kid, either) | path index << 2, minutes after the nonce
+    // was minted] then the body.
+    let auth = |name: &str, pick: u8, minutes: u8, body: serde_json::Value| {
+        write(
+            "auth",
+            name,
+            cat(&[&[pick, minutes], body.to_string().as_bytes()]),
+        );
+    };
+    for (kid, s) in signers() {
+        let alg = s.alg().to_lowercase();
+        auth(
+            &format!("new-account-{alg}.json"),
+            0,
+            1,
+            s.sign_with_jwk(&url(0), Some(nonce), Some(&new_acct)),
+        );
+        auth(
+            &format!("new-order-{alg}.json"),
+            1 | 1 << 2,
+            2,
+            s.sign_with_kid(kid, &url(1), nonce, Some(&new_order)),
+        );
+    }
+    let (kid, s) = &signers()[0];
+    auth(
+        "post-as-get-rs256.json",
+        1 | 2 << 2,
+        3,
+        s.sign_with_kid(kid, &url(2), nonce, None),
+    );
+    let (kid, s) = &signers()[4];
+    auth(
+        "revoke-by-account-eddsa.json",
+        2 | 3 << 2,
+        4,
+        s.sign_with_kid(kid, &url(3), nonce, Some(&json!({"certificate": "MIIB"}))),
+    );
+    let (_, s) = &signers()[2];
+    auth(
+        "revoke-by-cert-key-es384.json",
+        3 | 3 << 2,
+        4,
+        s.sign_with_jwk(&url(3), Some(nonce), Some(&json!({"certificate": "MIIB"}))),
+    );
+    // Refused: expired nonce, wrong URL, unknown account, kid off this server, no nonce.
+    auth(
+        "expired-nonce.json",
+        0,
+        200,
+        s.sign_with_jwk(&url(0), Some(nonce), Some(&new_acct)),
+    );
+    auth(
+        "wrong-url.json",
+        0,
+        1,
+        s.sign_with_jwk(&url(1), Some(nonce), Some(&new_acct)),
+    );
+    auth(
+        "unknown-account.json",
+        1 | 1 << 2,
+        1,
+        s.sign_with_kid(&format!("{BASE}/acme/acct/404"), &url(1), nonce, None),
+    );
+    auth(
+        "foreign-kid.json",
+        1 | 1 << 2,
+        1,
+        s.sign_with_kid("https://other.test/acme/acct/es384", &url(1), nonce, None),
+    );
+    auth(
+        "no-nonce.json",
+        0,
+        1,
+        s.sign_with_jwk(&url(0), None, Some(&new_acct)),
+    );
+
+    // server_config: the defaults as --print-config prints them, the README's key names,
+    // and the optional tables and maps.
+    use cobble_server::config::ServerConfig;
+    write(
+        "server_config",
+        "defaults.toml",
+        toml::to_string(&ServerConfig::default()).unwrap(),
+    );
+    write(
+        "server_config",
+        "small.toml",
+        "listen = \"127.0.0.1:1\"\nnonce-lifetime-secs = 5\ndatabase-url = \"sqlite::memory:\"\n",
+    );
+    write(
+        "server_config",
+        "operator.toml",
+        r#"external-url = "https://acme.example.test"
+database-url = "postgres://cobble:secret@db.example.test/cobble"
+tls-names = ["acme.example.test", "192.0.2.7"]
+dns-server = "[::1]:8053"
+admin-token = "s3cret"
+blocked-domains = ["example.net"]
+allowed-domains = ["example.org", "example.com"]
+revocation-reasons = [0, 1, 4]
+eab-required = true
+terms-of-service = ""
+website = "https://www.example.test/"
+
+[eab-mac-keys]
+kid-1 = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+"kid 2" = "b10e"
+
+[ca]
+key-type = "rsa3072"
+chain-length = 2
+alternate-roots = 1
+
+[ca-files]
+root = "/etc/cobble/root.pem"
+issuer-key = "/etc/cobble/issuer.key"
+"#,
+    );
+}

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
 use cobble_core::account::AccountStatus;
-use cobble_core::jwk::PublicKey;
+use cobble_core::jwk::{KeyPolicy, PublicKey};
 use cobble_core::jws::{Jws, KeyRef};
 use cobble_core::nonce::{NonceError, OpenedNonce};
 use cobble_core::{Problem, ProblemType, ResultCode};
@@ -124,23 +124,42 @@ impl AppState {
                 Problem::malformed(format!("request body is larger than {limit} bytes"))
                     .with_status(413)
             })?;
-        let jws = Jws::parse(&bytes, &self.key_policy)?;
-
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let want_url = Urls(&base).path(path);
-        if jws.protected.url != want_url {
-            return Err(Problem::unauthorized(format!(
-                "JWS \"url\" {:?} does not match the request URL {want_url:?} (RFC 8555 §6.4)",
-                jws.protected.url
-            ))
-            .into());
+        let base_ref = &base;
+        let (jws, nonce, key, account) = verify_request(
+            &bytes,
+            &want_url,
+            mode,
+            &self.key_policy,
+            |text| self.open_nonce(text),
+            |kid| async move {
+                let account = self.account_for_kid(base_ref, &kid).await?;
+                let key = stored_account_key(&account.id, &account.jwk)?;
+                Ok((account, key))
+            },
+        )
+        .await?;
+        // The signature verified: from here on the nonce is used up whatever happens next.
+        if let Some(slot) = slot {
+            slot.put(nonce.clone());
         }
+        if let Some(a) = &account {
+            tracing::Span::current().record("account", a.id.as_str());
+        }
+        Ok(Authed {
+            jws,
+            nonce,
+            key,
+            account,
+            base,
+            peer,
+        })
+    }
 
-        let nonce_text = jws.protected.nonce.as_deref().ok_or_else(|| {
-            Problem::bad_nonce(
-                "the protected header has no \"nonce\"; get one from newNonce (RFC 8555 §6.5)",
-            )
-        })?;
+    /// Opens a request's nonce now (RFC 8555 §6.5): sealed by this server and unexpired,
+    /// then refused on purpose for `--nonce-reject-percent` of requests.
+    fn open_nonce(&self, nonce_text: &str) -> AcmeResult<OpenedNonce> {
         let nonce = self
             .sealer
             .open(nonce_text, self.clock.now_ms())
@@ -159,50 +178,7 @@ impl AppState {
                 return Err(Problem::bad_nonce("rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce").into());
             }
         }
-
-        let (key, account) = match (&jws.protected.key, mode) {
-            (KeyRef::Jwk(k), KeyMode::Jwk | KeyMode::Either) => (k.clone(), None),
-            (KeyRef::Kid(kid), KeyMode::Kid | KeyMode::Either) => {
-                let account = self.account_for_kid(&base, kid).await?;
-                let jwk: serde_json::Value = serde_json::from_str(&account.jwk).map_err(|e| {
-                    tracing::error!(account = %account.id, error = %e, "stored account key is unreadable");
-                    Problem::internal(format!(
-                        "the stored key of account {} cannot be read; the operator has been told",
-                        account.id
-                    ))
-                })?;
-                let key = PublicKey::from_jwk(
-                    &jwk,
-                    &cobble_core::jwk::KeyPolicy {
-                        rsa_min_bits: 0,
-                        rsa_max_bits: usize::MAX,
-                    },
-                )?;
-                (key, Some(account))
-            }
-            (KeyRef::Kid(_), KeyMode::Jwk) => {
-                return Err(Problem::malformed("this request must carry the account key as \"jwk\", not \"kid\" (RFC 8555 §6.2)").into());
-            }
-            (KeyRef::Jwk(_), KeyMode::Kid) => {
-                return Err(Problem::malformed("this request must name the account with \"kid\", not embed a \"jwk\" (RFC 8555 §6.2)").into());
-            }
-        };
-        jws.verify(&key)?;
-        // The signature verified: from here on the nonce is used up whatever happens next.
-        if let Some(slot) = slot {
-            slot.put(nonce.clone());
-        }
-        if let Some(a) = &account {
-            tracing::Span::current().record("account", a.id.as_str());
-        }
-        Ok(Authed {
-            jws,
-            nonce,
-            key,
-            account,
-            base,
-            peer,
-        })
+        Ok(nonce)
     }
 
     /// Opens the request's one store transaction with its nonce redeemed inside it
@@ -215,10 +191,7 @@ impl AppState {
 
     /// Loads the valid account a `kid` names.
     async fn account_for_kid(&self, base: &str, kid: &str) -> AcmeResult<Account> {
-        let prefix = Urls(base).path(ACCOUNT_PREFIX);
-        let id = kid.strip_prefix(&prefix).filter(|id| !id.is_empty() && !id.contains('/')).ok_or_else(|| {
-            Problem::malformed(format!("JWS \"kid\" {kid:?} is not an account URL of this server (expected {prefix}<id>)"))
-        })?;
+        let id = account_id_of_kid(base, kid)?;
         let account = self.store.account(id).await?.ok_or_else(|| {
             Problem::new(
                 ProblemType::AccountDoesNotExist,
@@ -230,4 +203,85 @@ impl AppState {
         }
         Ok(account)
     }
+}
+
+/// The checks of RFC 8555 §6.2-§6.4 on a request body, in the server's order, with no I/O
+/// of their own: the JWS parsed under `key_policy`, its `url` equal to `want_url`, its nonce
+/// opened by `open_nonce`, the key taken from `jwk` or, for `kid`, from `account_for_kid`
+/// (given the kid), and the signature verified with that key. [`AppState::authenticate`]
+/// runs it with the store's account lookup; the fuzz target `auth` with fixed keys.
+pub async fn verify_request<A, F>(
+    body: &[u8],
+    want_url: &str,
+    mode: KeyMode,
+    key_policy: &KeyPolicy,
+    open_nonce: impl FnOnce(&str) -> AcmeResult<OpenedNonce>,
+    account_for_kid: impl FnOnce(String) -> F,
+) -> AcmeResult<(Jws, OpenedNonce, PublicKey, Option<A>)>
+where
+    F: Future<Output = AcmeResult<(A, PublicKey)>>,
+{
+    let jws = Jws::parse(body, key_policy)?;
+    if jws.protected.url != want_url {
+        return Err(Problem::unauthorized(format!(
+            "JWS \"url\" {:?} does not match the request URL {want_url:?} (RFC 8555 §6.4)",
+            jws.protected.url
+        ))
+        .into());
+    }
+    let nonce_text = jws.protected.nonce.as_deref().ok_or_else(|| {
+        Problem::bad_nonce(
+            "the protected header has no \"nonce\"; get one from newNonce (RFC 8555 §6.5)",
+        )
+    })?;
+    let nonce = open_nonce(nonce_text)?;
+    let (key, account) = match (&jws.protected.key, mode) {
+        (KeyRef::Jwk(k), KeyMode::Jwk | KeyMode::Either) => (k.clone(), None),
+        (KeyRef::Kid(kid), KeyMode::Kid | KeyMode::Either) => {
+            let (account, key) = account_for_kid(kid.clone()).await?;
+            (key, Some(account))
+        }
+        (KeyRef::Kid(_), KeyMode::Jwk) => {
+            return Err(Problem::malformed(
+                "this request must carry the account key as \"jwk\", not \"kid\" (RFC 8555 §6.2)",
+            )
+            .into());
+        }
+        (KeyRef::Jwk(_), KeyMode::Kid) => {
+            return Err(Problem::malformed("this request must name the account with \"kid\", not embed a \"jwk\" (RFC 8555 §6.2)").into());
+        }
+    };
+    jws.verify(&key)?;
+    Ok((jws, nonce, key, account))
+}
+
+/// The account id a `kid` names: `<base>/acme/acct/<id>` with a non-empty id and no
+/// further path (RFC 8555 §6.2, §7.3).
+pub fn account_id_of_kid<'k>(base: &str, kid: &'k str) -> Result<&'k str, Problem> {
+    let prefix = Urls(base).path(ACCOUNT_PREFIX);
+    kid.strip_prefix(&prefix)
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .ok_or_else(|| {
+            Problem::malformed(format!(
+                "JWS \"kid\" {kid:?} is not an account URL of this server (expected {prefix}<id>)"
+            ))
+        })
+}
+
+/// An account's stored key (its JWK text), loaded without the key-size policy so that
+/// accounts made under an older policy still work; unreadable is the operator's problem.
+pub fn stored_account_key(account_id: &str, jwk: &str) -> Result<PublicKey, Problem> {
+    let jwk: serde_json::Value = serde_json::from_str(jwk).map_err(|e| {
+        tracing::error!(account = %account_id, error = %e, "stored account key is unreadable");
+        Problem::internal(format!(
+            "the stored key of account {account_id} cannot be read; the operator has been told"
+        ))
+    })?;
+    PublicKey::from_jwk(
+        &jwk,
+        &KeyPolicy {
+            rsa_min_bits: 0,
+            rsa_max_bits: usize::MAX,
+        },
+    )
 }
