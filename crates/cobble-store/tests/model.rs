@@ -423,6 +423,7 @@ async fn step(store: &Store, m: &mut Model, op: &Op) -> Result<(), TestCaseError
                     tos_agreed: true,
                     initial_ip: "192.0.2.1".into(),
                     now_ms: now,
+                    ..Default::default()
                 })
                 .await
                 .map_err(err)?;
