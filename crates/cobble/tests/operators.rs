@@ -398,6 +398,7 @@ async fn lego_binds_with_eab_and_a_key_binds_once(e: Engine) {
     let env = ValidationEnv::start(e, |c| {
         c.http01_port = port;
         c.eab_required = true;
+        c.operator_approval = true;
     })
     .await;
     let s = &env.server;
@@ -406,7 +407,7 @@ async fn lego_binds_with_eab_and_a_key_binds_once(e: Engine) {
         json!({"organization": "Lego Org", "domains": ["*.example.com"]}),
     )
     .await;
-    let lego = |work: &std::path::Path, email: &str, extra: &[&str]| {
+    let lego_for = |work: &std::path::Path, email: &str, domain: &str, extra: &[&str]| {
         let mut cmd = tokio::process::Command::new("timeout");
         cmd.args(["60", "lego", "--server", &s.directory_url, "--path"])
             .arg(work)
@@ -419,14 +420,38 @@ async fn lego_binds_with_eab_and_a_key_binds_once(e: Engine) {
                 &kid,
                 &format!("--hmac={hmac}"),
             ])
-            .args(["--domains", "lego.example.com", "--http", "--http.port"])
+            .args(["--domains", domain, "--http", "--http.port"])
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
             .env("LEGO_CA_CERTIFICATES", s.trust_root());
         cmd
     };
+    let lego = |work: &std::path::Path, email: &str, extra: &[&str]| {
+        lego_for(work, email, "lego.example.com", extra)
+    };
+    // The Certigna flow: registered, refused until the operator approves, then issued; a
+    // name outside the list is refused with DOMAIN_NOT_FOUND in what lego prints.
     let work = tempfile::tempdir().unwrap();
+    let out = run_failing(
+        lego(work.path(), "one@example.com", &["run"]),
+        "lego before approval",
+    )
+    .await;
+    assert!(out.contains("PENDING_EXTERNAL_ACCOUNT"), "{out}");
+    let pending = api(s, "GET", "/admin/accounts?status=pending", None).await;
+    let id = pending.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = api(s, "POST", &format!("/admin/accounts/{id}/approve"), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
     common::run_client(lego(work.path(), "one@example.com", &["run"]), "lego run").await;
+    let out = run_failing(
+        lego_for(work.path(), "one@example.com", "lego.example.org", &["run"]),
+        "lego outside the list",
+    )
+    .await;
+    assert!(
+        out.contains("DOMAIN_NOT_FOUND: lego.example.org is not in the domain list"),
+        "{out}"
+    );
     let certs = work.path().join("certificates");
     let (leaf, issuer) = (
         certs.join("lego.example.com.crt"),

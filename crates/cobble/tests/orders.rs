@@ -669,9 +669,12 @@ async fn deactivated_authz_invalidates_order(e: Engine) {
         .await
         .assert_problem("malformed", 400, "only \"deactivated\"");
     let ch = challenge_of(&s, &k, &kid, authz_url, "http-01").await;
-    s.post_kid(&k, &kid, ch["url"].as_str().unwrap(), Some(&json!({})))
-        .await
-        .assert_problem("malformed", 400, "no longer be answered");
+    // Certigna's ACME_DEACTIVATED: the client deactivated this authorization itself.
+    let r = s
+        .post_kid(&k, &kid, ch["url"].as_str().unwrap(), Some(&json!({})))
+        .await;
+    r.assert_problem("unauthorized", 403, "no longer be answered");
+    assert_eq!(r.body["code"], "ACME_DEACTIVATED");
     s.stop().await;
 }
 
