@@ -9,12 +9,14 @@
 
 mod account;
 mod cert;
+mod fast_read;
 mod issuance_jobs;
 mod jobs;
 mod migrate;
 mod nonce;
 mod order;
 mod prune;
+mod seed;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
@@ -22,6 +24,7 @@ pub use issuance_jobs::IssuanceJob;
 pub use jobs::{ValidationJob, ValidationOutcome};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 pub use prune::Pruned;
+pub use seed::SeedPlan;
 
 use cobble_core::nonce::OpenedNonce;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -37,6 +40,9 @@ pub enum StoreError {
     /// The database refused or failed a statement.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite refused or failed a read on the hop-free read path.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The URL names no engine Cobble supports.
     #[error("unsupported database URL {0:?}: use sqlite://PATH, sqlite::memory: or postgres://...")]
     UnsupportedUrl(String),
@@ -79,8 +85,20 @@ impl StoreError {
     /// Whether the database could not be reached or had no connection free in time (as
     /// opposed to refusing a statement): the request may succeed if retried later.
     pub fn is_unavailable(&self) -> bool {
-        let StoreError::Database(e) = self else {
-            return false;
+        let e = match self {
+            StoreError::Database(e) => e,
+            // Busy or locked past the busy timeout, or the file cannot be opened.
+            StoreError::Sqlite(e) => {
+                return matches!(
+                    e.sqlite_error_code(),
+                    Some(
+                        rusqlite::ErrorCode::DatabaseBusy
+                            | rusqlite::ErrorCode::DatabaseLocked
+                            | rusqlite::ErrorCode::CannotOpen
+                    )
+                );
+            }
+            _ => return false,
         };
         match e {
             sqlx::Error::PoolTimedOut
@@ -122,6 +140,11 @@ impl Default for StoreOptions {
     }
 }
 
+/// Hop-free SQLite read connections (fast_read.rs).
+const SQLITE_FAST_READERS: usize = 4;
+/// Most connections of the sqlx SQLite reader pool (reads off the hot path).
+const SQLITE_POOL_READERS: u32 = 4;
+
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -138,6 +161,8 @@ enum Db {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// The hot reads, without sqlx's thread hop (none for a memory database).
+        fast: Option<std::sync::Arc<fast_read::Readers>>,
     },
 }
 
@@ -208,7 +233,7 @@ macro_rules! on_tx {
     };
 }
 
-pub(crate) use {on_tx, read_pool, redeem_nonce_in, write_tx};
+pub(crate) use {on_tx, read_pool, write_tx};
 
 /// One write transaction: a request's every change, and its nonce redemption, commit
 /// together or not at all (dropping it rolls back). Repository functions (`create_order`,
@@ -308,17 +333,30 @@ impl Store {
                         .synchronous(SqliteSynchronous::Normal),
                 )
                 .await?;
-            let reader = if in_memory {
+            let (reader, fast) = if in_memory {
                 // A memory database lives in its one connection: read through the writer.
-                writer.clone()
+                (writer.clone(), None)
             } else {
-                SqlitePoolOptions::new()
-                    .max_connections(opts.max_connections.max(1))
+                // The hot reads go to a few hop-free connections (fast_read.rs); the sqlx
+                // pool serves the others. Few connections each, so their page caches stay
+                // warm instead of being thrown away whenever the writer commits.
+                let fast = fast_read::Readers::open(
+                    common.get_filename(),
+                    SQLITE_FAST_READERS,
+                    opts.busy_timeout,
+                )?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections.clamp(1, SQLITE_POOL_READERS))
                     .acquire_timeout(opts.acquire_timeout)
                     .connect_with(common.read_only(true))
-                    .await?
+                    .await?;
+                (reader, Some(std::sync::Arc::new(fast)))
             };
-            Db::Sqlite { writer, reader }
+            Db::Sqlite {
+                writer,
+                reader,
+                fast,
+            }
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
@@ -341,11 +379,19 @@ impl Store {
         }
     }
 
+    /// The hop-free SQLite readers, when this store has them.
+    pub(crate) fn fast(&self) -> Option<&fast_read::Readers> {
+        match &self.db {
+            Db::Sqlite { fast: Some(r), .. } => Some(r),
+            _ => None,
+        }
+    }
+
     /// Closes every connection; waits for checked-out ones to come back.
     pub async fn close(&self) {
         match &self.db {
             Db::Pg(p) => p.close().await,
-            Db::Sqlite { writer, reader } => {
+            Db::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }

@@ -219,10 +219,10 @@ where
 }
 }
 
-const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms, certificate_id, replaces";
-const AUTHZ_COLS: &str =
+pub(crate) const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms, certificate_id, replaces";
+pub(crate) const AUTHZ_COLS: &str =
     "id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms";
-const CHALL_COLS: &str =
+pub(crate) const CHALL_COLS: &str =
     "id, authz_id, type, token, status, validated_ms, error, validation_record";
 
 fn identifiers_json(ids: &[Identifier]) -> String {
@@ -271,6 +271,9 @@ impl Store {
         include_pending: bool,
         now_ms: i64,
     ) -> Result<Option<Authz>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.reusable_authz(account_id, identifier, wildcard, include_pending, now_ms);
+        }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {AUTHZ_COLS} FROM authzs WHERE account_id = $1 AND identifier_type = $2 AND identifier_value = $3 \
              AND wildcard = $4 AND (status = 'valid' OR (status = 'pending' AND $5 = 1)) AND expires_ms > $6 \
@@ -292,6 +295,9 @@ impl Store {
 
     /// An order with its authorizations' statuses.
     pub async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.order(id);
+        }
         let sql = sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLS} FROM orders WHERE id = $1"));
         read_pool!(&self.db, p => {
             let Some(row) = sqlx::query(sql).bind(id).fetch_optional(p).await? else {
@@ -353,6 +359,9 @@ impl Store {
 
     /// An authorization with its challenges.
     pub async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.authz(id);
+        }
         let sql = sqlx::AssertSqlSafe(format!("SELECT {AUTHZ_COLS} FROM authzs WHERE id = $1"));
         let chall = sqlx::AssertSqlSafe(format!(
             "SELECT {CHALL_COLS} FROM challenges WHERE authz_id = $1 ORDER BY type"
@@ -375,6 +384,9 @@ impl Store {
         &self,
         challenge_id: &str,
     ) -> Result<Option<String>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.challenge_authz_id(challenge_id);
+        }
         read_pool!(&self.db, p => {
             Ok(sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = $1").bind(challenge_id).fetch_optional(p).await?)
         })
