@@ -19,10 +19,19 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut engines = vec![(
-        "sqlite_file",
-        format!("sqlite://{}", dir.path().join("hot.db").display()),
-    )];
+    // The SQLite file twice: hot reads hop-free (the default), then through sqlx's pool.
+    let mut engines = vec![
+        (
+            "sqlite_file",
+            format!("sqlite://{}", dir.path().join("hot.db").display()),
+            true,
+        ),
+        (
+            "sqlite_file_sqlx_reads",
+            format!("sqlite://{}", dir.path().join("hot2.db").display()),
+            false,
+        ),
+    ];
     if let Ok(admin) = std::env::var("COBBLE_TEST_PG_URL") {
         let name = format!("cobble_bench_hot_{}", std::process::id());
         rt.block_on(async {
@@ -38,14 +47,16 @@ fn bench(c: &mut Criterion) {
             }
         });
         let (prefix, _) = admin.rsplit_once('/').unwrap();
-        engines.push(("postgres", format!("{prefix}/{name}")));
+        engines.push(("postgres", format!("{prefix}/{name}"), true));
     }
     let now = 1_900_000_000_000i64;
     let n = AtomicU64::new(0);
-    for (label, url) in engines {
-        let store = rt
-            .block_on(Store::connect(&url, &StoreOptions::default()))
-            .unwrap();
+    for (label, url, hop_free) in engines {
+        let opts = StoreOptions {
+            sqlite_hop_free_reads: hop_free,
+            ..StoreOptions::default()
+        };
+        let store = rt.block_on(Store::connect(&url, &opts)).unwrap();
         let account = rt.block_on(shapes::account(&store, "bench", now));
         let mut g = c.benchmark_group(format!("hot/{label}"));
         g.sample_size(20);

@@ -128,6 +128,9 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits for another process's write lock.
     pub busy_timeout: Duration,
+    /// SQLite file: serve the hot reads on hop-free rusqlite connections (fast_read.rs)
+    /// rather than sqlx's reader pool. Off only to compare the two designs in benchmarks.
+    pub sqlite_hop_free_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -136,6 +139,7 @@ impl Default for StoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(10),
+            sqlite_hop_free_reads: true,
         }
     }
 }
@@ -340,17 +344,22 @@ impl Store {
                 // The hot reads go to a few hop-free connections (fast_read.rs); the sqlx
                 // pool serves the others. Few connections each, so their page caches stay
                 // warm instead of being thrown away whenever the writer commits.
-                let fast = fast_read::Readers::open(
-                    common.get_filename(),
-                    SQLITE_FAST_READERS,
-                    opts.busy_timeout,
-                )?;
+                let fast = if opts.sqlite_hop_free_reads {
+                    let r = fast_read::Readers::open(
+                        common.get_filename(),
+                        SQLITE_FAST_READERS,
+                        opts.busy_timeout,
+                    )?;
+                    Some(std::sync::Arc::new(r))
+                } else {
+                    None
+                };
                 let reader = SqlitePoolOptions::new()
                     .max_connections(opts.max_connections.clamp(1, SQLITE_POOL_READERS))
                     .acquire_timeout(opts.acquire_timeout)
                     .connect_with(common.read_only(true))
                     .await?;
-                (reader, Some(std::sync::Arc::new(fast)))
+                (reader, fast)
             };
             Db::Sqlite {
                 writer,
