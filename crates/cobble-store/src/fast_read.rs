@@ -103,7 +103,9 @@ impl Readers {
         );
         self.read(|c| {
             let mut st = c.prepare_cached(logged(&sql))?;
-            st.query_row([value], account_row).optional()?.transpose()
+            st.query_row([value], |r| Ok(account_row(r)))
+                .optional()?
+                .transpose()
         })
     }
 
@@ -115,7 +117,7 @@ impl Readers {
         self.read(|c| {
             let Some(order) = c
                 .prepare_cached(logged(&sql))?
-                .query_row([id], order_row)
+                .query_row([id], |r| Ok(order_row(r)))
                 .optional()?
             else {
                 return Ok(None);
@@ -150,7 +152,7 @@ impl Readers {
         self.read(|c| {
             let Some(a) = c
                 .prepare_cached(logged(&sql))?
-                .query_row([id], authz_row)
+                .query_row([id], |r| Ok(authz_row(r)))
                 .optional()?
             else {
                 return Ok(None);
@@ -193,7 +195,7 @@ impl Readers {
                         include_pending as i64,
                         now_ms
                     ],
-                    authz_row,
+                    |r| Ok(authz_row(r)),
                 )
                 .optional()?;
             row.transpose()
@@ -221,7 +223,7 @@ impl Readers {
         );
         self.read(|c| {
             c.prepare_cached(logged(&sql))?
-                .query_row([value], cert_row)
+                .query_row([value], |r| Ok(cert_row(r)))
                 .optional()?
                 .transpose()
         })
@@ -240,9 +242,9 @@ impl Readers {
 }
 
 // Decoders: rows of the same column lists as the sqlx path (crate::account::COLUMNS, ...),
-// read by position. The outer `rusqlite::Result` is the driver's, the inner one ours.
+// read by position; a driver error or a value that does not parse is a StoreError.
 
-fn account_row(r: &Row<'_>) -> rusqlite::Result<Result<Account, StoreError>> {
+fn account_row(r: &Row<'_>) -> Result<Account, StoreError> {
     // id, key_thumbprint, jwk, status, contact, tos_agreed, initial_ip, created_ms
     let id: String = r.get(0)?;
     let status: String = r.get(3)?;
@@ -254,20 +256,18 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Result<Account, StoreError>> {
         r.get(6)?,
         r.get(7)?,
     );
-    Ok((|| {
-        Ok(Account {
-            status: AccountStatus::parse(&status)
-                .ok_or_else(|| corrupt(&format!("account {id} status"), &status))?,
-            contact: crate::account::serde_json_contact(&contact)
-                .ok_or_else(|| corrupt(&format!("account {id} contact"), &contact))?,
-            key_thumbprint,
-            jwk,
-            tos_agreed: tos != 0,
-            initial_ip,
-            created_ms,
-            id,
-        })
-    })())
+    Ok(Account {
+        status: AccountStatus::parse(&status)
+            .ok_or_else(|| corrupt(&format!("account {id} status"), &status))?,
+        contact: crate::account::serde_json_contact(&contact)
+            .ok_or_else(|| corrupt(&format!("account {id} contact"), &contact))?,
+        key_thumbprint,
+        jwk,
+        tos_agreed: tos != 0,
+        initial_ip,
+        created_ms,
+        id,
+    })
 }
 
 fn identifiers(text: &str) -> Result<Vec<Identifier>, StoreError> {
@@ -279,7 +279,7 @@ fn identifiers(text: &str) -> Result<Vec<Identifier>, StoreError> {
         .collect()
 }
 
-fn order_row(r: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> {
+fn order_row(r: &Row<'_>) -> Result<Order, StoreError> {
     // id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error,
     // profile, created_ms, certificate_id, replaces
     let status: String = r.get(2)?;
@@ -288,46 +288,42 @@ fn order_row(r: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> {
     let (not_before_ms, not_after_ms, expires_ms) = (r.get(4)?, r.get(5)?, r.get(6)?);
     let (error, profile, created_ms, certificate_id, replaces) =
         (r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?);
-    Ok((|| {
-        Ok(Order {
-            id,
-            account_id,
-            stored_status: OrderStatus::parse(&status)
-                .ok_or_else(|| corrupt("order status", &status))?,
-            identifiers: identifiers(&ids)?,
-            not_before_ms,
-            not_after_ms,
-            expires_ms,
-            error,
-            profile,
-            created_ms,
-            certificate_id,
-            replaces,
-            authzs: Vec::new(),
-        })
-    })())
+    Ok(Order {
+        id,
+        account_id,
+        stored_status: OrderStatus::parse(&status)
+            .ok_or_else(|| corrupt("order status", &status))?,
+        identifiers: identifiers(&ids)?,
+        not_before_ms,
+        not_after_ms,
+        expires_ms,
+        error,
+        profile,
+        created_ms,
+        certificate_id,
+        replaces,
+        authzs: Vec::new(),
+    })
 }
 
-fn authz_row(r: &Row<'_>) -> rusqlite::Result<Result<Authz, StoreError>> {
+fn authz_row(r: &Row<'_>) -> Result<Authz, StoreError> {
     // id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms
     let kind: String = r.get(2)?;
     let value: String = r.get(3)?;
     let status: String = r.get(6)?;
     let (id, account_id) = (r.get(0)?, r.get(1)?);
     let (wildcard, preauth, expires_ms) = (r.get::<_, i64>(4)?, r.get::<_, i64>(5)?, r.get(7)?);
-    Ok((|| {
-        Ok(Authz {
-            id,
-            account_id,
-            identifier: Identifier::from_wire(&kind, &value)
-                .map_err(|_| corrupt("identifier", &value))?,
-            wildcard: wildcard != 0,
-            preauth: preauth != 0,
-            status: AuthzStatus::parse(&status).ok_or_else(|| corrupt("authz status", &status))?,
-            expires_ms,
-            challenges: Vec::new(),
-        })
-    })())
+    Ok(Authz {
+        id,
+        account_id,
+        identifier: Identifier::from_wire(&kind, &value)
+            .map_err(|_| corrupt("identifier", &value))?,
+        wildcard: wildcard != 0,
+        preauth: preauth != 0,
+        status: AuthzStatus::parse(&status).ok_or_else(|| corrupt("authz status", &status))?,
+        expires_ms,
+        challenges: Vec::new(),
+    })
 }
 
 fn challenge_row(r: &Row<'_>) -> Result<Challenge, StoreError> {
@@ -347,7 +343,7 @@ fn challenge_row(r: &Row<'_>) -> Result<Challenge, StoreError> {
     })
 }
 
-fn cert_row(r: &Row<'_>) -> rusqlite::Result<Result<Certificate, StoreError>> {
+fn cert_row(r: &Row<'_>) -> Result<Certificate, StoreError> {
     // id, serial, account_id, order_id, pem, identifiers, spki_sha256, ari_id,
     // not_before_ms, not_after_ms, revoked_ms, revoked_reason, replaced_by
     let ids: String = r.get(5)?;
@@ -356,21 +352,19 @@ fn cert_row(r: &Row<'_>) -> rusqlite::Result<Result<Certificate, StoreError>> {
     let (spki_sha256, ari_id, not_before_ms, not_after_ms) =
         (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?);
     let (revoked_ms, revoked_reason, replaced_by) = (r.get(10)?, r.get(11)?, r.get(12)?);
-    Ok((|| {
-        Ok(Certificate {
-            id,
-            serial,
-            account_id,
-            order_id,
-            pem,
-            identifiers: identifiers(&ids)?,
-            spki_sha256,
-            ari_id,
-            not_before_ms,
-            not_after_ms,
-            revoked_ms,
-            revoked_reason,
-            replaced_by,
-        })
-    })())
+    Ok(Certificate {
+        id,
+        serial,
+        account_id,
+        order_id,
+        pem,
+        identifiers: identifiers(&ids)?,
+        spki_sha256,
+        ari_id,
+        not_before_ms,
+        not_after_ms,
+        revoked_ms,
+        revoked_reason,
+        replaced_by,
+    })
 }
