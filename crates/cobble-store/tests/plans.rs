@@ -12,7 +12,7 @@ mod shapes;
 use cobble_store::{SeedPlan, Store};
 use sqlx::{Connection, Row};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -20,6 +20,11 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 /// Statements seen while `CAPTURING`, in order (duplicates kept, to count them).
 static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static CAPTURING: AtomicBool = AtomicBool::new(false);
+/// How many of them ran on the hop-free SQLite read path.
+static HOP_FREE: AtomicUsize = AtomicUsize::new(0);
+/// The log is process-wide: one test at a time, seed to check, so that no statement of the
+/// other engine's test lands in this one's list.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Capture;
 
@@ -59,6 +64,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         } else {
             f.statement
         };
+        if target == "cobble_store::sql" {
+            HOP_FREE.fetch_add(1, Ordering::SeqCst);
+        }
         SEEN.lock().unwrap().push(sql.trim().to_owned());
     }
 }
@@ -142,6 +150,7 @@ async fn statements_of_one_order(store: &Store, label: &str) -> BTreeSet<String>
     let account = shapes::account(store, &format!("plans-{label}"), now).await;
     install();
     SEEN.lock().unwrap().clear();
+    HOP_FREE.store(0, Ordering::SeqCst);
     CAPTURING.store(true, Ordering::SeqCst);
     shapes::one_order(
         store,
@@ -154,9 +163,10 @@ async fn statements_of_one_order(store: &Store, label: &str) -> BTreeSet<String>
     CAPTURING.store(false, Ordering::SeqCst);
     let seen = std::mem::take(&mut *SEEN.lock().unwrap());
     eprintln!(
-        "{label}: {} statements for one order ({} distinct)",
+        "{label}: {} statements for one order ({} distinct), {} of them hop-free reads",
         seen.len(),
-        seen.iter().collect::<BTreeSet<_>>().len()
+        seen.iter().collect::<BTreeSet<_>>().len(),
+        HOP_FREE.load(Ordering::SeqCst)
     );
     assert!(seen.len() > 20, "the statement log was captured: {seen:?}");
     seen.into_iter()
@@ -166,6 +176,7 @@ async fn statements_of_one_order(store: &Store, label: &str) -> BTreeSet<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_statements_use_indexes_on_sqlite() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("plans.db").display());
     let store = Store::connect(&url, &Default::default()).await.unwrap();
@@ -195,6 +206,7 @@ async fn hot_statements_use_indexes_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_statements_use_indexes_on_postgres() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Ok(admin) = std::env::var("COBBLE_TEST_PG_URL") else {
         assert!(
             std::env::var("CI").is_err(),
