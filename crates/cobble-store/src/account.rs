@@ -121,7 +121,7 @@ where
 }
 
 /// Contacts are stored as a JSON array of strings.
-fn serde_json_contact(text: &str) -> Option<Vec<String>> {
+pub(crate) fn serde_json_contact(text: &str) -> Option<Vec<String>> {
     serde_json::from_str(text).ok()
 }
 
@@ -132,6 +132,9 @@ fn contact_json(contact: &[String]) -> String {
 impl Store {
     /// Looks an account up by id.
     pub async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.account("id", id);
+        }
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"));
         read_pool!(&self.db, p => {
             let row = sqlx::query(sql).bind(id).fetch_optional(p).await?;
@@ -141,6 +144,9 @@ impl Store {
 
     /// Looks an account up by its key thumbprint.
     pub async fn account_by_thumbprint(&self, thumb: &str) -> Result<Option<Account>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.account("key_thumbprint", thumb);
+        }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = $1"
         ));

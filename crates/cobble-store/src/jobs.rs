@@ -48,8 +48,10 @@ impl Tx {
     ) -> Result<bool, StoreError> {
         on_tx!(self, tx => {
             let n = sqlx::query(
-                "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND authz_id IN \
-                 (SELECT id FROM authzs WHERE status = 'pending' AND expires_ms >= $2)",
+                // Correlated on the challenge's own authorization: an `IN (SELECT ...)` over
+                // every pending authorization made SQLite scan the table (tests/plans.rs).
+                "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND EXISTS \
+                 (SELECT 1 FROM authzs a WHERE a.id = challenges.authz_id AND a.status = 'pending' AND a.expires_ms >= $2)",
             )
             .bind(challenge_id)
             .bind(now_ms)

@@ -9,6 +9,7 @@
 
 mod account;
 mod cert;
+mod fast_read;
 mod issuance_jobs;
 mod jobs;
 mod limits;
@@ -17,6 +18,7 @@ mod nonce;
 mod operator;
 mod order;
 mod prune;
+mod seed;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
@@ -29,6 +31,7 @@ pub use operator::{
 };
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 pub use prune::Pruned;
+pub use seed::SeedPlan;
 
 use cobble_core::nonce::OpenedNonce;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -44,6 +47,9 @@ pub enum StoreError {
     /// The database refused or failed a statement.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite refused or failed a read on the hop-free read path.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The URL names no engine Cobble supports.
     #[error("unsupported database URL {0:?}: use sqlite://PATH, sqlite::memory: or postgres://...")]
     UnsupportedUrl(String),
@@ -95,8 +101,20 @@ impl StoreError {
     /// Whether the database could not be reached or had no connection free in time (as
     /// opposed to refusing a statement): the request may succeed if retried later.
     pub fn is_unavailable(&self) -> bool {
-        let StoreError::Database(e) = self else {
-            return false;
+        let e = match self {
+            StoreError::Database(e) => e,
+            // Busy or locked past the busy timeout, or the file cannot be opened.
+            StoreError::Sqlite(e) => {
+                return matches!(
+                    e.sqlite_error_code(),
+                    Some(
+                        rusqlite::ErrorCode::DatabaseBusy
+                            | rusqlite::ErrorCode::DatabaseLocked
+                            | rusqlite::ErrorCode::CannotOpen
+                    )
+                );
+            }
+            _ => return false,
         };
         match e {
             sqlx::Error::PoolTimedOut
@@ -126,6 +144,9 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits for another process's write lock.
     pub busy_timeout: Duration,
+    /// SQLite file: serve the hot reads on hop-free rusqlite connections (fast_read.rs)
+    /// rather than sqlx's reader pool. Off only to compare the two designs in benchmarks.
+    pub sqlite_hop_free_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -134,9 +155,15 @@ impl Default for StoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(10),
+            sqlite_hop_free_reads: true,
         }
     }
 }
+
+/// Hop-free SQLite read connections (fast_read.rs).
+const SQLITE_FAST_READERS: usize = 4;
+/// Most connections of the sqlx SQLite reader pool (reads off the hot path).
+const SQLITE_POOL_READERS: u32 = 4;
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +181,8 @@ enum Db {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// The hot reads, without sqlx's thread hop (none for a memory database).
+        fast: Option<std::sync::Arc<fast_read::Readers>>,
     },
 }
 
@@ -224,7 +253,7 @@ macro_rules! on_tx {
     };
 }
 
-pub(crate) use {on_tx, read_pool, redeem_nonce_in, write_tx};
+pub(crate) use {on_tx, read_pool, write_tx};
 
 /// One write transaction: a request's every change, and its nonce redemption, commit
 /// together or not at all (dropping it rolls back). Repository functions (`create_order`,
@@ -324,17 +353,35 @@ impl Store {
                         .synchronous(SqliteSynchronous::Normal),
                 )
                 .await?;
-            let reader = if in_memory {
+            let (reader, fast) = if in_memory {
                 // A memory database lives in its one connection: read through the writer.
-                writer.clone()
+                (writer.clone(), None)
             } else {
-                SqlitePoolOptions::new()
-                    .max_connections(opts.max_connections.max(1))
+                // The hot reads go to a few hop-free connections (fast_read.rs); the sqlx
+                // pool serves the others. Few connections each, so their page caches stay
+                // warm instead of being thrown away whenever the writer commits.
+                let fast = if opts.sqlite_hop_free_reads {
+                    let r = fast_read::Readers::open(
+                        common.get_filename(),
+                        SQLITE_FAST_READERS,
+                        opts.busy_timeout,
+                    )?;
+                    Some(std::sync::Arc::new(r))
+                } else {
+                    None
+                };
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections.clamp(1, SQLITE_POOL_READERS))
                     .acquire_timeout(opts.acquire_timeout)
                     .connect_with(common.read_only(true))
-                    .await?
+                    .await?;
+                (reader, fast)
             };
-            Db::Sqlite { writer, reader }
+            Db::Sqlite {
+                writer,
+                reader,
+                fast,
+            }
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
@@ -357,11 +404,19 @@ impl Store {
         }
     }
 
+    /// The hop-free SQLite readers, when this store has them.
+    pub(crate) fn fast(&self) -> Option<&fast_read::Readers> {
+        match &self.db {
+            Db::Sqlite { fast: Some(r), .. } => Some(r),
+            _ => None,
+        }
+    }
+
     /// Closes every connection; waits for checked-out ones to come back.
     pub async fn close(&self) {
         match &self.db {
             Db::Pg(p) => p.close().await,
-            Db::Sqlite { writer, reader } => {
+            Db::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }

@@ -1,6 +1,6 @@
 //! Nonce state: the shared sealing key and the used-nonce table (RFC 8555 §6.5).
 
-use crate::{Store, StoreError, read_pool, redeem_nonce_in, write_tx};
+use crate::{Store, StoreError, read_pool, write_tx};
 use cobble_core::nonce::OpenedNonce;
 
 impl Store {
@@ -25,12 +25,29 @@ impl Store {
     }
 
     /// Redeems a nonce on its own, for requests that change nothing else (POST-as-GET).
+    /// One statement is its own transaction: no `BEGIN`/`COMMIT` round trips.
     pub async fn redeem_nonce(&self, nonce: &OpenedNonce) -> Result<(), StoreError> {
-        write_tx!(&self.db, tx => {
-            redeem_nonce_in!(tx, nonce);
-            tx.commit().await?;
-            Ok(())
-        })
+        const SQL: &str =
+            "INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        let (value, expires) = (&nonce.value, nonce.expires_ms);
+        let done = match &self.db {
+            crate::Db::Pg(p) => sqlx::query(SQL)
+                .bind(value)
+                .bind(expires)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            crate::Db::Sqlite { writer, .. } => sqlx::query(SQL)
+                .bind(value)
+                .bind(expires)
+                .execute(writer)
+                .await?
+                .rows_affected(),
+        };
+        if done == 0 {
+            return Err(StoreError::NonceReused);
+        }
+        Ok(())
     }
 
     /// How many used nonces are remembered (for tests and metrics).

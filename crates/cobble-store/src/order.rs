@@ -197,32 +197,34 @@ where
     })
 }
 
-fn challenge_from_row<R: Row>(row: &R) -> Result<Challenge, StoreError>
+/// A challenge from columns named with `prefix` (`""`, or `"c_"` in a join with its authz).
+fn challenge_from_row<R: Row>(row: &R, prefix: &str) -> Result<Challenge, StoreError>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
-    let status: String = row.try_get("status")?;
-    let kind: String = row.try_get("type")?;
+    let col = |c: &str| format!("{prefix}{c}");
+    let status: String = row.try_get(col("status").as_str())?;
+    let kind: String = row.try_get(col("type").as_str())?;
     Ok(Challenge {
-        id: row.try_get("id")?,
-        authz_id: row.try_get("authz_id")?,
+        id: row.try_get(col("id").as_str())?,
+        authz_id: row.try_get(col("authz_id").as_str())?,
         kind: ChallengeType::parse(&kind).ok_or_else(|| corrupt("challenge type", &kind))?,
-        token: row.try_get("token")?,
+        token: row.try_get(col("token").as_str())?,
         status: ChallengeStatus::parse(&status).ok_or_else(|| corrupt("challenge status", &status))?,
-        validated_ms: row.try_get("validated_ms")?,
-        error: row.try_get("error")?,
-        validation_record: row.try_get("validation_record")?,
+        validated_ms: row.try_get(col("validated_ms").as_str())?,
+        error: row.try_get(col("error").as_str())?,
+        validation_record: row.try_get(col("validation_record").as_str())?,
     })
 }
 }
 
-const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms, certificate_id, replaces";
-const AUTHZ_COLS: &str =
+pub(crate) const ORDER_COLS: &str = "id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, error, profile, created_ms, certificate_id, replaces";
+pub(crate) const AUTHZ_COLS: &str =
     "id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms";
-const CHALL_COLS: &str =
+pub(crate) const CHALL_COLS: &str =
     "id, authz_id, type, token, status, validated_ms, error, validation_record";
 
 fn identifiers_json(ids: &[Identifier]) -> String {
@@ -271,6 +273,9 @@ impl Store {
         include_pending: bool,
         now_ms: i64,
     ) -> Result<Option<Authz>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.reusable_authz(account_id, identifier, wildcard, include_pending, now_ms);
+        }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {AUTHZ_COLS} FROM authzs WHERE account_id = $1 AND identifier_type = $2 AND identifier_value = $3 \
              AND wildcard = $4 AND (status = 'valid' OR (status = 'pending' AND $5 = 1)) AND expires_ms > $6 \
@@ -292,25 +297,32 @@ impl Store {
 
     /// An order with its authorizations' statuses.
     pub async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLS} FROM orders WHERE id = $1"));
+        if let Some(r) = self.fast() {
+            return r.order(id);
+        }
+        // One statement (one round trip): the order on every row, one row per authorization.
+        let cols: Vec<String> = ORDER_COLS.split(", ").map(|c| format!("o.{c}")).collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {}, a.id AS a_id, a.status AS a_status, a.expires_ms AS a_expires_ms \
+             FROM orders o LEFT JOIN order_authzs oa ON oa.order_id = o.id LEFT JOIN authzs a ON a.id = oa.authz_id \
+             WHERE o.id = $1 ORDER BY oa.position",
+            cols.join(", ")
+        ));
         read_pool!(&self.db, p => {
-            let Some(row) = sqlx::query(sql).bind(id).fetch_optional(p).await? else {
+            let rows = sqlx::query(sql).bind(id).fetch_all(p).await?;
+            let Some(first) = rows.first() else {
                 return Ok(None);
             };
-            let mut order = order_from_row(&row)?;
-            let rows = sqlx::query(
-                "SELECT a.id, a.status, a.expires_ms FROM order_authzs oa JOIN authzs a ON a.id = oa.authz_id \
-                 WHERE oa.order_id = $1 ORDER BY oa.position",
-            )
-            .bind(id)
-            .fetch_all(p)
-            .await?;
-            for r in rows {
-                let status: String = r.try_get("status")?;
+            let mut order = order_from_row(first)?;
+            for r in &rows {
+                let Some(authz_id) = r.try_get::<Option<String>, _>("a_id")? else {
+                    continue;
+                };
+                let status: String = r.try_get("a_status")?;
                 order.authzs.push((
-                    r.try_get("id")?,
+                    authz_id,
                     AuthzStatus::parse(&status).ok_or_else(|| corrupt("authz status", &status))?,
-                    r.try_get("expires_ms")?,
+                    r.try_get("a_expires_ms")?,
                 ));
             }
             Ok(Some(order))
@@ -353,17 +365,30 @@ impl Store {
 
     /// An authorization with its challenges.
     pub async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {AUTHZ_COLS} FROM authzs WHERE id = $1"));
-        let chall = sqlx::AssertSqlSafe(format!(
-            "SELECT {CHALL_COLS} FROM challenges WHERE authz_id = $1 ORDER BY type"
+        if let Some(r) = self.fast() {
+            return r.authz(id);
+        }
+        // One statement (one round trip): the authorization on every row, one row per challenge.
+        let a_cols: Vec<String> = AUTHZ_COLS.split(", ").map(|c| format!("a.{c}")).collect();
+        let c_cols: Vec<String> = CHALL_COLS
+            .split(", ")
+            .map(|c| format!("c.{c} AS c_{c}"))
+            .collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {}, {} FROM authzs a LEFT JOIN challenges c ON c.authz_id = a.id WHERE a.id = $1 ORDER BY c.type",
+            a_cols.join(", "),
+            c_cols.join(", ")
         ));
         read_pool!(&self.db, p => {
-            let Some(row) = sqlx::query(sql).bind(id).fetch_optional(p).await? else {
+            let rows = sqlx::query(sql).bind(id).fetch_all(p).await?;
+            let Some(first) = rows.first() else {
                 return Ok(None);
             };
-            let mut a = authz_from_row(&row)?;
-            for r in sqlx::query(chall).bind(id).fetch_all(p).await? {
-                a.challenges.push(challenge_from_row(&r)?);
+            let mut a = authz_from_row(first)?;
+            for r in &rows {
+                if r.try_get::<Option<String>, _>("c_id")?.is_some() {
+                    a.challenges.push(challenge_from_row(r, "c_")?);
+                }
             }
             a.challenges.sort_by_key(|c| ChallengeType::ALL.iter().position(|t| *t == c.kind));
             Ok(Some(a))
@@ -375,6 +400,9 @@ impl Store {
         &self,
         challenge_id: &str,
     ) -> Result<Option<String>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.challenge_authz_id(challenge_id);
+        }
         read_pool!(&self.db, p => {
             Ok(sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = $1").bind(challenge_id).fetch_optional(p).await?)
         })

@@ -3,6 +3,7 @@
 
 mod admin;
 mod challtestsrv;
+mod seed;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Command {
     Conformance(Box<cobble_conformance::cli::ConformanceArgs>),
     /// Drive any ACME server with concurrent clients looping whole orders, and measure it.
     Load(Box<cobble_load::cli::LoadArgs>),
+    /// Fill a database with benchmark data (a million certificates by default, with their
+    /// orders and authorizations), to measure a large store against an empty one.
+    Seed(seed::SeedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(runtime.block_on(cobble_conformance::cli::main(*args)))
         }
         Command::Load(args) => std::process::exit(runtime.block_on(cobble_load::cli::main(*args))),
+        Command::Seed(args) => runtime.block_on(seed::run(args)),
     }
 }
