@@ -140,6 +140,12 @@ pub struct ServerConfig {
     pub require_documents: bool,
     /// ACME accounts expire this many days after creation (EXPIRED_ACCOUNT); 0 = never.
     pub account_lifetime_days: u64,
+    /// Check CAA (RFC 8659, RFC 8657) at validation and finalize; the Pebble drop-in turns
+    /// it off (Pebble checks no CAA) unless its config names `caaIdentities`.
+    pub caa_check: bool,
+    /// HTTP status of the `unauthorized` problem a deactivated account's requests get
+    /// (RFC 8555 §7.3.6 names no status; Cobble says 401, Pebble 403).
+    pub deactivated_account_status: u16,
 }
 
 impl Default for ServerConfig {
@@ -205,6 +211,8 @@ impl Default for ServerConfig {
             operator_approval: false,
             require_documents: false,
             account_lifetime_days: 0,
+            caa_check: true,
+            deactivated_account_status: 401,
         }
     }
 }
