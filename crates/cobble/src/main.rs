@@ -30,7 +30,11 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     // Started as `pebble` or `pebble-challtestsrv` (a symlink): Pebble's own flags.
     let mut argv = std::env::args_os();
-    if let Some(who) = argv.next().as_deref().and_then(pebble::Personality::from_argv0) {
+    if let Some(who) = argv
+        .next()
+        .as_deref()
+        .and_then(pebble::Personality::from_argv0)
+    {
         std::process::exit(pebble::main(who, argv.collect()));
     }
     let cli = Cli::parse();

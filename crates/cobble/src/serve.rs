@@ -343,7 +343,10 @@ pub(crate) fn pebble_knobs(a: &ServeArgs, c: &mut ServerConfig) -> anyhow::Resul
             .with_context(|| format!("PEBBLE_WFE_NONCEREJECT={v:?} is not a percentage 0-100"))?;
     }
     if let Some(n) = env_number::<usize>("PEBBLE_WFE_ORDERS_PER_PAGE")? {
-        anyhow::ensure!(n > 0, "PEBBLE_WFE_ORDERS_PER_PAGE must be a positive integer");
+        anyhow::ensure!(
+            n > 0,
+            "PEBBLE_WFE_ORDERS_PER_PAGE must be a positive integer"
+        );
         c.orders_per_page = n;
     }
     if a.va_always_valid.is_none() && env_flag("PEBBLE_VA_ALWAYS_VALID") {

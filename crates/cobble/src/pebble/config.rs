@@ -278,7 +278,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(c.listen, "0.0.0.0:14000".parse().unwrap());
-        assert_eq!(c.admin_listen, None, "empty turns the management listener off");
+        assert_eq!(
+            c.admin_listen, None,
+            "empty turns the management listener off"
+        );
         assert_eq!(c.ca.key_type, cobble_ca::KeyType::EcdsaP256);
         assert!(c.caa_check, "caaIdentities turns CAA checking on");
         assert_eq!(c.caa_identities, vec!["ca.test"]);
@@ -291,7 +294,10 @@ mod tests {
     fn bad_configs_say_what_is_wrong() {
         let rows = [
             ("not json", "not JSON"),
-            (r#"{"pebble": {"listenAddress": ""}}"#, "listenAddress is empty"),
+            (
+                r#"{"pebble": {"listenAddress": ""}}"#,
+                "listenAddress is empty",
+            ),
             (
                 r#"{"pebble": {"listenAddress": "nowhere"}}"#,
                 "listenAddress \"nowhere\"",

@@ -106,7 +106,11 @@ const CHALLTESTSRV_FLAGS: &[Flag] = &[
         "Comma separated bind addresses/ports for DoH queries. Set empty to disable.",
     ),
     flag("doh-cert", "", "Path to certificate file for DoH server."),
-    flag("doh-cert-key", "", "Path to certificate key file for DoH server."),
+    flag(
+        "doh-cert-key",
+        "",
+        "Path to certificate key file for DoH server.",
+    ),
     flag(
         "dnsserver",
         ":8053",
@@ -227,6 +231,12 @@ fn drop_in_defaults(data_dir: &Path) -> ServerConfig {
         allow_reserved_names: true,
         va_allow_private: true,
         serve_ca_keys: true,
+        // Pebble's CA keys are RSA unless keyAlgorithm says ecdsa.
+        ca: cobble_ca::CaConfig {
+            key_type: cobble_ca::KeyType::Rsa2048,
+            name_prefix: "Pebble".into(),
+            ..Default::default()
+        },
         ..ServerConfig::default()
     }
 }
@@ -264,7 +274,9 @@ fn random_token() -> anyhow::Result<String> {
 /// `pebble -config FILE -dnsserver ADDR -strict`.
 async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_filter()).context("COBBLE_LOG")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(log_filter()).context("COBBLE_LOG")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let path = PathBuf::from(flags.get("config"));
@@ -308,7 +320,11 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     let token = random_token()?;
     cfg.admin_token = Some(token.clone());
 
-    println!("Pebble {} Starting Pebble ACME server (Cobble {} drop-in)", now(), env!("CARGO_PKG_VERSION"));
+    println!(
+        "Pebble {} Starting Pebble ACME server (Cobble {} drop-in)",
+        now(),
+        env!("CARGO_PKG_VERSION")
+    );
     let listen = cfg.listen;
     let mgmt = cfg.admin_listen;
     let running = cobble_server::start(cfg, Arc::new(SystemClock))
@@ -385,7 +401,11 @@ async fn challtestsrv(flags: &flags::Parsed) -> anyhow::Result<()> {
     };
     for name in ["https01", "doh"] {
         if let Some(a) = addr(name)?
-            && flags.get(name) != CHALLTESTSRV_FLAGS.iter().find(|f| f.name == name).map_or("", |f| f.default)
+            && flags.get(name)
+                != CHALLTESTSRV_FLAGS
+                    .iter()
+                    .find(|f| f.name == name)
+                    .map_or("", |f| f.default)
         {
             eprintln!("pebble-challtestsrv: -{name} {a}: this listener is not served yet");
         }
