@@ -280,7 +280,8 @@ pub async fn validationmethods_match(c: &Ctx) -> Verdict {
 pub async fn issuewild_forbids(c: &Ctx) -> Verdict {
     let a = c.account().await?;
     let n = c.name();
-    let mut records = vec![json!({"flag": 0, "tag": "issuewild", "value": "conformance-other-ca.invalid"})];
+    let mut records =
+        vec![json!({"flag": 0, "tag": "issuewild", "value": "conformance-other-ca.invalid"})];
     if let Ok(id) = identity(c) {
         records.push(json!({"flag": 0, "tag": "issue", "value": id}));
     }
