@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Cobble test on SQLite and on a real PostgreSQL (see scripts/with-postgres.sh
-# for where the PostgreSQL comes from), with Debian's certbot, lego and Ruby acme-client gem for
-# the real-client tests.
+# for where the PostgreSQL comes from), with Debian's certbot, lego, Ruby acme-client gem and
+# acme Python library for the real-client tests; then instant-acme's Pebble suite against the
+# Pebble drop-in, and the client matrix (conformance/clients/run).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +14,9 @@ missing=()
 for client in certbot lego curl; do
   command -v "$client" >/dev/null 2>&1 || missing+=("$client")
 done
-# The Ruby acme-client gem has no command: check that Ruby loads it.
+# The Ruby acme-client gem and the acme Python library have no command: check that they load.
 ruby -e 'require "acme-client"' >/dev/null 2>&1 || missing+=(ruby-acme-client)
+/usr/bin/python3 -c 'import acme' >/dev/null 2>&1 || missing+=(python3-acme)
 if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     log "installing Debian's ${missing[*]} for the real-client tests"
@@ -38,4 +40,17 @@ if [ -x "$venv/bin/certbot" ]; then
   export COBBLE_TEST_CERTBOT
 fi
 
-exec scripts/with-postgres.sh cargo test --workspace --locked "$@"
+scripts/with-postgres.sh cargo test --workspace --locked "$@"
+
+# The Pebble drop-in under instant-acme's own Pebble suite, and the client matrix against
+# Cobble (conformance/clients/), side by side: the first mostly compiles, the second waits
+# on clients.
+if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ]; then
+  conformance/clients/run --cobble target/debug/cobble >target/client-matrix.txt 2>&1 &
+  matrix=$!
+  status=0
+  scripts/instant-acme-pebble target/debug/cobble || status=1
+  wait "$matrix" || { status=1; log "client matrix failed"; }
+  cat target/client-matrix.txt >&2
+  exit $status
+fi

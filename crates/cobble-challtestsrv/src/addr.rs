@@ -40,6 +40,20 @@ pub fn parse_listen_addr(s: &str) -> Result<Option<SocketAddr>, AddrError> {
     Ok(Some(SocketAddr::new(ip, port)))
 }
 
+/// The addresses to try, in order, for a listener on `addr`: as Go does, an IPv4 wildcard
+/// (`:PORT`, `0.0.0.0:PORT`) listens on IPv6 too, through the IPv6 wildcard (dual-stack),
+/// falling back to IPv4 alone where the host has no IPv6.
+pub fn bind_candidates(addr: SocketAddr) -> Vec<SocketAddr> {
+    if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+        vec![
+            SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), addr.port()),
+            addr,
+        ]
+    } else {
+        vec![addr]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,7 +185,21 @@ impl DnsServer {
         addr: SocketAddr,
         state: ChallState,
     ) -> Result<(Self, SocketAddr), std::io::Error> {
-        let (udp, tcp) = bind_pair(addr).await?;
+        let mut last = None;
+        let mut pair = None;
+        for candidate in crate::addr::bind_candidates(addr) {
+            match bind_pair(candidate).await {
+                Ok(p) => {
+                    pair = Some(p);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let (udp, tcp) = match pair {
+            Some(p) => p,
+            None => return Err(last.unwrap_or_else(|| std::io::Error::other("no address"))),
+        };
         let bound = udp.local_addr()?;
         let mut server = hickory_server::Server::new(Handler { state });
         server.register_socket(udp);

@@ -223,9 +223,18 @@ async fn bind_tcp(
     listener: &'static str,
     addr: SocketAddr,
 ) -> Result<tokio::net::TcpListener, Error> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| bind_error(listener, addr, source))
+    let mut last = None;
+    for candidate in addr::bind_candidates(addr) {
+        match tokio::net::TcpListener::bind(candidate).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(bind_error(
+        listener,
+        addr,
+        last.unwrap_or_else(|| std::io::Error::other("no address to bind")),
+    ))
 }
 
 fn local_addr(

@@ -223,16 +223,18 @@ impl ChallState {
 
     /// `/add-tlsalpn01`: RFC 8737 §3: builds the self-signed acmeIdentifier certificate for
     /// `host` from `keyauth` and serves it to ClientHellos with that SNI and ALPN `acme-tls/1`.
+    /// For an IP address (RFC 8738 §6) the certificate's SAN is that address and it is served
+    /// to the SNI of its reverse-mapping name (`4.3.2.1.in-addr.arpa`, `...ip6.arpa`).
     pub fn add_tlsalpn01(&self, host: &str, keyauth: &str) -> Result<(), Error> {
-        let key = history_key(host);
-        let cert = crate::tlsalpn01::challenge_cert(&key, keyauth)?;
-        self.write().tlsalpn01.insert(key, cert);
+        let name = history_key(host);
+        let cert = crate::tlsalpn01::challenge_cert(&name, keyauth)?;
+        self.write().tlsalpn01.insert(sni_key(&name), cert);
         Ok(())
     }
 
     /// `/del-tlsalpn01`: stops serving a certificate for `host`.
     pub fn del_tlsalpn01(&self, host: &str) {
-        self.write().tlsalpn01.remove(&history_key(host));
+        self.write().tlsalpn01.remove(&sni_key(&history_key(host)));
     }
 
     /// The tls-alpn-01 certificate for an SNI name, if one was added.
@@ -294,5 +296,46 @@ mod tests {
         );
         s.clear_txt("_ACME-challenge.example.com");
         assert!(s.read().dns.txt.is_empty());
+    }
+}
+
+/// The SNI a validator sends for `host`: the name itself, or for an IP address its
+/// reverse-mapping name (RFC 8738 §6).
+fn sni_key(host: &str) -> String {
+    match host.trim_start_matches('[').trim_end_matches(']').parse() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let mut s = String::new();
+            for b in v6.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            s + "ip6.arpa"
+        }
+        Err(_) => host.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod sni_tests {
+    #[test]
+    fn ip_hosts_answer_their_reverse_names() {
+        let rows = [
+            ("example.com", "example.com"),
+            ("127.0.0.1", "1.0.0.127.in-addr.arpa"),
+            (
+                "::1",
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
+            ),
+            (
+                "2001:db8::2",
+                "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+            ),
+        ];
+        for (host, sni) in rows {
+            assert_eq!(super::sni_key(host), sni, "{host}");
+        }
     }
 }

@@ -42,25 +42,6 @@ pub fn dns_ids(names: &[String]) -> Value {
     )
 }
 
-/// The name a tls-alpn-01 validation sends as SNI: the DNS name itself, or for an IP address
-/// its reverse-mapping name (RFC 8738 §6).
-pub fn tls_alpn_host(identifier: &str) -> String {
-    match identifier.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let mut s = String::new();
-            for b in v6.octets().iter().rev() {
-                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
-            }
-            s + "ip6.arpa"
-        }
-        Err(_) => identifier.to_owned(),
-    }
-}
-
 /// A CSR for `names` (no subject) signed by `key`.
 pub fn csr(names: &[String], key: &rcgen::KeyPair) -> Vec<u8> {
     let mut p = rcgen::CertificateParams::new(names.to_vec()).expect("names");
@@ -150,7 +131,7 @@ impl Ctx {
             Some("tls-alpn-01") => {
                 self.chall(
                     "/add-tlsalpn01",
-                    json!({"host": tls_alpn_host(identifier), "content": ka}),
+                    json!({"host": identifier, "content": ka}),
                 )
                 .await
             }
@@ -175,7 +156,7 @@ impl Ctx {
                 Ok(())
             }
             Some("tls-alpn-01") => {
-                self.chall("/del-tlsalpn01", json!({"host": tls_alpn_host(identifier)}))
+                self.chall("/del-tlsalpn01", json!({"host": identifier}))
                     .await
             }
             Some("http-01") => {

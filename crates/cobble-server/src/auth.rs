@@ -199,7 +199,11 @@ impl AppState {
             )
         })?;
         if account.status != AccountStatus::Valid {
-            return Err(inactive_account(&account).into());
+            let mut p = inactive_account(&account);
+            if account.status == AccountStatus::Deactivated {
+                p = p.with_status(self.cfg.deactivated_account_status);
+            }
+            return Err(p.into());
         }
         Ok(account)
     }

@@ -144,6 +144,12 @@ pub struct ServerConfig {
     pub no_rate_limits: bool,
     /// The rate limits (Buypass's numbers by default).
     pub rate_limits: cobble_core::ratelimit::RateLimits,
+    /// Check CAA (RFC 8659, RFC 8657) at validation and finalize; the Pebble drop-in turns
+    /// it off (Pebble checks no CAA) unless its config names `caaIdentities`.
+    pub caa_check: bool,
+    /// HTTP status of the `unauthorized` problem a deactivated account's requests get
+    /// (RFC 8555 §7.3.6 names no status; Cobble says 401, Pebble 403).
+    pub deactivated_account_status: u16,
 }
 
 impl Default for ServerConfig {
@@ -211,6 +217,8 @@ impl Default for ServerConfig {
             account_lifetime_days: 0,
             no_rate_limits: false,
             rate_limits: Default::default(),
+            caa_check: true,
+            deactivated_account_status: 401,
         }
     }
 }

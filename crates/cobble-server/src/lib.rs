@@ -498,6 +498,10 @@ fn make_validator(cfg: &ServerConfig) -> Result<Arc<dyn validate::ChallengeValid
         caa_identities: cfg.caa_identities.clone(),
         addresses: cfg.address_policy(),
     })?;
+    if !cfg.caa_check {
+        tracing::info!("caa-check is off: no CAA lookups before validation or issuance");
+        return Ok(Arc::new(validate::WithoutCaa(Arc::new(va))));
+    }
     Ok(Arc::new(va))
 }
 

@@ -95,3 +95,29 @@ impl ChallengeValidator for cobble_va::Validator {
         ))
     }
 }
+
+/// Runs the inner validator's challenges but checks no CAA, for set-ups that turn CAA off
+/// (the Pebble drop-in: Pebble checks none).
+pub struct WithoutCaa(pub std::sync::Arc<dyn ChallengeValidator>);
+
+impl ChallengeValidator for WithoutCaa {
+    fn validate<'a>(
+        &'a self,
+        kind: ChallengeType,
+        identifier: &'a Identifier,
+        token: &'a str,
+        key_authorization: &'a str,
+    ) -> BoxFut<'a, Result<serde_json::Value, Problem>> {
+        self.0.validate(kind, identifier, token, key_authorization)
+    }
+
+    fn check_caa<'a>(
+        &'a self,
+        _: &'a Identifier,
+        _: bool,
+        _: &'a str,
+        _: ChallengeType,
+    ) -> BoxFut<'a, Result<(), Problem>> {
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -72,11 +72,17 @@ where
 
 /// Starts the listeners, prints them, and serves until Ctrl-C/SIGTERM.
 pub async fn run(args: ChalltestsrvArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    serve(cfg, &args.log).await
+}
+
+/// Serves `cfg` with logs filtered by `log` until Ctrl-C/SIGTERM (also the
+/// `pebble-challtestsrv` drop-in's way).
+pub async fn serve(cfg: ChalltestConfig, log: &str) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).context("log filter")?)
         .with_writer(std::io::stderr)
         .init();
-    let cfg = args.config()?;
     let running = cobble_challtestsrv::start(cfg.clone()).await?;
     let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
     let show_ip = |ip: Option<String>| ip.unwrap_or_else(|| "none".to_owned());
@@ -99,7 +105,7 @@ pub async fn run(args: ChalltestsrvArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod challtestsrv;
+mod pebble;
 mod seed;
 mod serve;
 
@@ -34,6 +35,15 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Started as `pebble` or `pebble-challtestsrv` (a symlink): Pebble's own flags.
+    let mut argv = std::env::args_os();
+    if let Some(who) = argv
+        .next()
+        .as_deref()
+        .and_then(pebble::Personality::from_argv0)
+    {
+        std::process::exit(pebble::main(who, argv.collect()));
+    }
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -190,6 +190,12 @@ pub struct ServeArgs {
     /// Turn every rate limit off, for Pebble-style test set-ups [default: limits on, Buypass's numbers].
     #[arg(long, env = "COBBLE_NO_RATE_LIMITS", num_args = 0..=1, default_missing_value = "true")]
     no_rate_limits: Option<bool>,
+    /// Check CAA (RFC 8659/8657) at validation and finalize [default: true].
+    #[arg(long, env = "COBBLE_CAA_CHECK", num_args = 0..=1, default_missing_value = "true")]
+    caa_check: Option<bool>,
+    /// HTTP status of the problem a deactivated account's requests get (Pebble: 403) [default: 401].
+    #[arg(long, env = "COBBLE_DEACTIVATED_ACCOUNT_STATUS", value_parser = clap::value_parser!(u16).range(400..=499))]
+    deactivated_account_status: Option<u16>,
 }
 
 impl ServeArgs {
@@ -244,7 +250,9 @@ impl ServeArgs {
             operator_approval,
             require_documents,
             account_lifetime_days,
-            no_rate_limits
+            no_rate_limits,
+            caa_check,
+            deactivated_account_status
         );
         if self.admin_token.is_some() {
             c.admin_token = self.admin_token.clone();
@@ -306,18 +314,6 @@ impl ServeArgs {
             c.database_url = url;
         }
         // Pebble's knobs, where Cobble's own setting was not given.
-        if self.nonce_reject_percent.is_none()
-            && let Ok(v) = std::env::var("PEBBLE_WFE_NONCEREJECT")
-        {
-            c.nonce_reject_percent = v
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= 100)
-                .with_context(|| {
-                    format!("PEBBLE_WFE_NONCEREJECT={v:?} is not a percentage 0-100")
-                })?;
-        }
         pebble_knobs(self, &mut c)?;
         Ok(c)
     }
@@ -339,7 +335,24 @@ fn env_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
 }
 
 /// Pebble's environment knobs, with Pebble's meaning, where Cobble's own setting was not given.
-fn pebble_knobs(a: &ServeArgs, c: &mut ServerConfig) -> anyhow::Result<()> {
+pub(crate) fn pebble_knobs(a: &ServeArgs, c: &mut ServerConfig) -> anyhow::Result<()> {
+    if a.nonce_reject_percent.is_none()
+        && let Ok(v) = std::env::var("PEBBLE_WFE_NONCEREJECT")
+    {
+        c.nonce_reject_percent = v
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .with_context(|| format!("PEBBLE_WFE_NONCEREJECT={v:?} is not a percentage 0-100"))?;
+    }
+    if let Some(n) = env_number::<usize>("PEBBLE_WFE_ORDERS_PER_PAGE")? {
+        anyhow::ensure!(
+            n > 0,
+            "PEBBLE_WFE_ORDERS_PER_PAGE must be a positive integer"
+        );
+        c.orders_per_page = n;
+    }
     if a.va_always_valid.is_none() && env_flag("PEBBLE_VA_ALWAYS_VALID") {
         c.va_always_valid = true;
     }

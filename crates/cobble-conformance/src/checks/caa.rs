@@ -46,12 +46,18 @@ async fn under_caa(
     let host = format!("{}.", caa_host.trim_end_matches('.'));
     c.chall("/add-caa", json!({"host": host, "policies": records}))
         .await?;
-    let r = attempt(c, a, name).await;
+    // A wildcard name is validated with dns-01 (RFC 8555 §7.1.3), other names with http-01.
+    let kind = if name.starts_with("*.") {
+        "dns-01"
+    } else {
+        "http-01"
+    };
+    let r = attempt(c, a, name, kind).await;
     let _ = c.chall("/clear-caa", json!({"host": host})).await;
     r
 }
 
-async fn attempt(c: &Ctx, a: &Account, name: &str) -> Result<Caa, Halt> {
+async fn attempt(c: &Ctx, a: &Account, name: &str, kind: &str) -> Result<Caa, Halt> {
     let names = vec![name.to_owned()];
     let r = c
         .signed(
@@ -71,7 +77,7 @@ async fn attempt(c: &Ctx, a: &Account, name: &str) -> Result<Caa, Halt> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let (_, done) = c.solve(a, &az, "http-01", true).await?;
+    let (_, done) = c.solve(a, &az, kind, true).await?;
     if done["status"] != "valid" {
         let errs: Vec<&Value> = done["challenges"]
             .as_array()
@@ -266,5 +272,39 @@ pub async fn validationmethods_match(c: &Ctx) -> Verdict {
     must_issue(
         got,
         "CAA validationmethods=dns-01,http-01 with an http-01 validation",
+    )
+}
+
+/// RFC 8659 §4.3: for a wildcard name, `issuewild` takes precedence over `issue`; here
+/// `issue` names this CA (when the directory says who it is) and `issuewild` another CA.
+pub async fn issuewild_forbids(c: &Ctx) -> Verdict {
+    let a = c.account().await?;
+    let n = c.name();
+    let mut records =
+        vec![json!({"flag": 0, "tag": "issuewild", "value": "conformance-other-ca.invalid"})];
+    if let Ok(id) = identity(c) {
+        records.push(json!({"flag": 0, "tag": "issue", "value": id}));
+    }
+    let got = under_caa(c, &a, &n, &format!("*.{n}"), Value::Array(records)).await?;
+    must_refuse(
+        got,
+        "a wildcard order under CAA issuewild \"conformance-other-ca.invalid\"",
+    )
+}
+
+/// RFC 8659 §4.3: `issuewild` naming this CA permits a wildcard even where `issue ";"`
+/// forbids every other certificate.
+pub async fn issuewild_permits(c: &Ctx) -> Verdict {
+    let id = identity(c)?;
+    let a = c.account().await?;
+    let n = c.name();
+    let records = json!([
+        {"flag": 0, "tag": "issue", "value": ";"},
+        {"flag": 0, "tag": "issuewild", "value": id},
+    ]);
+    let got = under_caa(c, &a, &n, &format!("*.{n}"), records).await?;
+    must_issue(
+        got,
+        &format!("a wildcard order under CAA issue \";\" and issuewild {id:?}"),
     )
 }

@@ -1,4 +1,4 @@
-//! RFC 8738: IP identifiers validated (http-01 to 127.0.0.1) and issued.
+//! RFC 8738: IP identifiers validated (http-01 and tls-alpn-01 to 127.0.0.1) and issued.
 
 use crate::client::{Halt, Verdict, fail, fail_with};
 use crate::ctx::{Account, Ctx};
@@ -67,6 +67,21 @@ pub async fn http01_valid(c: &Ctx) -> Verdict {
         r.body["status"] == "ready",
         &r,
         "the IP order is not ready once its authorization is valid"
+    );
+    Ok(())
+}
+
+/// RFC 8738 §6: tls-alpn-01 for an IP address, with the reverse-mapping name as SNI and the
+/// address as the certificate's IP SAN (the challenge test server is given the address).
+pub async fn tlsalpn01_valid(c: &Ctx) -> Verdict {
+    let (a, o) = validate(c, "tls-alpn-01").await?;
+    let r = c
+        .poll(&a, &o.url, "the order", |b| b["status"] != "pending")
+        .await?;
+    ensure!(
+        r.body["status"] == "ready",
+        &r,
+        "the IP order is not ready once its tls-alpn-01 authorization is valid"
     );
     Ok(())
 }

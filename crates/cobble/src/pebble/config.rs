@@ -1,0 +1,332 @@
+//! Pebble's JSON configuration (`{"pebble": {...}}`, as `pebble -config FILE` reads it) and
+//! its mapping onto Cobble's [`ServerConfig`]. Go's JSON decoding matches field names
+//! without regard to case and ignores fields it does not know; so does this.
+
+use anyhow::Context;
+use cobble_server::config::ServerConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The `pebble` object of Pebble's config file, every key lower-cased.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "lowercase")]
+pub struct PebbleConfig {
+    /// ACME listener, Go form (`0.0.0.0:14000`, `:14000`, `[::1]:14000`).
+    pub listenaddress: String,
+    /// Management listener; empty or null turns it off.
+    pub managementlistenaddress: Option<String>,
+    /// Port http-01 validation connects to.
+    pub httpport: Option<u16>,
+    /// Port tls-alpn-01 validation connects to.
+    pub tlsport: Option<u16>,
+    /// HTTPS certificate (PEM) of both listeners.
+    pub certificate: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub privatekey: Option<PathBuf>,
+    /// OCSP URL for issued certificates (Cobble serves its own responder instead).
+    pub ocspresponderurl: Option<String>,
+    /// Refuse newAccount without External Account Binding.
+    pub externalaccountbindingrequired: bool,
+    /// Pre-made EAB keys: kid -> base64url HMAC key.
+    pub externalaccountmackeys: BTreeMap<String, String>,
+    /// `meta.caaIdentities`; when given, Cobble also checks CAA against them.
+    pub caaidentities: Option<Vec<String>>,
+    /// Names (and their subdomains) refused at newOrder.
+    pub domainblocklist: Vec<String>,
+    /// `rsa` (the default) or `ecdsa`: the key type of the generated CA.
+    pub keyalgorithm: Option<String>,
+    /// Certificate profiles by name.
+    pub profiles: BTreeMap<String, PebbleProfile>,
+    /// Retry-After seconds on pending authorizations and orders.
+    pub retryafter: Option<RetryAfter>,
+    /// Deprecated: the default profile's validity, in seconds.
+    pub certificatevalidityperiod: Option<u64>,
+}
+
+/// One of Pebble's profiles.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "lowercase")]
+pub struct PebbleProfile {
+    /// Shown in `meta.profiles`.
+    pub description: String,
+    /// Put the first name in the subject CN.
+    pub promotecommonname: bool,
+    /// Certificate lifetime in seconds; 0 means Pebble's default, 90 days.
+    pub validityperiod: u64,
+}
+
+/// Pebble's `retryAfter` object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "lowercase")]
+pub struct RetryAfter {
+    /// Seconds, for pending authorizations.
+    pub authz: u64,
+    /// Seconds, for orders being processed.
+    pub order: u64,
+}
+
+/// Pebble's lifetime for a profile without one (`defaultValidityPeriod`): 90 days.
+const PEBBLE_DEFAULT_VALIDITY: u64 = 7_776_000;
+
+/// Lower-cases every object key, recursively (Go's case-insensitive field matching).
+fn lower_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), lower_keys(v)))
+            .collect(),
+        other => other,
+    }
+}
+
+impl PebbleConfig {
+    /// Reads Pebble's config file text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).context("not JSON")?;
+        let mut v = lower_keys(v);
+        let inner = v
+            .get_mut("pebble")
+            .map(serde_json::Value::take)
+            .unwrap_or(serde_json::Value::Null);
+        if inner.is_null() {
+            return Ok(Self::default());
+        }
+        serde_json::from_value(inner).context("the \"pebble\" object")
+    }
+
+    /// The server configuration this Pebble config means, on top of `base` (which carries
+    /// the drop-in's defaults: a throwaway data dir and Pebble's lenient policies).
+    pub fn apply(&self, mut c: ServerConfig) -> anyhow::Result<ServerConfig> {
+        c.listen = go_listen_addr(&self.listenaddress)
+            .with_context(|| format!("listenAddress {:?}", self.listenaddress))?
+            .context("listenAddress is empty")?;
+        c.admin_listen = match self.managementlistenaddress.as_deref() {
+            None => None,
+            Some(a) => {
+                go_listen_addr(a).with_context(|| format!("managementListenAddress {a:?}"))?
+            }
+        };
+        if let Some(p) = self.httpport {
+            c.http01_port = p;
+        }
+        if let Some(p) = self.tlsport {
+            c.tlsalpn01_port = p;
+        }
+        match (&self.certificate, &self.privatekey) {
+            (Some(cert), Some(key)) if !cert.as_os_str().is_empty() => {
+                c.tls_cert = Some(cert.clone());
+                c.tls_key = Some(key.clone());
+            }
+            _ => {}
+        }
+        if let Some(url) = self.ocspresponderurl.as_deref().filter(|u| !u.is_empty()) {
+            tracing::warn!(
+                url,
+                "ocspResponderURL is ignored: Cobble names its own OCSP responder in certificates"
+            );
+        }
+        c.eab_required = self.externalaccountbindingrequired;
+        c.eab_mac_keys = self.externalaccountmackeys.clone();
+        if let Some(ids) = self.caaidentities.as_ref().filter(|i| !i.is_empty()) {
+            c.caa_identities = ids.clone();
+            c.caa_check = true;
+        } else {
+            c.caa_identities = vec!["pebble.letsencrypt.org".into()];
+        }
+        c.blocked_domains = self.domainblocklist.clone();
+        if let Some(alg) = self.keyalgorithm.as_deref().filter(|a| !a.is_empty()) {
+            c.ca.key_type = match alg {
+                "rsa" => cobble_ca::KeyType::Rsa2048,
+                "ecdsa" => cobble_ca::KeyType::EcdsaP256,
+                other => anyhow::bail!(
+                    "keyAlgorithm {other:?} is not one of [\"rsa\", \"ecdsa\"] (invalid key algorithm)"
+                ),
+            };
+        }
+        c.profiles = self.profiles()?;
+        Ok(c)
+    }
+
+    /// Pebble's profiles as Cobble's, `default` first (Cobble's first profile is the one
+    /// an order without `profile` gets, as Pebble's `default` is).
+    fn profiles(&self) -> anyhow::Result<Vec<cobble_ca::Profile>> {
+        let base = cobble_ca::Profile::defaults()
+            .into_iter()
+            .next()
+            .context("Cobble has a built-in profile")?;
+        let make = |name: &str, p: &PebbleProfile| {
+            let validity = if p.validityperiod == 0 || p.validityperiod >= 9_223_372_038 {
+                PEBBLE_DEFAULT_VALIDITY
+            } else {
+                p.validityperiod
+            };
+            cobble_ca::Profile {
+                name: name.to_owned(),
+                description: p.description.clone(),
+                validity_secs: validity,
+                promote_common_name: p.promotecommonname,
+                ..base.clone()
+            }
+        };
+        if self.profiles.is_empty() {
+            let validity = self.certificatevalidityperiod.unwrap_or(0);
+            return Ok(vec![make(
+                "default",
+                &PebbleProfile {
+                    description: "The default profile".into(),
+                    promotecommonname: false,
+                    validityperiod: validity,
+                },
+            )]);
+        }
+        let mut out: Vec<cobble_ca::Profile> =
+            self.profiles.iter().map(|(n, p)| make(n, p)).collect();
+        if let Some(i) = out.iter().position(|p| p.name == "default") {
+            let d = out.remove(i);
+            out.insert(0, d);
+        }
+        Ok(out)
+    }
+}
+
+/// A Go listen address: `:PORT` and `0.0.0.0:PORT` are every interface, `localhost:PORT`
+/// is 127.0.0.1; empty is `None`.
+pub fn go_listen_addr(s: &str) -> anyhow::Result<Option<SocketAddr>> {
+    Ok(cobble_challtestsrv::parse_listen_addr(s)?)
+}
+
+/// A Go dial address for `-dnsserver`: `:PORT` means this host (127.0.0.1).
+pub fn go_dial_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("{s:?} is not HOST:PORT"))?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .with_context(|| format!("{s:?} is not HOST:PORT"))?;
+    anyhow::ensure!(host == "localhost", "{s:?} is not an IP address and port");
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("{s:?} is not HOST:PORT"))?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INSTANT_ACME: &str = r#"{
+      "pebble": {
+        "listenAddress": "[::1]:5557",
+        "managementListenAddress": "[::1]:5558",
+        "certificate": "tests/testdata/server.pem",
+        "privateKey": "tests/testdata/server.key",
+        "httpPort": 5559,
+        "tlsPort": 5560,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": true,
+        "externalAccountMACKeys": {"kid-1": "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"},
+        "domainBlocklist": ["blocked-domain.example"],
+        "retryAfter": {"authz": 3, "order": 5},
+        "profiles": {
+          "shortlived": {"description": "short", "validityPeriod": 518400},
+          "default": {"description": "The profile you know and love", "validityPeriod": 7776000}
+        },
+        "unknownField": 1
+      }
+    }"#;
+
+    #[test]
+    fn maps_instant_acme_s_config() {
+        let p = PebbleConfig::parse(INSTANT_ACME).unwrap();
+        let c = p.apply(ServerConfig::default()).unwrap();
+        assert_eq!(c.listen, "[::1]:5557".parse().unwrap());
+        assert_eq!(c.admin_listen, Some("[::1]:5558".parse().unwrap()));
+        assert_eq!(c.http01_port, 5559);
+        assert_eq!(c.tlsalpn01_port, 5560);
+        assert_eq!(
+            c.tls_cert.as_deref(),
+            Some(std::path::Path::new("tests/testdata/server.pem"))
+        );
+        assert!(c.eab_required);
+        assert_eq!(c.eab_mac_keys.len(), 1);
+        assert_eq!(c.blocked_domains, vec!["blocked-domain.example"]);
+        let names: Vec<_> = c.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["default", "shortlived"], "default first");
+        assert_eq!(c.profiles[1].validity_secs, 518_400);
+        assert_eq!(c.caa_identities, vec!["pebble.letsencrypt.org"]);
+    }
+
+    #[test]
+    fn field_names_match_without_case_and_defaults_are_pebble_s() {
+        let p = PebbleConfig::parse(
+            r#"{"Pebble": {"ListenAddress": ":14000", "ManagementListenAddress": "",
+                "KeyAlgorithm": "ecdsa", "CAAIdentities": ["ca.test"]}}"#,
+        )
+        .unwrap();
+        let c = p
+            .apply(ServerConfig {
+                caa_check: false,
+                ..ServerConfig::default()
+            })
+            .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:14000".parse().unwrap());
+        assert_eq!(
+            c.admin_listen, None,
+            "empty turns the management listener off"
+        );
+        assert_eq!(c.ca.key_type, cobble_ca::KeyType::EcdsaP256);
+        assert!(c.caa_check, "caaIdentities turns CAA checking on");
+        assert_eq!(c.caa_identities, vec!["ca.test"]);
+        assert_eq!(c.profiles.len(), 1);
+        assert_eq!(c.profiles[0].name, "default");
+        assert_eq!(c.profiles[0].validity_secs, PEBBLE_DEFAULT_VALIDITY);
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let rows = [
+            ("not json", "not JSON"),
+            (
+                r#"{"pebble": {"listenAddress": ""}}"#,
+                "listenAddress is empty",
+            ),
+            (
+                r#"{"pebble": {"listenAddress": "nowhere"}}"#,
+                "listenAddress \"nowhere\"",
+            ),
+            (
+                r#"{"pebble": {"listenAddress": ":1", "keyAlgorithm": "dsa"}}"#,
+                "keyAlgorithm \"dsa\"",
+            ),
+            (r#"{"pebble": {"httpPort": "x"}}"#, "the \"pebble\" object"),
+        ];
+        for (text, want) in rows {
+            let err = PebbleConfig::parse(text)
+                .and_then(|p| p.apply(ServerConfig::default()))
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn dial_addresses() {
+        assert_eq!(
+            go_dial_addr(":8053").unwrap(),
+            "127.0.0.1:8053".parse().unwrap()
+        );
+        assert_eq!(
+            go_dial_addr("[::1]:8053").unwrap(),
+            "[::1]:8053".parse().unwrap()
+        );
+        assert!(go_dial_addr("8053").is_err());
+        assert!(go_dial_addr("dns.example:53").is_err());
+    }
+}

@@ -1,0 +1,302 @@
+//! The Pebble drop-in: the `cobble` binary started through symlinks named `pebble` and
+//! `pebble-challtestsrv`, with Pebble's single-dash flags and `testdata/pebble-config.json`
+//! (Pebble's JSON config), as client test suites start Pebble. A real client (instant-acme)
+//! orders a certificate over http-01 answered by the drop-in challtestsrv; the chain is
+//! checked with `openssl verify` against the management listener's `/roots/0`.
+
+mod common;
+
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Error, Identifier, NewAccount, NewOrder,
+    OrderStatus, RetryPolicy,
+};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `pebble` and `pebble-challtestsrv` symlinks to the cobble binary in `dir`.
+fn symlinks(dir: &Path) -> (PathBuf, PathBuf) {
+    let cobble = env!("CARGO_BIN_EXE_cobble");
+    let (p, c) = (dir.join("pebble"), dir.join("pebble-challtestsrv"));
+    std::os::unix::fs::symlink(cobble, &p).unwrap();
+    std::os::unix::fs::symlink(cobble, &c).unwrap();
+    (p, c)
+}
+
+/// A child process stopped with SIGTERM (then killed) when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+async fn wait_listening(addr: SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {addr} after 10 s");
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy::new()
+        .initial_delay(Duration::from_millis(100))
+        .timeout(Duration::from_secs(30))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (pebble, challtestsrv) = symlinks(dir.path());
+    let root = workspace_root();
+
+    let (listen, mgmt, http01, dns, chall_mgmt) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    // Pebble's config file, on free ports so tests can run side by side.
+    let text = std::fs::read_to_string(root.join("testdata/pebble-config.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg["pebble"]["listenAddress"] = format!("127.0.0.1:{listen}").into();
+    cfg["pebble"]["managementListenAddress"] = format!("127.0.0.1:{mgmt}").into();
+    cfg["pebble"]["httpPort"] = http01.into();
+    cfg["pebble"]["tlsPort"] = free_port().into();
+    let cfg_path = dir.path().join("pebble-config.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+
+    let _chall = Proc(
+        Command::new(&challtestsrv)
+            .args(["-management", &format!(":{chall_mgmt}")])
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .args(["-http01", &format!(":{http01}")])
+            .args(["-tlsalpn01", "", "-https01", "", "-doh", ""])
+            .args(["-defaultIPv6", ""])
+            .env("COBBLE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut server = Proc(
+        Command::new(&pebble)
+            .args(["-config", cfg_path.to_str().unwrap()])
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}"), "-strict"])
+            .current_dir(&root)
+            .env("TMPDIR", tmp.path())
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("COBBLE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(SocketAddr::from(([127, 0, 0, 1], chall_mgmt))).await;
+    wait_listening(SocketAddr::from(([127, 0, 0, 1], listen))).await;
+    wait_listening(SocketAddr::from(([127, 0, 0, 1], mgmt))).await;
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "one throwaway data directory"
+    );
+
+    // The HTTPS identity is the config's certificate, issued by testdata/pebble/ca.pem.
+    let trust = root.join("testdata/pebble/ca.pem");
+    let (account, _) = Account::builder_with_root(&trust)
+        .unwrap()
+        .create(
+            &NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            format!("https://localhost:{listen}/dir"),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let ids = [Identifier::Dns("drop-in.example.com".into())];
+    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    let http = reqwest::Client::new();
+    let mut authzs = order.authorizations();
+    while let Some(a) = authzs.next().await {
+        let mut a = a.unwrap();
+        assert_eq!(a.status, AuthorizationStatus::Pending);
+        let mut ch = a.challenge(ChallengeType::Http01).unwrap();
+        let body = serde_json::json!({
+            "token": ch.token,
+            "content": ch.key_authorization().as_str(),
+        });
+        let r = http
+            .post(format!("http://[::1]:{chall_mgmt}/add-http01"))
+            .json(&body)
+            .send()
+            .await
+            .expect("the challtestsrv management API listens on IPv6 too for :PORT");
+        assert!(r.status().is_success(), "{r:?}");
+        ch.set_ready().await.unwrap();
+    }
+    assert_eq!(
+        order.poll_ready(&retry()).await.unwrap(),
+        OrderStatus::Ready
+    );
+    order.finalize().await.unwrap();
+    let chain = order.poll_certificate(&retry()).await.unwrap();
+
+    // The issuing root from Pebble's management endpoint verifies the chain.
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&trust).unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    let roots = client
+        .get(format!("https://localhost:{mgmt}/roots/0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(roots.status(), 200);
+    let root_pem = roots.text().await.unwrap();
+    let end = "-----END CERTIFICATE-----";
+    let cut = chain.find(end).unwrap() + end.len();
+    let files = dir.path();
+    std::fs::write(files.join("root.pem"), &root_pem).unwrap();
+    std::fs::write(files.join("leaf.pem"), &chain[..cut]).unwrap();
+    std::fs::write(files.join("chain.pem"), chain[cut..].trim_start()).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "chain.pem",
+            "leaf.pem",
+        ])
+        .current_dir(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Pebble answers a deactivated account's requests with 403 unauthorized.
+    account.clone().deactivate().await.unwrap();
+    let Err(Error::Api(problem)) = account.new_order(&NewOrder::new(&ids)).await else {
+        panic!("a deactivated account's order must get a problem")
+    };
+    assert_eq!(
+        problem.r#type.as_deref(),
+        Some("urn:ietf:params:acme:error:unauthorized")
+    );
+    assert_eq!(problem.status, Some(403), "{problem:?}");
+
+    // SIGTERM: the server stops cleanly and leaves nothing on disk.
+    let st = server.terminate();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the throwaway data directory is gone"
+    );
+}
+
+/// Pebble's flags, Go style: unknown flags exit 2, `-h` prints the usage and exits 0,
+/// words after the flags are refused, a missing config file is an error (exit 1).
+#[test]
+fn drop_in_command_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pebble, challtestsrv) = symlinks(dir.path());
+    let run = |prog: &Path, args: &[&str]| {
+        let out = Command::new(prog)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let rows: &[(&Path, &[&str], i32, &str)] = &[
+        (
+            &pebble,
+            &["-nope"],
+            2,
+            "flag provided but not defined: -nope",
+        ),
+        (&pebble, &["-h"], 0, "-dnsserver string"),
+        (&pebble, &["-version"], 0, "Pebble version:"),
+        (
+            &pebble,
+            &["-strict", "false"],
+            1,
+            "invalid command line arguments: false",
+        ),
+        (
+            &pebble,
+            &["-config", "missing.json"],
+            1,
+            "Reading JSON config file",
+        ),
+        (&challtestsrv, &["-help"], 0, "-doh string"),
+        (
+            &challtestsrv,
+            &["-http01"],
+            2,
+            "flag needs an argument: -http01",
+        ),
+        (
+            &challtestsrv,
+            &["-defaultIPv4", "::1", "-management", ""],
+            1,
+            "-defaultIPv4 ::1 is not an IPv4 address",
+        ),
+    ];
+    for (prog, args, code, text) in rows {
+        let (got, out) = run(prog, args);
+        assert_eq!(got, Some(*code), "{} {args:?}: {out}", prog.display());
+        assert!(out.contains(text), "{} {args:?}: {out}", prog.display());
+    }
+}
