@@ -119,6 +119,32 @@ fn unavailable(why: &str) -> Response {
     r
 }
 
+/// `/metrics`: this instance's Prometheus metrics (text format 0.0.4), with the job queues
+/// and the database pool read now. Behind the admin token like every admin route but the
+/// public PKI data and `/health`, `/ready`; Prometheus sends it as a bearer token.
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut g = crate::metrics::Gauges {
+        pool: s.store.pool_stats(),
+        ..Default::default()
+    };
+    match s.store.queue_stats(s.clock.now_ms()).await {
+        Ok((v, i)) => {
+            g.validation_queue = v;
+            g.issuance_queue = i;
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the job queues could not be read"),
+    }
+    g.acquire = s.store.acquire_probe().await.ok();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(&g),
+    )
+        .into_response()
+}
+
 /// Lets a request through only with the admin token (compared in constant time); anything
 /// else gets 401 with a problem document, and is logged.
 async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -184,6 +210,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/root-keys/{i}", get(root_keys))
         .route("/intermediate-keys/{i}", get(intermediate_keys))
+        .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

@@ -68,7 +68,11 @@ async fn run(s: AppState, worker: String, order_id: String, req: IssuanceRequest
         // Test hook: a window in which the instance can be killed mid-issuance.
         tokio::time::sleep(Duration::from_millis(s.cfg.issuance_pause_ms)).await;
     }
+    let started = std::time::Instant::now();
     let outcome = sign_and_store(&s, &worker, &order_id, &req).await;
+    if outcome.is_err() {
+        s.metrics.issuance("failed", started.elapsed());
+    }
     if let Err((stage, why)) = outcome {
         // The cause stays in the log; the client learns which stage failed.
         tracing::error!(order = %order_id, stage, error = %why, "issuance failed");
@@ -113,6 +117,7 @@ async fn sign_and_store(
     order_id: &str,
     req: &IssuanceRequest,
 ) -> Result<(), (&'static str, String)> {
+    let started = std::time::Instant::now();
     let store_err = |e: StoreError| ("storing the certificate", e.to_string());
     let Some(order) = s.store.order(order_id).await.map_err(store_err)? else {
         return Err(("loading the order", format!("order {order_id} is gone")));
@@ -174,7 +179,8 @@ async fn sign_and_store(
     {
         Some(_) => {
             tx.commit().await.map_err(store_err)?;
-            tracing::info!(order = %order_id, serial = %cert.serial, "certificate issued");
+            tracing::info!(audit = "issuance", order = %order_id, serial = %cert.serial, "certificate issued");
+            s.metrics.issuance("issued", started.elapsed());
         }
         None => {
             tracing::warn!(order = %order_id, "issuance job taken over by another worker; this signature is discarded")

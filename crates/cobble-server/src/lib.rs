@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod issuer;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -195,7 +196,14 @@ const BODY_DEADLINE: Duration = Duration::from_secs(30);
 /// the router's own 405 responses.
 async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty);
+    let started = std::time::Instant::now();
+    let endpoint = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", request_id = id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty);
     let base = s.base_url(req.headers(), req.uri());
     let gets_nonce =
         req.method() == Method::POST || req.uri().path() == state::Urls::NEW_NONCE_PATH;
@@ -220,23 +228,31 @@ async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Resp
         }
     }
     // When the database is unreachable (503) there is no using the nonce up either.
+    let nonce = slot.take();
+    if resp.status().is_success() && nonce.is_some() {
+        s.metrics.nonce_redeemed();
+    }
     if !resp.status().is_success()
         && resp.status() != StatusCode::SERVICE_UNAVAILABLE
-        && let Some(nonce) = slot.take()
+        && let Some(nonce) = nonce
     {
         // RFC 8555 §6.5: one request per nonce, whatever its outcome. A handler that
         // failed after its transaction redeemed the nonce finds it used: nothing to do.
         match s.store.redeem_nonce(&nonce).await {
-            Ok(()) | Err(cobble_store::StoreError::NonceReused) => {}
+            Ok(()) => s.metrics.nonce_redeemed(),
+            Err(cobble_store::StoreError::NonceReused) => {}
             Err(e) => span.in_scope(
                 || tracing::warn!(error = %e, "could not use up the nonce of a failed request"),
             ),
         }
     }
+    let problem = resp.extensions().get::<error::ProblemTag>().copied();
     let h = resp.headers_mut();
     if gets_nonce && let Ok(v) = HeaderValue::from_str(&s.mint_nonce()) {
         h.insert("replay-nonce", v);
+        s.metrics.nonce_issued();
     }
+    h.insert("x-request-id", HeaderValue::from(id));
     if let Ok(v) = HeaderValue::from_str(&format!(
         "<{}>;rel=\"index\"",
         state::Urls(&base).directory()
@@ -244,6 +260,16 @@ async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Resp
         h.append(header::LINK, v);
     }
     span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "response"));
+    s.metrics.request(
+        &endpoint,
+        method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Some(p) = problem {
+        s.metrics
+            .problem(&endpoint, p.kind, p.code.unwrap_or_default());
+    }
     resp
 }
 
@@ -380,6 +406,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         ca: Arc::new(hierarchy),
         validator: validator.clone(),
         crl: tokio::sync::Mutex::new(None),
+        metrics: Default::default(),
         key_policy: KeyPolicy {
             rsa_min_bits: cfg.rsa_min_bits,
             ..KeyPolicy::default()
@@ -525,6 +552,7 @@ mod tests {
             ),
             validator: Arc::new(validate::AlwaysValid),
             crl: Default::default(),
+            metrics: Default::default(),
         }))
     }
 

@@ -15,6 +15,7 @@ mod migrate;
 mod nonce;
 mod order;
 mod prune;
+mod stats;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
@@ -22,6 +23,7 @@ pub use issuance_jobs::IssuanceJob;
 pub use jobs::{ValidationJob, ValidationOutcome};
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 pub use prune::Pruned;
+pub use stats::{PoolStats, QueueStats};
 
 use cobble_core::nonce::OpenedNonce;
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -187,6 +187,10 @@ pub struct ServeArgs {
     /// ACME accounts expire this many days after creation; 0 = never [default: 0].
     #[arg(long, env = "COBBLE_ACCOUNT_LIFETIME_DAYS")]
     account_lifetime_days: Option<u64>,
+    /// Log format: `text` for people, `json` for one JSON object a line, with the request's
+    /// span fields (request_id, method, path, account) [default: text].
+    #[arg(long, env = "COBBLE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 impl ServeArgs {
@@ -373,10 +377,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         print!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?;
+    if args.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let running = cobble_server::start(cfg, Arc::new(SystemClock))
         .await
         .context("starting the server")?;

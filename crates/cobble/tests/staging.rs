@@ -165,15 +165,24 @@ impl Staging {
 
     /// Polls HAProxy until it reports `server` of the ACME backend as `status` (UP, DOWN).
     async fn wait_balancer(&self, server: &str, status: &str) {
-        let mut last = String::new();
+        let mut last = HashMap::new();
         for _ in 0..600 {
-            last = self.balancer_row("cobble-acme", server).await["status"].clone();
-            if last.starts_with(status) {
+            last = self.balancer_row("cobble-acme", server).await;
+            if last["status"].starts_with(status) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("HAProxy never saw {server} {status}; last {last}");
+        let log = std::fs::read_to_string(self.dir.path().join(format!("{server}.log")))
+            .unwrap_or_default();
+        panic!(
+            "HAProxy never saw {server} {status}; last {} (check {} {} {}), instance log tail:\n{}",
+            last["status"],
+            last["check_status"],
+            last["check_code"],
+            last["last_chk"],
+            log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+        );
     }
 
     /// `scripts/staging ARGS` against this topology.
@@ -456,6 +465,29 @@ async fn certbot_and_lego_through_the_balancer() {
         let ok: u64 = row["hrsp_2xx"].parse().unwrap();
         assert!(ok > 10, "{server} answered {ok} requests with 2xx");
     }
+    // Each instance's /metrics (with the shared admin token) counts its own share: together
+    // they validated every challenge and issued the four certificates.
+    let token = std::fs::read_to_string(s.dir.path().join("admin-token")).unwrap();
+    let (mut validated, mut issued) = (0.0, 0.0);
+    for n in [1, 2] {
+        let (_, mgmt) = s.instance_ports(n);
+        let text = s
+            .http
+            .get(format!("https://localhost:{mgmt}/metrics"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let m = common::prom::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(m.sum("cobble_http_requests_total", &[]) > 10.0, "{text}");
+        validated += m.sum("cobble_validations_total", &[("outcome", "valid")]);
+        issued += m.sum("cobble_issuances_total", &[("outcome", "issued")]);
+    }
+    assert_eq!(issued, 4.0, "two certbot and two lego certificates");
+    assert!(validated >= 3.0, "{validated} validations");
 }
 
 /// `docker-compose.yml` is a valid Compose file with the staging services; its HAProxy
