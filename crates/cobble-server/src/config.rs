@@ -140,6 +140,18 @@ pub struct ServerConfig {
     pub require_documents: bool,
     /// ACME accounts expire this many days after creation (EXPIRED_ACCOUNT); 0 = never.
     pub account_lifetime_days: u64,
+    /// Fault knobs (`[[faults]]`): injected 429/503/500/badNonce answers, delays and stuck
+    /// orders, per endpoint and by percentage; replaceable at run time (`/admin/faults`).
+    pub faults: Vec<crate::faults::FaultRule>,
+    /// Seed of every random choice of the test knobs (faults, delays, nonce rejection,
+    /// authorization reuse, validation sleep); unset picks one at random.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// A plain-HTTP ACME listener for a TLS-terminating proxy in front; unset means none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
+    /// Peers whose X-Forwarded-Proto/X-Forwarded-Host the plain listener believes.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -205,6 +217,10 @@ impl Default for ServerConfig {
             operator_approval: false,
             require_documents: false,
             account_lifetime_days: 0,
+            faults: Vec::new(),
+            seed: None,
+            http_listen: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

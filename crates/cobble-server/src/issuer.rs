@@ -68,6 +68,10 @@ async fn run(s: AppState, worker: String, order_id: String, req: IssuanceRequest
         // Test hook: a window in which the instance can be killed mid-issuance.
         tokio::time::sleep(Duration::from_millis(s.cfg.issuance_pause_ms)).await;
     }
+    if let Some(d) = s.faults.stuck_for(&order_id) {
+        // Fault knob stuck-processing: the order stays `processing` this long.
+        tokio::time::sleep(d).await;
+    }
     let started = std::time::Instant::now();
     let outcome = sign_and_store(&s, &worker, &order_id, &req).await;
     if outcome.is_err() {

@@ -8,8 +8,10 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod issuer;
 pub mod metrics;
+pub mod proxy;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -77,6 +79,12 @@ pub struct Running {
     pub admin_token_file: Option<PathBuf>,
     /// The store, for tests and tools that look behind the API.
     pub store: Store,
+    /// The plain-HTTP listener's address (for a TLS-terminating proxy), when on.
+    pub http_addr: Option<SocketAddr>,
+    http: Option<(
+        axum_server::Handle<SocketAddr>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     handle: axum_server::Handle<SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     admin: Option<(
@@ -94,6 +102,10 @@ impl Running {
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(self.grace));
         if let Some((h, task)) = self.admin {
+            h.graceful_shutdown(Some(self.grace));
+            let _ = task.await;
+        }
+        if let Some((h, task)) = self.http {
             h.graceful_shutdown(Some(self.grace));
             let _ = task.await;
         }
@@ -176,6 +188,10 @@ fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
                     "the server hit an internal error handling this request; it has been logged",
                 ))
             },
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::middleware,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), common))
         .with_state(state)
@@ -407,6 +423,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         validator: validator.clone(),
         crl: tokio::sync::Mutex::new(None),
         metrics: Default::default(),
+        faults: Arc::new(faults::Faults::new(cfg.faults.clone(), cfg.seed)),
         key_policy: KeyPolicy {
             rsa_min_bits: cfg.rsa_min_bits,
             ..KeyPolicy::default()
@@ -457,6 +474,26 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
             .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
     );
     handle.listening().await.ok_or(StartError::NotListening)?;
+    let (http, http_addr) = match state.cfg.http_listen {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            let bound = l.local_addr()?;
+            let h = axum_server::Handle::new();
+            let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                proxy::forwarded,
+            ));
+            let task = tokio::spawn(
+                axum_server::from_tcp(l)?
+                    .handle(h.clone())
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+            );
+            h.listening().await.ok_or(StartError::NotListening)?;
+            (Some((h, task)), Some(bound))
+        }
+        None => (None, None),
+    };
     let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, state.cfg.retention_days));
     let mut workers = worker::spawn(
         state.clone(),
@@ -475,6 +512,8 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         admin_token_file,
         admin,
         store,
+        http,
+        http_addr,
         handle,
         server,
         housekeeping,
@@ -553,6 +592,7 @@ mod tests {
             validator: Arc::new(validate::AlwaysValid),
             crl: Default::default(),
             metrics: Default::default(),
+            faults: Arc::new(faults::Faults::new(Vec::new(), Some(1))),
         }))
     }
 

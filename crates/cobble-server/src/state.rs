@@ -59,6 +59,8 @@ pub struct Inner {
     pub crl: tokio::sync::Mutex<Option<(i64, i64, Vec<u8>)>>,
     /// This instance's Prometheus metrics (`/metrics` on the management listener).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The fault knobs and the seeded generator of every test knob's random choice.
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 impl std::ops::Deref for AppState {
