@@ -152,10 +152,12 @@ impl AppState {
                     "{other}; retry with the fresh nonce in this response"
                 )),
             })?;
-        if self.cfg.nonce_reject_percent > 0 {
-            if self.faults.roll(self.cfg.nonce_reject_percent as f64) {
-                return Err(Problem::bad_nonce("rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce").into());
-            }
+        // A knob at 0 draws nothing from the seeded sequence.
+        if self.faults.roll(self.cfg.nonce_reject_percent as f64) {
+            return Err(Problem::bad_nonce(
+                "rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce",
+            )
+            .into());
         }
 
         let (key, account) = match (&jws.protected.key, mode) {

@@ -188,3 +188,72 @@ fn the_parser_refuses_what_prometheus_would() {
         assert!(parse(bad).is_err(), "accepted {bad:?}");
     }
 }
+
+/// `cobble serve --log-format json`: one JSON object a line, carrying the request's span
+/// fields, and the same request id in the response's X-Request-Id.
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    use std::io::{BufRead, BufReader, Read};
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "",
+            "--log-format",
+            "json",
+            "--log",
+            "debug",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("COBBLE_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = None;
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(10)
+        .map_while(Result::ok)
+    {
+        if let Some(u) = line.trim().strip_prefix("directory:") {
+            url = Some(u.trim().to_owned());
+            break;
+        }
+    }
+    let url = url.expect("the ready lines name the directory");
+    let http = common::client_trusting(&std::fs::read(dir.path().join("tls/ca.pem")).unwrap());
+    let r = http.get(&url).send().await.unwrap();
+    let id: u64 = r.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = child.wait();
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == id && l["span"]["path"] == "/dir"),
+        "no line of request {id}:\n{err}"
+    );
+}
