@@ -27,6 +27,24 @@ if [ -z "${COBBLE_TEST_NO_CLIENTS:-}" ] && [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The staging tests (crates/cobble/tests/staging.rs): HAProxy as the balancer, openssl for
+# its certificate, and Debian's docker-compose to validate docker-compose.yml (without
+# docker.io, which it only recommends: no container is run).
+staging_missing=()
+for tool in haproxy openssl docker-compose; do
+  command -v "$tool" >/dev/null 2>&1 || staging_missing+=("$tool")
+done
+if [ ${#staging_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    log "installing Debian's ${staging_missing[*]} for the staging tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${staging_missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${staging_missing[@]}" >/dev/null; }
+  else
+    log "${staging_missing[*]} missing and not root: install them for the staging tests"
+  fi
+fi
+
 # A current certbot from PyPI beside Debian's 2.1, whose error path loses the server's problem
 # text ("AttributeError: can't set attribute"): the operator tests assert on what certbot prints.
 venv="${COBBLE_CERTBOT_VENV:-target/certbot-venv}"

@@ -225,8 +225,12 @@ impl Client {
         if let Some(a) = accept {
             req = req.header("accept", a);
         }
+        self.shared.jws_sent.fetch_add(1, Ordering::Relaxed);
         let r = req.send().await.map_err(|e| transport(e, url))?;
         let status = r.status().as_u16();
+        if status < 400 {
+            self.shared.jws_accepted.fetch_add(1, Ordering::Relaxed);
+        }
         let headers = r.headers().clone();
         let text = r.text().await.map_err(|e| transport(e, url))?;
         if let Some(n) = headers.get("replay-nonce").and_then(|v| v.to_str().ok()) {

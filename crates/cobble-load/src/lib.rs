@@ -102,6 +102,10 @@ pub(crate) struct Shared {
     stats: Mutex<Stats>,
     pub(crate) requests: AtomicU64,
     pub(crate) bad_nonce_retries: AtomicU64,
+    /// JWS requests sent since the start, registrations included (never reset).
+    pub(crate) jws_sent: AtomicU64,
+    /// JWS requests answered below 400 since the start: each used up one nonce.
+    pub(crate) jws_accepted: AtomicU64,
     started: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
@@ -215,6 +219,8 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Progress)) -> Result<R
         stats: Mutex::new(Stats::default()),
         requests: AtomicU64::new(0),
         bad_nonce_retries: AtomicU64::new(0),
+        jws_sent: AtomicU64::new(0),
+        jws_accepted: AtomicU64::new(0),
         started: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -299,6 +305,8 @@ pub async fn run(opts: Options, mut progress: impl FnMut(&Progress)) -> Result<R
         elapsed,
         requests: shared.requests.load(Ordering::Relaxed),
         bad_nonce_retries: shared.bad_nonce_retries.load(Ordering::Relaxed),
+        jws_sent: shared.jws_sent.load(Ordering::Relaxed),
+        jws_accepted: shared.jws_accepted.load(Ordering::Relaxed),
         stalled,
         client_cpu_ms,
         servers,

@@ -51,6 +51,10 @@ pub struct Inputs<'a> {
     pub requests: u64,
     /// badNonce answers retried.
     pub bad_nonce_retries: u64,
+    /// JWS requests sent, registrations included.
+    pub jws_sent: u64,
+    /// JWS requests answered below 400.
+    pub jws_accepted: u64,
     /// Time without a finished order when the run was stopped, if it was.
     pub stalled: Option<Duration>,
     /// This process's CPU time during the run, in ms.
@@ -78,6 +82,12 @@ pub struct Report {
     pub requests: u64,
     /// badNonce answers retried.
     pub bad_nonce_retries: u64,
+    /// JWS requests sent, account registrations included: an upper bound on the nonces
+    /// the server redeemed for this run.
+    pub jws_sent: u64,
+    /// JWS requests answered below 400: each redeemed exactly one nonce, so the server's
+    /// used-nonce count is at least this.
+    pub jws_accepted: u64,
     /// Seconds without a finished order when the run was stopped as stalled.
     pub stalled_secs: Option<f64>,
     /// Whole-order latency (completed orders).
@@ -112,6 +122,8 @@ impl Report {
             },
             requests: i.requests,
             bad_nonce_retries: i.bad_nonce_retries,
+            jws_sent: i.jws_sent,
+            jws_accepted: i.jws_accepted,
             stalled_secs: i.stalled.map(|d| d.as_secs_f64()),
             order: i.stats.orders.summary(),
             steps: Step::ALL
@@ -183,6 +195,8 @@ impl Report {
             "requests_per_order": (self.orders_completed > 0)
                 .then(|| round3(self.requests as f64 / self.orders_completed as f64)),
             "bad_nonce_retries": self.bad_nonce_retries,
+            "jws_sent": self.jws_sent,
+            "jws_accepted": self.jws_accepted,
             "stalled": self.stalled_secs.is_some(),
             "stalled_secs": self.stalled_secs.map(round3),
             "order": self.order.to_json(),

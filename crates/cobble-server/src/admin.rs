@@ -119,6 +119,103 @@ fn unavailable(why: &str) -> Response {
     r
 }
 
+/// `/metrics`: this instance's Prometheus metrics (text format 0.0.4), with the job queues
+/// and the database pool read now. Behind the admin token like every admin route but the
+/// public PKI data and `/health`, `/ready`; Prometheus sends it as a bearer token.
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut g = crate::metrics::Gauges {
+        pool: s.store.pool_stats(),
+        ..Default::default()
+    };
+    match s.store.queue_stats(s.clock.now_ms()).await {
+        Ok((v, i)) => {
+            g.validation_queue = v;
+            g.issuance_queue = i;
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: the job queues could not be read"),
+    }
+    g.acquire = s.store.acquire_probe().await.ok();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(&g),
+    )
+        .into_response()
+}
+
+/// `GET /admin/faults`: the fault rules in force and the seed.
+async fn get_faults(State(s): State<AppState>) -> Response {
+    axum::Json(s.faults.settings()).into_response()
+}
+
+/// `PUT /admin/faults`: replaces the fault rules (`{"rules": [...], "seed": N}`; a seed
+/// restarts the random sequence), so a CI job can turn faults on for one test.
+async fn put_faults(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let settings: crate::faults::FaultSettings = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return crate::error::problem_response(&Problem::malformed(format!(
+                "the body must be {{\"rules\": [{{\"kind\": ..., \"percent\": ..., \"endpoint\": ...}}], \"seed\": N}}: {e}"
+            )));
+        }
+    };
+    match s.faults.replace(settings) {
+        Ok(()) => {
+            tracing::info!(rules = ?s.faults.settings().rules, "fault rules replaced");
+            axum::Json(s.faults.settings()).into_response()
+        }
+        Err(why) => crate::error::problem_response(&Problem::malformed(why)),
+    }
+}
+
+/// Pebble's `POST /set-renewal-info/`: `{"certificate": PEM, "ariResponse": "<JSON text>"}`
+/// (keys matched without case, as Pebble's decoder does) makes this instance answer that
+/// renewalInfo for the certificate (RFC 9773), so clients can be tested against any window.
+async fn set_renewal_info(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let bad = |why: String| crate::error::problem_response(&Problem::malformed(why));
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(&body)
+    else {
+        return bad(
+            "the body must be a JSON object {\"certificate\": PEM, \"ariResponse\": \"...\"}"
+                .into(),
+        );
+    };
+    let field = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    };
+    let (Some(pem), Some(answer)) = (field("certificate"), field("ariResponse")) else {
+        return bad("both \"certificate\" (PEM) and \"ariResponse\" (JSON text) are needed".into());
+    };
+    let answer: serde_json::Value = match serde_json::from_str(answer) {
+        Ok(v @ serde_json::Value::Object(_)) if v["suggestedWindow"].is_object() => v,
+        _ => {
+            return bad(
+                "\"ariResponse\" must be the JSON text of a renewalInfo object with a suggestedWindow (RFC 9773 §4.2)"
+                    .into(),
+            );
+        }
+    };
+    let serial = match x509_parser::pem::parse_x509_pem(pem.as_bytes()) {
+        Ok((_, p)) => match p.parse_x509() {
+            Ok(c) => c
+                .tbs_certificate
+                .raw_serial()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            Err(e) => return bad(format!("\"certificate\" is not a certificate: {e}")),
+        },
+        Err(e) => return bad(format!("\"certificate\" is not PEM: {e}")),
+    };
+    s.faults.set_renewal_info(&serial, answer);
+    tracing::info!(%serial, "renewalInfo overridden");
+    axum::http::StatusCode::OK.into_response()
+}
+
 /// Lets a request through only with the admin token (compared in constant time); anything
 /// else gets 401 with a problem document, and is logged.
 async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -185,6 +282,9 @@ pub fn router(state: AppState) -> Router {
         .route("/root-keys/{i}", get(root_keys))
         .route("/intermediate-keys/{i}", get(intermediate_keys))
         .merge(crate::admin_api::router())
+        .route("/metrics", get(metrics))
+        .route("/admin/faults", get(get_faults).put(put_faults))
+        .route("/set-renewal-info/", axum::routing::post(set_renewal_info))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

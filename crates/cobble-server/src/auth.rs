@@ -171,12 +171,12 @@ impl AppState {
                     "{other}; retry with the fresh nonce in this response"
                 )),
             })?;
-        if self.cfg.nonce_reject_percent > 0 {
-            let mut b = [0u8; 1];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok();
-            if (b[0] as u32 * 100 / 256) < self.cfg.nonce_reject_percent as u32 {
-                return Err(Problem::bad_nonce("rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce").into());
-            }
+        // A knob at 0 draws nothing from the seeded sequence.
+        if self.faults.roll(self.cfg.nonce_reject_percent as f64) {
+            return Err(Problem::bad_nonce(
+                "rejected on purpose (nonce-reject-percent test knob); retry with the fresh nonce",
+            )
+            .into());
         }
         Ok(nonce)
     }

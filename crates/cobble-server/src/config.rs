@@ -150,6 +150,18 @@ pub struct ServerConfig {
     /// HTTP status of the `unauthorized` problem a deactivated account's requests get
     /// (RFC 8555 §7.3.6 names no status; Cobble says 401, Pebble 403).
     pub deactivated_account_status: u16,
+    /// Fault knobs (`[[faults]]`): injected 429/503/500/badNonce answers, delays and stuck
+    /// orders, per endpoint and by percentage; replaceable at run time (`/admin/faults`).
+    pub faults: Vec<crate::faults::FaultRule>,
+    /// Seed of every random choice of the test knobs (faults, delays, nonce rejection,
+    /// authorization reuse, validation sleep); unset picks one at random.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// A plain-HTTP ACME listener for a TLS-terminating proxy in front; unset means none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
+    /// Peers whose X-Forwarded-Proto/X-Forwarded-Host the plain listener believes.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -219,6 +231,10 @@ impl Default for ServerConfig {
             rate_limits: Default::default(),
             caa_check: true,
             deactivated_account_status: 401,
+            faults: Vec::new(),
+            seed: None,
+            http_listen: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

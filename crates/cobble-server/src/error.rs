@@ -85,6 +85,15 @@ pub fn internal(what: &str, cause: impl std::fmt::Display) -> Problem {
     ))
 }
 
+/// The problem a response carries, for metrics (kept in the response's extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemTag {
+    /// The ACME error type's short name, e.g. `badNonce`.
+    pub kind: &'static str,
+    /// The Certigna result code, if any.
+    pub code: Option<&'static str>,
+}
+
 /// Renders a problem with `Content-Type: application/problem+json`.
 pub fn problem_response(problem: &Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -94,6 +103,10 @@ pub fn problem_response(problem: &Problem) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    r.extensions_mut().insert(ProblemTag {
+        kind: problem.kind.name(),
+        code: problem.code.map(|c| c.as_str()),
+    });
     r
 }
 

@@ -68,7 +68,15 @@ async fn run(s: AppState, worker: String, order_id: String, req: IssuanceRequest
         // Test hook: a window in which the instance can be killed mid-issuance.
         tokio::time::sleep(Duration::from_millis(s.cfg.issuance_pause_ms)).await;
     }
+    if let Some(d) = s.faults.stuck_for(&order_id) {
+        // Fault knob stuck-processing: the order stays `processing` this long.
+        tokio::time::sleep(d).await;
+    }
+    let started = std::time::Instant::now();
     let outcome = sign_and_store(&s, &worker, &order_id, &req).await;
+    if outcome.is_err() {
+        s.metrics.issuance("failed", started.elapsed());
+    }
     if let Err((stage, why)) = outcome {
         // The cause stays in the log; the client learns which stage failed.
         tracing::error!(order = %order_id, stage, error = %why, "issuance failed");
@@ -113,6 +121,7 @@ async fn sign_and_store(
     order_id: &str,
     req: &IssuanceRequest,
 ) -> Result<(), (&'static str, String)> {
+    let started = std::time::Instant::now();
     let store_err = |e: StoreError| ("storing the certificate", e.to_string());
     let order = match s.store.order(order_id).await {
         Ok(Some(o)) => o,
@@ -218,7 +227,8 @@ async fn sign_and_store(
     {
         Some(_) => {
             tx.commit().await.map_err(store_err)?;
-            tracing::info!(order = %order_id, serial = %cert.serial, "certificate issued");
+            tracing::info!(audit = "issuance", order = %order_id, serial = %cert.serial, "certificate issued");
+            s.metrics.issuance("issued", started.elapsed());
         }
         None => {
             tracing::warn!(order = %order_id, "issuance job taken over by another worker; this signature is discarded")

@@ -9,7 +9,10 @@ pub mod admin_api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod issuer;
+pub mod metrics;
+pub mod proxy;
 pub mod ra;
 pub mod ratelimit;
 pub mod routes;
@@ -79,6 +82,12 @@ pub struct Running {
     pub admin_token_file: Option<PathBuf>,
     /// The store, for tests and tools that look behind the API.
     pub store: Store,
+    /// The plain-HTTP listener's address (for a TLS-terminating proxy), when on.
+    pub http_addr: Option<SocketAddr>,
+    http: Option<(
+        axum_server::Handle<SocketAddr>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     handle: axum_server::Handle<SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     admin: Option<(
@@ -96,6 +105,10 @@ impl Running {
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(self.grace));
         if let Some((h, task)) = self.admin {
+            h.graceful_shutdown(Some(self.grace));
+            let _ = task.await;
+        }
+        if let Some((h, task)) = self.http {
             h.graceful_shutdown(Some(self.grace));
             let _ = task.await;
         }
@@ -188,6 +201,10 @@ fn with_common_layers(routes: Router<AppState>, state: AppState) -> Router {
             ),
             ratelimit::layer,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), common))
         .with_state(state)
 }
@@ -207,7 +224,14 @@ const BODY_DEADLINE: Duration = Duration::from_secs(30);
 /// the router's own 405 responses.
 async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty);
+    let started = std::time::Instant::now();
+    let endpoint = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", request_id = id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty);
     let base = s.base_url(req.headers(), req.uri());
     let gets_nonce =
         req.method() == Method::POST || req.uri().path() == state::Urls::NEW_NONCE_PATH;
@@ -232,23 +256,31 @@ async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Resp
         }
     }
     // When the database is unreachable (503) there is no using the nonce up either.
+    let nonce = slot.take();
+    if resp.status().is_success() && nonce.is_some() {
+        s.metrics.nonce_redeemed();
+    }
     if !resp.status().is_success()
         && resp.status() != StatusCode::SERVICE_UNAVAILABLE
-        && let Some(nonce) = slot.take()
+        && let Some(nonce) = nonce
     {
         // RFC 8555 §6.5: one request per nonce, whatever its outcome. A handler that
         // failed after its transaction redeemed the nonce finds it used: nothing to do.
         match s.store.redeem_nonce(&nonce).await {
-            Ok(()) | Err(cobble_store::StoreError::NonceReused) => {}
+            Ok(()) => s.metrics.nonce_redeemed(),
+            Err(cobble_store::StoreError::NonceReused) => {}
             Err(e) => span.in_scope(
                 || tracing::warn!(error = %e, "could not use up the nonce of a failed request"),
             ),
         }
     }
+    let problem = resp.extensions().get::<error::ProblemTag>().copied();
     let h = resp.headers_mut();
     if gets_nonce && let Ok(v) = HeaderValue::from_str(&s.mint_nonce()) {
         h.insert("replay-nonce", v);
+        s.metrics.nonce_issued();
     }
+    h.insert("x-request-id", HeaderValue::from(id));
     if let Ok(v) = HeaderValue::from_str(&format!(
         "<{}>;rel=\"index\"",
         state::Urls(&base).directory()
@@ -256,6 +288,16 @@ async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Resp
         h.append(header::LINK, v);
     }
     span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "response"));
+    s.metrics.request(
+        &endpoint,
+        method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Some(p) = problem {
+        s.metrics
+            .problem(&endpoint, p.kind, p.code.unwrap_or_default());
+    }
     resp
 }
 
@@ -406,6 +448,8 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         ca: Arc::new(hierarchy),
         validator: validator.clone(),
         crl: tokio::sync::Mutex::new(None),
+        metrics: Default::default(),
+        faults: Arc::new(faults::Faults::new(cfg.faults.clone(), cfg.seed)),
         key_policy: KeyPolicy {
             rsa_min_bits: cfg.rsa_min_bits,
             ..KeyPolicy::default()
@@ -456,6 +500,26 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
             .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
     );
     handle.listening().await.ok_or(StartError::NotListening)?;
+    let (http, http_addr) = match state.cfg.http_listen {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            let bound = l.local_addr()?;
+            let h = axum_server::Handle::new();
+            let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                proxy::forwarded,
+            ));
+            let task = tokio::spawn(
+                axum_server::from_tcp(l)?
+                    .handle(h.clone())
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+            );
+            h.listening().await.ok_or(StartError::NotListening)?;
+            (Some((h, task)), Some(bound))
+        }
+        None => (None, None),
+    };
     let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, state.cfg.retention_days));
     let mut workers = worker::spawn(
         state.clone(),
@@ -474,6 +538,8 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         admin_token_file,
         admin,
         store,
+        http,
+        http_addr,
         handle,
         server,
         housekeeping,
@@ -555,6 +621,8 @@ mod tests {
             ),
             validator: Arc::new(validate::AlwaysValid),
             crl: Default::default(),
+            metrics: Default::default(),
+            faults: Arc::new(faults::Faults::new(Vec::new(), Some(1))),
         }))
     }
 

@@ -57,6 +57,10 @@ pub struct Inner {
     /// This instance's CRL (revocation generation it was made at, made ms, DER), remade when
     /// stale or when the store's revocation generation moved on.
     pub crl: tokio::sync::Mutex<Option<(i64, i64, Vec<u8>)>>,
+    /// This instance's Prometheus metrics (`/metrics` on the management listener).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The fault knobs and the seeded generator of every test knob's random choice.
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 impl std::ops::Deref for AppState {

@@ -169,6 +169,7 @@ async fn decide(
         Ok(record)
     };
     let limit = deadline(&state.cfg);
+    let started = std::time::Instant::now();
     let result = match tokio::time::timeout(limit, checks).await {
         Ok(r) => r,
         Err(_) => Err(Problem::new(
@@ -180,6 +181,11 @@ async fn decide(
             ),
         )),
     };
+    state.metrics.validation(
+        ch.kind.as_str(),
+        if result.is_ok() { "valid" } else { "invalid" },
+        started.elapsed(),
+    );
     Ok(match result {
         Ok(record) => ValidationOutcome {
             status: ChallengeStatus::Valid,

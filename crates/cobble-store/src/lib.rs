@@ -19,6 +19,7 @@ mod operator;
 mod order;
 mod prune;
 mod seed;
+mod stats;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
@@ -32,6 +33,7 @@ pub use operator::{
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 pub use prune::Pruned;
 pub use seed::SeedPlan;
+pub use stats::{PoolStats, QueueStats};
 
 use cobble_core::nonce::OpenedNonce;
 use sqlx::postgres::{PgPool, PgPoolOptions};

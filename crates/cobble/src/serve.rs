@@ -196,6 +196,27 @@ pub struct ServeArgs {
     /// HTTP status of the problem a deactivated account's requests get (Pebble: 403) [default: 401].
     #[arg(long, env = "COBBLE_DEACTIVATED_ACCOUNT_STATUS", value_parser = clap::value_parser!(u16).range(400..=499))]
     deactivated_account_status: Option<u16>,
+    /// Log format: `text` for people, `json` for one JSON object a line, with the request's
+    /// span fields (request_id, method, path, account) [default: text].
+    #[arg(long, env = "COBBLE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Fault knob (repeatable), e.g. `kind=rate-limited,percent=10,endpoint=/acme/new-order`;
+    /// kinds: rate-limited, unavailable, internal, bad-nonce, delay, stuck-processing.
+    #[arg(long = "fault", value_parser = cobble_server::faults::FaultRule::parse_flag)]
+    faults: Vec<cobble_server::faults::FaultRule>,
+    /// Seed of every random choice of the test knobs, for reproducible runs [default: random].
+    #[arg(long, env = "COBBLE_SEED")]
+    seed: Option<u64>,
+    /// Plain-HTTP ACME listener for a TLS-terminating proxy in front [default: none].
+    #[arg(long, env = "COBBLE_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Address of a trusted proxy whose X-Forwarded-Proto/Host the plain listener believes (repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "COBBLE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServeArgs {
@@ -256,6 +277,18 @@ impl ServeArgs {
         );
         if self.admin_token.is_some() {
             c.admin_token = self.admin_token.clone();
+        }
+        if !self.faults.is_empty() {
+            c.faults = self.faults.clone();
+        }
+        if self.seed.is_some() {
+            c.seed = self.seed;
+        }
+        if self.http_listen.is_some() {
+            c.http_listen = self.http_listen;
+        }
+        if !self.trusted_proxies.is_empty() {
+            c.trusted_proxies = self.trusted_proxies.clone();
         }
         if let Some(a) = self.admin_listen.as_deref() {
             c.admin_listen = if a.is_empty() {
@@ -390,10 +423,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         print!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?;
+    if args.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let running = cobble_server::start(cfg, Arc::new(SystemClock))
         .await
         .context("starting the server")?;
@@ -412,6 +456,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => println!("  admin token: the one given by --admin-token"),
     }
     println!("  listening:  {}", running.addr);
+    if let Some(a) = running.http_addr {
+        println!("  plain HTTP: {a} (for a TLS-terminating proxy)");
+    }
     println!("  database:   {}", redact(&running.database_url));
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

@@ -152,9 +152,7 @@ fn validation_delay_ms(s: &AppState) -> i64 {
     if max <= 0 {
         return 0;
     }
-    let mut b = [0u8; 4];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok();
-    (u32::from_be_bytes(b) as i64) % (max + 1)
+    s.faults.below(max as u64 + 1) as i64
 }
 
 /// POST /acme/chall/{id}: POST-as-GET reads; a JSON object (normally `{}`) asks the server

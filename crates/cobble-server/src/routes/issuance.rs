@@ -143,7 +143,7 @@ pub async fn finalize(
     tx.commit().await?;
     tracing::info!(order = %id, key = %checked.key_description, "finalizing");
     let job = crate::issuer::start(&s, worker, id.clone(), request);
-    if !s.cfg.finalize_async {
+    if !s.cfg.finalize_async && s.faults.stuck_for(&id).is_none() {
         // The task goes on if this request is dropped (the client hung up).
         let _ = job.await;
     }

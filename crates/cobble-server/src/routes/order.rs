@@ -84,15 +84,6 @@ pub fn challenge_types(id: &Identifier, wildcard: bool) -> Vec<ChallengeType> {
     }
 }
 
-fn roll_percent(p: u8) -> bool {
-    if p >= 100 {
-        return true;
-    }
-    let mut b = [0u8; 1];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).ok();
-    (b[0] as u32 * 100 / 256) < p as u32
-}
-
 /// POST /acme/new-order.
 pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
     let r = s.authenticate(req, KeyMode::Kid).await?;
@@ -215,7 +206,7 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
             .reusable_authz(&account.id, &base, wildcard, false, now)
             .await?;
         plans.push(match reuse {
-            Some(a) if a.preauth || roll_percent(s.cfg.authz_reuse_percent) => {
+            Some(a) if a.preauth || s.faults.roll(s.cfg.authz_reuse_percent as f64) => {
                 AuthzPlan::Reuse(a.id)
             }
             _ => AuthzPlan::New {

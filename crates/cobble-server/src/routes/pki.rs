@@ -173,6 +173,13 @@ pub async fn renewal_info(
         .certificate_by_ari_id(&cert_id)
         .await?
         .ok_or_else(|| Problem::not_found(&format!("certificate {cert_id}")))?;
+    if let Some(answer) = s.faults.renewal_info(&cert.serial) {
+        // Set through the management listener's /set-renewal-info/ (Pebble's ARI override).
+        let mut resp = axum::Json(answer).into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("21600"));
+        return Ok(resp);
+    }
     let now = s.clock.now_ms();
     let (start, end) = match cert.revoked_ms {
         Some(_) => (now - 2 * 86_400_000, now - 86_400_000),

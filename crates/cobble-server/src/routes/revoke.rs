@@ -145,6 +145,6 @@ pub async fn revoke(State(s): State<AppState>, req: Request) -> AcmeResult<Respo
         .into());
     }
     tx.commit().await?;
-    tracing::info!(serial = %serial, reason, "certificate revoked");
+    tracing::info!(audit = "revocation", serial = %serial, reason, "certificate revoked");
     Ok(StatusCode::OK.into_response())
 }

@@ -2,6 +2,8 @@
 //! real PostgreSQL, and a hand-rolled ACME client for the bad paths.
 #![allow(dead_code)]
 
+pub mod prom;
+
 use cobble_core::b64;
 use cobble_core::clock::{Clock, ManualClock, SystemClock};
 use cobble_core::sign::Signer;
