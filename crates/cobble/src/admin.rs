@@ -81,7 +81,7 @@ enum EabCommand {
 #[derive(Args, Debug, Default)]
 struct EaFields {
     /// Organization (id or name; a new name creates it).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     org: Option<String>,
     /// Domain-list entry: a name, or *.name for its whole subtree (repeatable).
     #[arg(long = "domain")]
@@ -108,9 +108,13 @@ enum EaCommand {
     /// List external accounts.
     List(ListArgs),
     /// Show one.
-    Show { kid: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Change one: status, domains, credits, profile kind, expiry, organization.
     Update {
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// New status (pending, valid, suspended, expired, revoked, deactivated).
         #[arg(long)]
@@ -137,7 +141,7 @@ enum EaCommand {
         #[arg(long)]
         expires: Option<String>,
         /// Organization id or name.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         org: Option<String>,
         /// Reason for the certificates a revocation or deactivation revokes.
         #[arg(long)]
@@ -156,15 +160,20 @@ enum OrgCommand {
     /// List organizations.
     List(ListArgs),
     /// Show one, with its documents.
-    Show { id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Set its status (valid, pending, suspended).
     Update {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         status: String,
     },
     /// Record a document: registration-form, organization-proof or manager-mandate.
     AddDocument {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         kind: String,
@@ -182,15 +191,28 @@ enum AccountCommand {
     /// List ACME accounts (--status valid, deactivated, revoked, pending or suspended).
     List(ListArgs),
     /// Show one.
-    Show { id: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Approve a pending account.
-    Approve { id: String },
+    Approve {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Suspend an account.
-    Suspend { id: String },
+    Suspend {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Reactivate a suspended account.
-    Reactivate { id: String },
+    Reactivate {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Revoke an account and all its unexpired certificates.
     Revoke {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// RFC 5280 reason [default: cessationOfOperation].
         #[arg(long)]
@@ -209,9 +231,13 @@ enum CertCommand {
     /// List certificates.
     List(ListArgs),
     /// Show one by serial.
-    Show { serial: String },
+    Show {
+        #[arg(allow_hyphen_values = true)]
+        serial: String,
+    },
     /// Revoke one by serial.
     Revoke {
+        #[arg(allow_hyphen_values = true)]
         serial: String,
         /// RFC 5280 reason (number or name, e.g. keyCompromise) [default: unspecified].
         #[arg(long)]
@@ -223,7 +249,7 @@ enum CertCommand {
 struct ListArgs {
     #[arg(long)]
     status: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     account: Option<String>,
     #[arg(long)]
     name: Option<String>,
@@ -231,7 +257,7 @@ struct ListArgs {
     serial: Option<String>,
     #[arg(long)]
     organization: Option<String>,
-    #[arg(long = "external-account")]
+    #[arg(long = "external-account", allow_hyphen_values = true)]
     external_account: Option<String>,
     #[arg(long)]
     since: Option<String>,
@@ -240,7 +266,7 @@ struct ListArgs {
     #[arg(long)]
     limit: Option<usize>,
     /// Cursor from the previous page.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     after: Option<String>,
 }
 
@@ -764,5 +790,51 @@ mod tests {
         assert!(out.contains("--after 5.x"), "{out}");
         assert_eq!(strip_nulls(json!({"a": null, "b": 1})), json!({"b": 1}));
         assert_eq!(percent("*.a b&c"), "%2A.a%20b%26c");
+    }
+
+    /// Account ids, kids and cursors are base64url and may begin with `-`: the commands
+    /// take them as values, not as unknown flags, while `--help` and real flags still work.
+    #[test]
+    fn ids_may_begin_with_a_hyphen() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            admin: AdminArgs,
+        }
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("admin").chain(args.iter().copied()))
+        };
+        let c = parse(&["accounts", "approve", "-1kDJLBDPKr-LkopE1cYcA"]).unwrap();
+        assert!(matches!(
+            c.admin.command,
+            AdminCommand::Accounts { command: AccountCommand::Approve { ref id } } if id == "-1kDJLBDPKr-LkopE1cYcA"
+        ));
+        let c = parse(&[
+            "--json",
+            "certificates",
+            "list",
+            "--account",
+            "-x",
+            "--after",
+            "-3.y",
+        ])
+        .unwrap();
+        match c.admin.command {
+            AdminCommand::Certificates {
+                command: CertCommand::List(l),
+            } => {
+                assert_eq!(l.account.as_deref(), Some("-x"));
+                assert_eq!(l.after.as_deref(), Some("-3.y"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.admin.json);
+        let help = parse(&["accounts", "approve", "--help"]).err().unwrap();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(
+            parse(&["accounts", "approve"]).is_err(),
+            "the id is required"
+        );
     }
 }

@@ -441,25 +441,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let running = cobble_server::start(cfg, Arc::new(SystemClock))
         .await
         .context("starting the server")?;
-    println!("Cobble {} is ready", env!("CARGO_PKG_VERSION"));
-    println!("  directory:  {}", running.directory_url);
-    match &running.trust_root {
-        Some(p) => println!("  trust root: {}", p.display()),
-        None => println!("  trust root: the operator-supplied --tls-cert chain"),
-    }
-    println!("  issuing root: {}", running.issuing_root.display());
+    // The banner is written in one piece and a closed stdout is not an error: a script that
+    // reads the directory line and then stops reading (`| head`, a test harness) must not
+    // take the server down with a broken pipe.
+    let mut banner = format!("Cobble {} is ready\n", env!("CARGO_PKG_VERSION"));
+    let mut line = |l: String| {
+        banner.push_str(&l);
+        banner.push('\n');
+    };
+    line(format!("  directory:  {}", running.directory_url));
+    line(match &running.trust_root {
+        Some(p) => format!("  trust root: {}", p.display()),
+        None => "  trust root: the operator-supplied --tls-cert chain".to_owned(),
+    });
+    line(format!(
+        "  issuing root: {}",
+        running.issuing_root.display()
+    ));
     if let Some(u) = &running.admin_url {
-        println!("  admin:      {u}");
+        line(format!("  admin:      {u}"));
     }
-    match &running.admin_token_file {
-        Some(p) => println!("  admin token: {}", p.display()),
-        None => println!("  admin token: the one given by --admin-token"),
-    }
-    println!("  listening:  {}", running.addr);
+    line(match &running.admin_token_file {
+        Some(p) => format!("  admin token: {}", p.display()),
+        None => "  admin token: the one given by --admin-token".to_owned(),
+    });
+    line(format!("  listening:  {}", running.addr));
     if let Some(a) = running.http_addr {
-        println!("  plain HTTP: {a} (for a TLS-terminating proxy)");
+        line(format!("  plain HTTP: {a} (for a TLS-terminating proxy)"));
     }
-    println!("  database:   {}", redact(&running.database_url));
+    line(format!("  database:   {}", redact(&running.database_url)));
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(banner.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "could not write the ready banner to stdout");
+        }
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;

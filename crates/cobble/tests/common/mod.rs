@@ -639,6 +639,8 @@ pub async fn spawn_instance(
     })
     .await
     .expect("the second process is ready within 60 s");
+    // Keep reading what the child prints so that it never writes into a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let base = directory_url.trim_end_matches("/dir").to_owned();
     let handle = TestServer {
         running: None,
