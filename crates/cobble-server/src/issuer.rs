@@ -186,21 +186,13 @@ async fn sign_and_store(
         not_before_ms: time_to_ms(issued.not_before),
         not_after_ms: time_to_ms(issued.not_after),
     };
-    let renewal = order.replaces.is_some()
-        || s.store
-            .is_renewal(
-                &order.account_id,
-                &crate::ra::limits::keys(&order.identifiers).name_set,
-            )
-            .await
-            .map_err(store_err)?;
     let mut tx = s.store.begin().await.map_err(store_err)?;
     if let Some(refusal) = crate::ra::limits::check_and_record(
         s,
         &mut tx,
         &order.account_id,
         &order.identifiers,
-        renewal,
+        order.replaces.is_some(),
     )
     .await
     .map_err(store_err)?

@@ -25,7 +25,7 @@ pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount
 pub use cert::{Certificate, NewCertificate};
 pub use issuance_jobs::IssuanceJob;
 pub use jobs::{ValidationJob, ValidationOutcome};
-pub use limits::{IssuanceKeys, Window};
+pub use limits::{IssuanceKeys, KeyUsage, StoredOverride, Window};
 pub use operator::{
     AuditEntry, Debit, Document, DomainClaim, ExternalAccount, ExternalAccountUpdate, ListQuery,
     NewExternalAccount, Organization, Page, candidate_entries, new_hmac_key, uuid_v4,

@@ -4,6 +4,7 @@
 //! after taking the keys' lock rows, so that two instances never both let the last one in.
 
 use crate::{Store, StoreError, Tx, on_tx, read_pool};
+use cobble_core::ratelimit::{LimitName, Override, Scope};
 use sqlx::Row;
 
 /// What a certificate counts against.
@@ -44,6 +45,31 @@ macro_rules! window_on {
     }};
 }
 
+macro_rules! renewal_on {
+    ($c:expr, $account:expr, $set:expr) => {{
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM issuance_events WHERE kind = $1 AND key = $2 AND account_id = $3",
+        )
+        .bind(NAMES)
+        .bind($set)
+        .bind($account)
+        .fetch_one($c)
+        .await?;
+        n > 0
+    }};
+}
+
+macro_rules! external_kid_on {
+    ($c:expr, $account:expr) => {{
+        let kid: Option<Option<String>> =
+            sqlx::query_scalar("SELECT external_kid FROM accounts WHERE id = $1")
+                .bind($account)
+                .fetch_optional($c)
+                .await?;
+        kid.flatten()
+    }};
+}
+
 impl Store {
     /// Certificates for registered domain `domain` issued after `since_ms` (early check).
     pub async fn domain_window(&self, domain: &str, since_ms: i64) -> Result<Window, StoreError> {
@@ -57,15 +83,12 @@ impl Store {
 
     /// Whether `account_id` was issued a certificate for name set `set` before (a renewal).
     pub async fn is_renewal(&self, account_id: &str, set: &str) -> Result<bool, StoreError> {
-        read_pool!(&self.db, p => {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM issuance_events WHERE kind = $1 AND key = $2 AND account_id = $3")
-                .bind(NAMES)
-                .bind(set)
-                .bind(account_id)
-                .fetch_one(p)
-                .await?;
-            Ok(n > 0)
-        })
+        read_pool!(&self.db, p => Ok(renewal_on!(p, account_id, set)))
+    }
+
+    /// The external account `account_id` is bound to.
+    pub async fn external_kid_of(&self, account_id: &str) -> Result<Option<String>, StoreError> {
+        read_pool!(&self.db, p => Ok(external_kid_on!(p, account_id)))
     }
 
     /// The account's pending, unexpired authorizations at `now_ms`.
@@ -165,5 +188,376 @@ impl Tx {
             }
             Ok(())
         })
+    }
+}
+
+/// One key's events in a window, for usage reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// `domain` (a registered domain) or `names` (a name set).
+    pub kind: String,
+    /// The registered domain or the name set.
+    pub key: String,
+    /// The events and the oldest of them.
+    pub window: Window,
+}
+
+/// The columns an override row is read with.
+const OVERRIDE_COLUMNS: &str =
+    "scope, subject, limit_name, count, window_secs, enabled, comment, created_ms";
+
+/// The overrides that can apply to `account_id` (its own, its external account's) and to
+/// `domains` (registered domains): one indexed statement.
+macro_rules! overrides_for_on {
+    ($c:expr, $account:expr, $domains:expr) => {{
+        let domains: &[String] = $domains;
+        let mut sql = format!(
+            "SELECT {OVERRIDE_COLUMNS} FROM rate_limit_overrides \
+             WHERE (scope = 'account' AND subject = $1) \
+             OR (scope = 'external-account' AND subject = \
+                 (SELECT external_kid FROM accounts WHERE id = $1))"
+        );
+        if !domains.is_empty() {
+            let marks: Vec<String> = (0..domains.len()).map(|i| format!("${}", i + 2)).collect();
+            sql += &format!(
+                " OR (scope = 'domain' AND subject IN ({}))",
+                marks.join(", ")
+            );
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($account.unwrap_or(""));
+        for d in domains {
+            q = q.bind(d);
+        }
+        let rows = q.fetch_all($c).await?;
+        rows.iter()
+            .map(override_row)
+            .collect::<Result<Vec<_>, StoreError>>()
+    }};
+}
+
+fn override_row<R: Row>(r: &R) -> Result<StoredOverride, StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> Option<String>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> Option<i64>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    let scope: String = r.try_get("scope")?;
+    let subject: String = r.try_get("subject")?;
+    let limit: String = r.try_get("limit_name")?;
+    let bad = |what: &str| StoreError::Corrupt(format!("rate_limit_overrides: unknown {what}"));
+    let scope = Scope::parse(&scope).ok_or_else(|| bad("scope"))?;
+    let limit = LimitName::parse(&limit).ok_or_else(|| bad("limit"))?;
+    let count: Option<i64> = r.try_get("count")?;
+    let window: Option<i64> = r.try_get("window_secs")?;
+    let mut o = Override::for_subject(scope, &subject, limit);
+    o.count = count.map(|c| c.clamp(0, u32::MAX as i64) as u32);
+    o.window_secs = window.map(|w| w.max(0) as u64);
+    o.enabled = r.try_get("enabled")?;
+    o.comment = r.try_get("comment")?;
+    Ok(StoredOverride {
+        rule: o,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+/// An override kept in the store, with when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOverride {
+    /// The override.
+    pub rule: Override,
+    /// When it was made or last changed, Unix ms.
+    pub created_ms: i64,
+}
+
+impl Store {
+    /// The stored overrides that can apply to `account_id` and `domains`.
+    pub async fn limit_overrides_for(
+        &self,
+        account_id: Option<&str>,
+        domains: &[String],
+    ) -> Result<Vec<StoredOverride>, StoreError> {
+        read_pool!(&self.db, p => overrides_for_on!(p, account_id, domains))
+    }
+
+    /// Every stored override, by scope, subject and limit (at most 10 000).
+    pub async fn limit_overrides(&self) -> Result<Vec<StoredOverride>, StoreError> {
+        read_pool!(&self.db, p => {
+            let sql = format!(
+                "SELECT {OVERRIDE_COLUMNS} FROM rate_limit_overrides ORDER BY scope, subject, limit_name LIMIT 10000"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(p).await?;
+            rows.iter().map(override_row).collect()
+        })
+    }
+
+    /// The registered domains and name sets `account_id` was issued certificates for after
+    /// `since_ms`, with the account's own events per key.
+    pub async fn account_issuance(
+        &self,
+        account_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<KeyUsage>, StoreError> {
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT kind, key, COUNT(*) AS n, MIN(at_ms) AS oldest FROM issuance_events \
+                 WHERE account_id = $1 AND at_ms > $2 GROUP BY kind, key ORDER BY kind, key LIMIT 1000",
+            )
+            .bind(account_id)
+            .bind(since_ms)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| Ok(KeyUsage {
+                kind: r.try_get("kind")?,
+                key: r.try_get("key")?,
+                window: Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")? },
+            })).collect()
+        })
+    }
+
+    /// The name sets issued under registered domain `domain` after `since_ms` (each name
+    /// set event has a domain event of the same certificate: same account and time).
+    pub async fn domain_name_sets(
+        &self,
+        domain: &str,
+        since_ms: i64,
+    ) -> Result<Vec<KeyUsage>, StoreError> {
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT n.key AS key, COUNT(*) AS n, MIN(n.at_ms) AS oldest FROM issuance_events n \
+                 WHERE n.kind = $1 AND n.at_ms > $3 AND EXISTS (SELECT 1 FROM issuance_events d \
+                 WHERE d.kind = $2 AND d.key = $4 AND d.account_id = n.account_id AND d.at_ms = n.at_ms) \
+                 GROUP BY n.key ORDER BY n.key LIMIT 1000",
+            )
+            .bind(NAMES)
+            .bind(DOMAIN)
+            .bind(since_ms)
+            .bind(domain)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| Ok(KeyUsage {
+                kind: NAMES.to_owned(),
+                key: r.try_get("key")?,
+                window: Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")? },
+            })).collect()
+        })
+    }
+
+    /// The account's failed validations after `since_ms`, per name.
+    pub async fn failed_validations_by_name(
+        &self,
+        account_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, Window)>, StoreError> {
+        read_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT identifier_value, COUNT(*) AS n, MIN(updated_ms) AS oldest FROM authzs \
+                 WHERE account_id = $1 AND status = 'invalid' AND updated_ms > $2 \
+                 GROUP BY identifier_value ORDER BY identifier_value LIMIT 1000",
+            )
+            .bind(account_id)
+            .bind(since_ms)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| Ok((
+                r.try_get("identifier_value")?,
+                Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")? },
+            ))).collect()
+        })
+    }
+
+    /// One request against the shared GCRA bucket `key` at `now_us`: one statement that
+    /// admits it (moving the bucket's theoretical arrival time on by `interval_us`) unless
+    /// that time would run more than `tolerance_us` ahead of now. Returns `None` when
+    /// admitted, else the microseconds until the next request would be.
+    pub async fn take_request_token(
+        &self,
+        key: &str,
+        now_us: i64,
+        interval_us: i64,
+        tolerance_us: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = match &self.db {
+            crate::Db::Pg(p) => {
+                let r = sqlx::query(GCRA_PG)
+                    .bind(key)
+                    .bind(now_us)
+                    .bind(interval_us)
+                    .bind(tolerance_us)
+                    .fetch_one(p)
+                    .await?;
+                (
+                    r.try_get::<bool, _>("allowed")?,
+                    r.try_get::<i64, _>("tat_us")?,
+                )
+            }
+            crate::Db::Sqlite { writer, .. } => {
+                let r = sqlx::query(GCRA_SQLITE)
+                    .bind(key)
+                    .bind(now_us)
+                    .bind(interval_us)
+                    .bind(tolerance_us)
+                    .fetch_one(writer)
+                    .await?;
+                (
+                    r.try_get::<bool, _>("allowed")?,
+                    r.try_get::<i64, _>("tat_us")?,
+                )
+            }
+        };
+        Ok(match row {
+            (true, _) => None,
+            // Refused: the bucket is at `tat`; the next request fits once tat + interval -
+            // tolerance is reached.
+            (false, tat) => Some((tat + interval_us - tolerance_us - now_us).max(1)),
+        })
+    }
+
+    /// Removes issuance events older than `events_before_ms` (outside every window) and
+    /// request buckets that have drained by `now_us` (an absent bucket is a full one), in
+    /// batches; returns how many of each.
+    pub async fn prune_rate_limit_state(
+        &self,
+        events_before_ms: i64,
+        now_us: i64,
+        batch: usize,
+    ) -> Result<(u64, u64), StoreError> {
+        let batch = batch.max(1) as i64;
+        let events = self
+            .prune_kind(
+                &["DELETE FROM issuance_events WHERE id IN \
+                   (SELECT id FROM issuance_events WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)"],
+                events_before_ms,
+                batch,
+            )
+            .await?;
+        let buckets = self
+            .prune_kind(
+                &["DELETE FROM request_buckets WHERE key IN \
+                   (SELECT key FROM request_buckets WHERE tat_us < $1 ORDER BY tat_us LIMIT $2)"],
+                now_us,
+                batch,
+            )
+            .await?;
+        Ok((events, buckets))
+    }
+}
+
+/// GCRA in one statement: a new key is admitted; an existing one is admitted when its
+/// moved-on arrival time stays within the tolerance, and `allowed` says which happened
+/// (every SET expression reads the row's old values).
+const GCRA_PG: &str = "INSERT INTO request_buckets (key, tat_us, allowed) VALUES ($1, $2 + $3, TRUE) \
+     ON CONFLICT (key) DO UPDATE SET \
+     allowed = GREATEST(request_buckets.tat_us, $2) + $3 - $4 <= $2, \
+     tat_us = CASE WHEN GREATEST(request_buckets.tat_us, $2) + $3 - $4 <= $2 \
+         THEN GREATEST(request_buckets.tat_us, $2) + $3 ELSE request_buckets.tat_us END \
+     RETURNING allowed, tat_us";
+const GCRA_SQLITE: &str = "INSERT INTO request_buckets (key, tat_us, allowed) VALUES ($1, $2 + $3, 1) \
+     ON CONFLICT (key) DO UPDATE SET \
+     allowed = MAX(request_buckets.tat_us, $2) + $3 - $4 <= $2, \
+     tat_us = CASE WHEN MAX(request_buckets.tat_us, $2) + $3 - $4 <= $2 \
+         THEN MAX(request_buckets.tat_us, $2) + $3 ELSE request_buckets.tat_us END \
+     RETURNING allowed, tat_us";
+
+impl Tx {
+    /// Whether `account_id` was issued a certificate for name set `set` before, in this
+    /// transaction.
+    pub async fn is_renewal(&mut self, account_id: &str, set: &str) -> Result<bool, StoreError> {
+        on_tx!(self, tx => Ok(renewal_on!(&mut *tx, account_id, set)))
+    }
+
+    /// The external account `account_id` is bound to, in this transaction.
+    pub async fn external_kid_of(
+        &mut self,
+        account_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        on_tx!(self, tx => Ok(external_kid_on!(&mut *tx, account_id)))
+    }
+
+    /// The stored override of `scope`, `subject` and `limit`.
+    pub async fn limit_override(
+        &mut self,
+        scope: Scope,
+        subject: &str,
+        limit: LimitName,
+    ) -> Result<Option<StoredOverride>, StoreError> {
+        on_tx!(self, tx => {
+            let sql = format!(
+                "SELECT {OVERRIDE_COLUMNS} FROM rate_limit_overrides WHERE scope = $1 AND subject = $2 AND limit_name = $3"
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(scope.as_str())
+                .bind(subject)
+                .bind(limit.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            row.as_ref().map(override_row).transpose()
+        })
+    }
+
+    /// Makes or replaces the override of `o`'s subject and limit; returns the one it
+    /// replaced.
+    pub async fn put_limit_override(
+        &mut self,
+        o: &Override,
+        now_ms: i64,
+    ) -> Result<Option<StoredOverride>, StoreError> {
+        let (scope, subject) = o
+            .subject()
+            .map_err(|e| StoreError::BadFilter(e.to_string()))?;
+        let before = self.limit_override(scope, &subject, o.limit).await?;
+        on_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO rate_limit_overrides (scope, subject, limit_name, count, window_secs, enabled, comment, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (scope, subject, limit_name) DO UPDATE SET count = excluded.count, \
+                 window_secs = excluded.window_secs, enabled = excluded.enabled, \
+                 comment = excluded.comment, created_ms = excluded.created_ms",
+            )
+            .bind(scope.as_str())
+            .bind(&subject)
+            .bind(o.limit.as_str())
+            .bind(o.count.map(i64::from))
+            .bind(o.window_secs.map(|w| w as i64))
+            .bind(o.enabled)
+            .bind(o.comment.as_deref())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(before)
+    }
+
+    /// Removes an override; returns it, or `None` when there was none.
+    pub async fn delete_limit_override(
+        &mut self,
+        scope: Scope,
+        subject: &str,
+        limit: LimitName,
+    ) -> Result<Option<StoredOverride>, StoreError> {
+        let before = self.limit_override(scope, subject, limit).await?;
+        on_tx!(self, tx => {
+            sqlx::query(
+                "DELETE FROM rate_limit_overrides WHERE scope = $1 AND subject = $2 AND limit_name = $3",
+            )
+            .bind(scope.as_str())
+            .bind(subject)
+            .bind(limit.as_str())
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(before)
+    }
+
+    /// The stored overrides that can apply to `account_id` and `domains`, in this
+    /// transaction.
+    pub async fn limit_overrides_for(
+        &mut self,
+        account_id: Option<&str>,
+        domains: &[String],
+    ) -> Result<Vec<StoredOverride>, StoreError> {
+        on_tx!(self, tx => overrides_for_on!(&mut *tx, account_id, domains))
     }
 }

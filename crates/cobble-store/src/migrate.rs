@@ -41,6 +41,11 @@ const SQLITE: &[Migration] = &[
         "rate_limits",
         include_str!("../../../migrations/sqlite/0007_rate_limits.sql"),
     ),
+    (
+        8,
+        "limit_overrides",
+        include_str!("../../../migrations/sqlite/0008_limit_overrides.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -78,6 +83,11 @@ const POSTGRES: &[Migration] = &[
         7,
         "rate_limits",
         include_str!("../../../migrations/postgres/0007_rate_limits.sql"),
+    ),
+    (
+        8,
+        "limit_overrides",
+        include_str!("../../../migrations/postgres/0008_limit_overrides.sql"),
     ),
 ];
 

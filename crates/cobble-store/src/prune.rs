@@ -68,7 +68,7 @@ impl Store {
     /// Runs `statements` (dependents first, the kind's own rows last) as one transaction per
     /// batch until a batch removes fewer than `batch` rows; returns the rows of the last
     /// statement removed.
-    async fn prune_kind<S: AsRef<str>>(
+    pub(crate) async fn prune_kind<S: AsRef<str>>(
         &self,
         statements: &[S],
         cutoff: i64,

@@ -327,3 +327,129 @@ async fn prune_removes_what_expired_past_the_retention_in_batches() {
         store.close().await;
     }
 }
+
+/// Rate-limit overrides: made, replaced, found by account and registered domain (one
+/// statement), removed; the shared request bucket admits the burst, refuses with the wait,
+/// and refills; pruning drops old events and drained buckets.
+#[tokio::test]
+async fn limit_overrides_and_shared_request_buckets() {
+    use cobble_core::ratelimit::{LimitName, Override, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        let mut tx = store.begin().await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("lim")).await.unwrap() else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        let cert = LimitName::CertificatesPerDomain;
+        let mut o = Override::for_subject(Scope::Account, &a.id, cert);
+        o.count = Some(100);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.put_limit_override(&o, 1).await.unwrap(), None);
+        tx.commit().await.unwrap();
+        o.count = Some(200);
+        o.comment = Some("a big customer".into());
+        let mut tx = store.begin().await.unwrap();
+        let before = tx.put_limit_override(&o, 2).await.unwrap().unwrap();
+        assert_eq!(before.rule.count, Some(100), "{engine:?}");
+        let mut d = Override::for_subject(Scope::Domain, "www.example.co.uk", cert);
+        d.enabled = false;
+        tx.put_limit_override(&d, 3).await.unwrap();
+        let other = Override::for_subject(Scope::Domain, "example.org", cert);
+        tx.put_limit_override(&other, 4).await.unwrap();
+        let bad = Override::for_subject(
+            Scope::Domain,
+            "example.org",
+            LimitName::PendingAuthorizations,
+        );
+        assert!(tx.put_limit_override(&bad, 5).await.is_err(), "{engine:?}");
+        tx.commit().await.unwrap();
+
+        let all = store.limit_overrides().await.unwrap();
+        assert_eq!(all.len(), 3, "{engine:?}: replaced, not added: {all:?}");
+        let found = store
+            .limit_overrides_for(Some(&a.id), &["example.co.uk".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 2, "{engine:?}: {found:?}");
+        let mine = found.iter().find(|f| f.rule.account.is_some()).unwrap();
+        assert_eq!(mine.rule.count, Some(200));
+        assert_eq!(mine.rule.comment.as_deref(), Some("a big customer"));
+        assert_eq!(mine.created_ms, 2);
+        let dom = found.iter().find(|f| f.rule.domain.is_some()).unwrap();
+        assert_eq!(
+            dom.rule.domain.as_deref(),
+            Some("example.co.uk"),
+            "stored as the registered domain"
+        );
+        assert!(!dom.rule.enabled);
+        let mut tx = store.begin().await.unwrap();
+        let in_tx = tx.limit_overrides_for(Some("nobody"), &[]).await.unwrap();
+        assert!(in_tx.is_empty(), "{engine:?}");
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        let gone = tx.delete_limit_override(Scope::Account, &a.id, cert).await;
+        assert_eq!(gone.unwrap().unwrap().rule.count, Some(200));
+        let again = tx.delete_limit_override(Scope::Account, &a.id, cert).await;
+        assert!(again.unwrap().is_none());
+        tx.commit().await.unwrap();
+        assert_eq!(store.limit_overrides().await.unwrap().len(), 2);
+
+        // 10 per second (100 ms apart), burst 3 (tolerance 300 ms).
+        let (t, tol) = (100_000, 300_000);
+        let now = 1_000_000_000;
+        for i in 0..3 {
+            assert_eq!(
+                store.take_request_token("k", now, t, tol).await.unwrap(),
+                None,
+                "{engine:?} #{i}"
+            );
+        }
+        let wait = store.take_request_token("k", now, t, tol).await.unwrap();
+        assert_eq!(
+            wait,
+            Some(100_000),
+            "{engine:?}: one interval until the next slot"
+        );
+        assert_eq!(
+            store
+                .take_request_token("other", now, t, tol)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .take_request_token("k", now + 100_000, t, tol)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            store
+                .take_request_token("k", now + 100_000, t, tol)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store
+                .take_request_token("k", now + 10_000_000, t, tol)
+                .await
+                .unwrap(),
+            None,
+            "refilled"
+        );
+
+        let (events, buckets) = store
+            .prune_rate_limit_state(0, now + 20_000_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            (events, buckets),
+            (0, 2),
+            "{engine:?}: both buckets drained"
+        );
+    }
+}

@@ -8,7 +8,9 @@ use crate::error::{AcmeError, AcmeResult};
 use crate::state::{AppState, Urls};
 use axum::http::{HeaderValue, header};
 use cobble_core::identifier::Identifier;
-use cobble_core::ratelimit::{Limit, name_set_key, registered_domain, window_words};
+use cobble_core::ratelimit::{
+    Limit, LimitName, Override, Subjects, effective, name_set_key, registered_domain, window_words,
+};
 use cobble_core::{Problem, ProblemType};
 use cobble_store::{IssuanceKeys, Tx, Window};
 
@@ -57,7 +59,100 @@ pub fn help_url(base: &str) -> String {
     Urls(base).path("/rate-limits")
 }
 
-fn refuse(what: &str, key: &str, w: Window, limit: &Limit, now: i64) -> Refusal {
+/// The overrides that may apply to one account's request, and its external account.
+struct Overrides {
+    /// The stored ones first (they win for the same subject and limit), then the
+    /// configuration's.
+    list: Vec<Override>,
+    /// The account's external account, when an external-account override may need it.
+    kid: Option<String>,
+}
+
+/// Where the overrides are read: the store's pool, or the request's transaction.
+enum From<'t> {
+    Store,
+    Tx(&'t mut Tx),
+}
+
+async fn overrides(
+    s: &AppState,
+    from: From<'_>,
+    account_id: &str,
+    domains: &[String],
+) -> Result<Overrides, cobble_store::StoreError> {
+    let config_needs_kid = s
+        .cfg
+        .rate_limits
+        .overrides
+        .iter()
+        .any(|o| o.external_account.is_some());
+    let (stored, kid) = match from {
+        From::Store => {
+            let stored = s
+                .store
+                .limit_overrides_for(Some(account_id), domains)
+                .await?;
+            let kid = if config_needs_kid {
+                s.store.external_kid_of(account_id).await?
+            } else {
+                None
+            };
+            (stored, kid)
+        }
+        From::Tx(tx) => {
+            let stored = tx.limit_overrides_for(Some(account_id), domains).await?;
+            let kid = if config_needs_kid {
+                tx.external_kid_of(account_id).await?
+            } else {
+                None
+            };
+            (stored, kid)
+        }
+    };
+    // A stored external-account override was found through the account's binding, so
+    // its subject is the account's external account.
+    let kid = kid.or_else(|| stored.iter().find_map(|o| o.rule.external_account.clone()));
+    let mut list: Vec<Override> = stored.into_iter().map(|o| o.rule).collect();
+    list.extend(s.cfg.rate_limits.overrides.iter().cloned());
+    Ok(Overrides { list, kid })
+}
+
+impl Overrides {
+    fn who<'a>(&'a self, account_id: &'a str, domains: &'a [String]) -> Subjects<'a> {
+        Subjects {
+            account: Some(account_id),
+            external_account: self.kid.as_deref(),
+            domains,
+        }
+    }
+}
+
+/// How a refusal names the override that set the limit.
+fn override_words(o: Option<&Override>) -> String {
+    match o.and_then(|o| o.subject().ok()) {
+        Some((scope, subject)) => format!(" (an override for {} {subject})", scope.as_str()),
+        None => String::new(),
+    }
+}
+
+/// A limit as it applies to one request: its value and the override that set it.
+struct Applied<'o> {
+    limit: Limit,
+    by: Option<&'o Override>,
+}
+
+fn applied<'o>(
+    s: &AppState,
+    name: LimitName,
+    overrides: &'o [Override],
+    who: &Subjects<'_>,
+) -> Applied<'o> {
+    let (limit, by) = effective(&s.cfg.rate_limits, name, overrides, who);
+    Applied { limit, by }
+}
+
+fn refuse(what: &str, key: &str, w: Window, a: &Applied<'_>, now: i64) -> Refusal {
+    let limit = &a.limit;
     let frees = w
         .oldest_ms
         .map_or(now + limit.window_ms(), |o| o + limit.window_ms());
@@ -66,10 +161,11 @@ fn refuse(what: &str, key: &str, w: Window, limit: &Limit, now: i64) -> Refusal 
         problem: Problem::new(
             ProblemType::RateLimited,
             format!(
-                "rate limit reached: too many {what}: {} of at most {} per {} for {key}; retry after {}",
+                "rate limit reached: too many {what}: {} of at most {} per {}{} for {key}; retry after {}",
                 w.count,
                 limit.count,
                 window_words(limit.window_secs),
+                override_words(a.by),
                 cobble_core::clock::rfc3339(frees)
             ),
         ),
@@ -81,6 +177,9 @@ fn over(w: Window, limit: &Limit) -> bool {
     limit.enabled && w.count >= limit.count as i64
 }
 
+const DUPLICATES: &str = "duplicate certificates (the same set of names)";
+const PER_DOMAIN: &str = "certificates per registered domain";
+
 /// The certificate limits for an order of `account_id` for `ids`, counted outside any
 /// transaction (newOrder and finalize refuse early with these).
 pub async fn check_certificates(
@@ -89,100 +188,153 @@ pub async fn check_certificates(
     ids: &[Identifier],
     replaces: bool,
 ) -> Result<(), Refusal> {
-    let l = &s.cfg.rate_limits;
     let now = s.clock.now_ms();
     let k = keys(ids);
     let store_err = |e: cobble_store::StoreError| Refusal {
         problem: crate::error::store_problem(e),
         retry_after_secs: 5,
     };
-    if l.duplicate_certificates.enabled {
+    let o = overrides(s, From::Store, account_id, &k.domains)
+        .await
+        .map_err(store_err)?;
+    let dup = applied(
+        s,
+        LimitName::DuplicateCertificates,
+        &o.list,
+        &o.who(account_id, &k.domains),
+    );
+    if dup.limit.enabled {
         let w = s
             .store
-            .name_set_window(&k.name_set, now - l.duplicate_certificates.window_ms())
+            .name_set_window(&k.name_set, now - dup.limit.window_ms())
             .await
             .map_err(store_err)?;
-        if over(w, &l.duplicate_certificates) {
+        if over(w, &dup.limit) {
             return Err(refuse(
-                "duplicate certificates (the same set of names)",
+                DUPLICATES,
                 &format!("[{}]", k.name_set),
                 w,
-                &l.duplicate_certificates,
+                &dup,
                 now,
             ));
         }
     }
-    if l.certificates_per_domain.enabled {
-        let exempt = l.renewals_exempt
-            && (replaces
-                || s.store
-                    .is_renewal(account_id, &k.name_set)
-                    .await
-                    .map_err(store_err)?);
-        if !exempt {
-            for d in &k.domains {
-                let w = s
-                    .store
-                    .domain_window(d, now - l.certificates_per_domain.window_ms())
-                    .await
-                    .map_err(store_err)?;
-                if over(w, &l.certificates_per_domain) {
-                    return Err(refuse(
-                        "certificates per registered domain",
-                        &format!("registered domain {d}"),
-                        w,
-                        &l.certificates_per_domain,
-                        now,
-                    ));
+    let mut renewal = None;
+    for d in &k.domains {
+        let one = std::slice::from_ref(d);
+        let a = applied(
+            s,
+            LimitName::CertificatesPerDomain,
+            &o.list,
+            &o.who(account_id, one),
+        );
+        if !a.limit.enabled {
+            continue;
+        }
+        if s.cfg.rate_limits.renewals_exempt {
+            let r = match renewal {
+                Some(r) => r,
+                None => {
+                    let r = replaces
+                        || s.store
+                            .is_renewal(account_id, &k.name_set)
+                            .await
+                            .map_err(store_err)?;
+                    renewal = Some(r);
+                    r
                 }
+            };
+            if r {
+                return Ok(());
             }
+        }
+        let w = s
+            .store
+            .domain_window(d, now - a.limit.window_ms())
+            .await
+            .map_err(store_err)?;
+        if over(w, &a.limit) {
+            return Err(refuse(
+                PER_DOMAIN,
+                &format!("registered domain {d}"),
+                w,
+                &a,
+                now,
+            ));
         }
     }
     Ok(())
 }
 
 /// The authoritative check, in the transaction that stores the certificate: takes the
-/// keys' locks, counts, and records the new events unless a limit is reached.
+/// keys' locks, counts, and records the new events unless a limit is reached. `replaces`:
+/// the order names a certificate it replaces (ARI), which makes it a renewal.
 pub async fn check_and_record(
     s: &AppState,
     tx: &mut Tx,
     account_id: &str,
     ids: &[Identifier],
-    renewal: bool,
+    replaces: bool,
 ) -> Result<Option<Refusal>, cobble_store::StoreError> {
     let now = s.clock.now_ms();
     let k = keys(ids);
     if on(s) {
-        let l = &s.cfg.rate_limits;
         tx.lock_issuance_keys(&k).await?;
-        if l.duplicate_certificates.enabled {
+        let o = overrides(s, From::Tx(tx), account_id, &k.domains).await?;
+        let dup = applied(
+            s,
+            LimitName::DuplicateCertificates,
+            &o.list,
+            &o.who(account_id, &k.domains),
+        );
+        if dup.limit.enabled {
             let w = tx
-                .name_set_window(&k.name_set, now - l.duplicate_certificates.window_ms())
+                .name_set_window(&k.name_set, now - dup.limit.window_ms())
                 .await?;
-            if over(w, &l.duplicate_certificates) {
+            if over(w, &dup.limit) {
                 return Ok(Some(refuse(
-                    "duplicate certificates (the same set of names)",
+                    DUPLICATES,
                     &format!("[{}]", k.name_set),
                     w,
-                    &l.duplicate_certificates,
+                    &dup,
                     now,
                 )));
             }
         }
-        if l.certificates_per_domain.enabled && !(l.renewals_exempt && renewal) {
-            for d in &k.domains {
-                let w = tx
-                    .domain_window(d, now - l.certificates_per_domain.window_ms())
-                    .await?;
-                if over(w, &l.certificates_per_domain) {
-                    return Ok(Some(refuse(
-                        "certificates per registered domain",
-                        &format!("registered domain {d}"),
-                        w,
-                        &l.certificates_per_domain,
-                        now,
-                    )));
+        let mut renewal = None;
+        for d in &k.domains {
+            let one = std::slice::from_ref(d);
+            let a = applied(
+                s,
+                LimitName::CertificatesPerDomain,
+                &o.list,
+                &o.who(account_id, one),
+            );
+            if !a.limit.enabled {
+                continue;
+            }
+            if s.cfg.rate_limits.renewals_exempt {
+                let r = match renewal {
+                    Some(r) => r,
+                    None => {
+                        let r = replaces || tx.is_renewal(account_id, &k.name_set).await?;
+                        renewal = Some(r);
+                        r
+                    }
+                };
+                if r {
+                    break;
                 }
+            }
+            let w = tx.domain_window(d, now - a.limit.window_ms()).await?;
+            if over(w, &a.limit) {
+                return Ok(Some(refuse(
+                    PER_DOMAIN,
+                    &format!("registered domain {d}"),
+                    w,
+                    &a,
+                    now,
+                )));
             }
         }
     }
@@ -198,8 +350,18 @@ pub async fn check_pending(
     account_id: &str,
     new: usize,
 ) -> AcmeResult<()> {
-    let l = &s.cfg.rate_limits.pending_authorizations;
-    if !on(s) || !l.enabled {
+    if !on(s) {
+        return Ok(());
+    }
+    let o = overrides(s, From::Store, account_id, &[]).await?;
+    let a = applied(
+        s,
+        LimitName::PendingAuthorizations,
+        &o.list,
+        &o.who(account_id, &[]),
+    );
+    let l = &a.limit;
+    if !l.enabled {
         return Ok(());
     }
     let now = s.clock.now_ms();
@@ -209,8 +371,9 @@ pub async fn check_pending(
             problem: Problem::new(
                 ProblemType::RateLimited,
                 format!(
-                    "rate limit reached: too many pending authorizations: account {account_id} has {n} and this request adds {new}, over the limit of {}; complete, deactivate or let some expire first",
-                    l.count
+                    "rate limit reached: too many pending authorizations: account {account_id} has {n} and this request adds {new}, over the limit of {}{}; complete, deactivate or let some expire first",
+                    l.count,
+                    override_words(a.by)
                 ),
             ),
             retry_after_secs: 60,
@@ -228,21 +391,31 @@ pub async fn check_failed_validations(
     account_id: &str,
     name: &str,
 ) -> AcmeResult<()> {
-    let l = &s.cfg.rate_limits.failed_validations;
-    if !on(s) || !l.enabled {
+    if !on(s) {
+        return Ok(());
+    }
+    let domains = [registered_domain(name)];
+    let o = overrides(s, From::Store, account_id, &domains).await?;
+    let a = applied(
+        s,
+        LimitName::FailedValidations,
+        &o.list,
+        &o.who(account_id, &domains),
+    );
+    if !a.limit.enabled {
         return Ok(());
     }
     let now = s.clock.now_ms();
     let w = s
         .store
-        .failed_validations(account_id, name, now - l.window_ms())
+        .failed_validations(account_id, name, now - a.limit.window_ms())
         .await?;
-    if over(w, l) {
+    if over(w, &a.limit) {
         return Err(refuse(
             "failed validations",
             &format!("{name} (account {account_id})"),
             w,
-            l,
+            &a,
             now,
         )
         .into_error(base));
