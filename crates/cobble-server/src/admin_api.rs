@@ -12,11 +12,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use cobble_core::clock::rfc3339;
 use cobble_core::operator::{
     Approval, DocumentKind, DomainEntry, ExternalAccountStatus, OrganizationStatus, ProfileKind,
 };
+use cobble_core::ratelimit::{LimitName, Override, Scope};
 use cobble_core::{Problem, contact};
 use cobble_store::{
     Account, AuditEntry, Certificate, ExternalAccount, ExternalAccountUpdate, ListQuery,
@@ -963,6 +964,158 @@ async fn audit(State(s): State<AppState>, Query(q): Query<HashMap<String, String
     ok(StatusCode::OK, page_json(&page, audit_json))
 }
 
+// ----- rate limits -----
+
+async fn limits_usage(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    use crate::ra::limits::UsageOf;
+    let of = match (q.get("account"), q.get("domain")) {
+        (Some(a), None) => {
+            find_account(&s, a).await?;
+            UsageOf::Account(a)
+        }
+        (None, Some(d)) if !d.trim().is_empty() => UsageOf::Domain(d.trim()),
+        _ => {
+            return Err(bad(
+                "give exactly one of ?account=ID or ?domain=NAME: whose usage to report",
+            )
+            .into());
+        }
+    };
+    let v = crate::ra::limits::usage(&s, of).await.map_err(se)?;
+    ok(StatusCode::OK, v)
+}
+
+/// An override as the admin API takes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideBody {
+    scope: String,
+    subject: String,
+    limit: String,
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    window_secs: Option<u64>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+fn limit_key(scope: &str, limit: &str) -> Result<(Scope, LimitName), Problem> {
+    let scope = Scope::parse(scope).ok_or_else(|| {
+        bad(format!(
+            "scope {scope:?} is not one of account, external-account, domain"
+        ))
+    })?;
+    let limit = LimitName::parse(limit).ok_or_else(|| {
+        bad(format!(
+            "limit {limit:?} is not one of {}",
+            LimitName::ALL.map(LimitName::as_str).join(", ")
+        ))
+    })?;
+    Ok((scope, limit))
+}
+
+async fn list_overrides(State(s): State<AppState>) -> ApiResult {
+    let stored = s.store.limit_overrides().await.map_err(se)?;
+    let mut items: Vec<Value> = stored
+        .iter()
+        .map(|o| {
+            let mut v = crate::ra::limits::override_json(&o.rule);
+            v["source"] = "admin-api".into();
+            v["updated"] = rfc3339(o.created_ms).into();
+            v
+        })
+        .collect();
+    items.extend(s.cfg.rate_limits.overrides.iter().map(|o| {
+        let mut v = crate::ra::limits::override_json(o);
+        v["source"] = "config".into();
+        v
+    }));
+    ok(StatusCode::OK, json!({ "items": items }))
+}
+
+async fn put_override(State(s): State<AppState>, b: Bytes) -> ApiResult {
+    let b: OverrideBody = body(&b)?;
+    let (scope, limit) = limit_key(&b.scope, &b.limit)?;
+    let mut o = Override::for_subject(scope, &b.subject, limit);
+    o.count = b.count;
+    o.window_secs = b.window_secs;
+    o.enabled = b.enabled.unwrap_or(true);
+    o.comment = b.comment.filter(|c| !c.trim().is_empty());
+    let (_, subject) = o.subject().map_err(|e| bad(e.to_string()))?;
+    if scope == Scope::Account {
+        find_account(&s, &subject).await?;
+    }
+    let now = s.clock.now_ms();
+    let after = crate::ra::limits::override_json(&o);
+    let mut tx = s.store.begin().await.map_err(se)?;
+    let before = tx.put_limit_override(&o, now).await.map_err(se)?;
+    let before = before.map(|b| crate::ra::limits::override_json(&b.rule));
+    let target = format!("{}:{subject}", scope.as_str());
+    tx.audit(
+        ACTOR,
+        "limit-override.put",
+        &target,
+        before.as_ref(),
+        Some(&after),
+        now,
+    )
+    .await
+    .map_err(se)?;
+    tx.commit().await.map_err(se)?;
+    tracing::info!(scope = scope.as_str(), %subject, limit = limit.as_str(), "rate-limit override set");
+    let status = if before.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    ok(status, after)
+}
+
+async fn delete_override(
+    State(s): State<AppState>,
+    Path((scope, subject, limit)): Path<(String, String, String)>,
+) -> ApiResult {
+    let (scope, limit) = limit_key(&scope, &limit)?;
+    let subject = match scope {
+        Scope::Domain => cobble_core::ratelimit::registered_domain(&subject),
+        _ => subject,
+    };
+    let now = s.clock.now_ms();
+    let mut tx = s.store.begin().await.map_err(se)?;
+    let Some(gone) = tx
+        .delete_limit_override(scope, &subject, limit)
+        .await
+        .map_err(se)?
+    else {
+        return Err(Problem::not_found(&format!(
+            "override of {} for {} {subject}",
+            limit.as_str(),
+            scope.as_str()
+        ))
+        .into());
+    };
+    let before = crate::ra::limits::override_json(&gone.rule);
+    let target = format!("{}:{subject}", scope.as_str());
+    tx.audit(
+        ACTOR,
+        "limit-override.delete",
+        &target,
+        Some(&before),
+        None,
+        now,
+    )
+    .await
+    .map_err(se)?;
+    tx.commit().await.map_err(se)?;
+    ok(StatusCode::OK, before)
+}
+
 async fn openapi() -> ApiResult {
     ok(StatusCode::OK, openapi_document())
 }
@@ -1107,6 +1260,30 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/admin/limits",
+        summary: "Usage against every counting rate limit (overrides applied) and when each window frees a slot, for one account or one registered domain",
+        query: &["account", "domain"],
+    },
+    Route {
+        method: Method::GET,
+        path: "/admin/limit-overrides",
+        summary: "List rate-limit overrides, those made here and those in the configuration",
+        query: &[],
+    },
+    Route {
+        method: Method::PUT,
+        path: "/admin/limit-overrides",
+        summary: "Make or replace an override: scope (account, external-account, domain), subject, limit, count, window_secs, enabled, comment",
+        query: &[],
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/admin/limit-overrides/{scope}/{subject}/{limit}",
+        summary: "Remove an override made here",
+        query: &[],
+    },
+    Route {
+        method: Method::GET,
         path: "/admin/audit",
         summary: "Read the audit log, newest first (filter: target)",
         query: &["target", "limit", "after"],
@@ -1137,6 +1314,10 @@ fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/admin/certificates/{serial}") => get(show_cert),
         ("POST", "/admin/certificates/{serial}/revoke") => post(revoke_cert),
         ("GET", "/admin/audit") => get(audit),
+        ("GET", "/admin/limits") => get(limits_usage),
+        ("GET", "/admin/limit-overrides") => get(list_overrides),
+        ("PUT", "/admin/limit-overrides") => put(put_override),
+        ("DELETE", "/admin/limit-overrides/{scope}/{subject}/{limit}") => delete(delete_override),
         _ => unreachable!("every route in ROUTES has a handler: {method} {path}"),
     }
 }
@@ -1179,7 +1360,7 @@ pub fn openapi_document() -> Value {
                 "4XX": {"description": "A problem (RFC 7807)", "content": {"application/problem+json": {}}},
             },
         });
-        if matches!(r.method, Method::POST | Method::PATCH) {
+        if matches!(r.method, Method::POST | Method::PATCH | Method::PUT) {
             op["requestBody"] = json!({"required": false, "content": {"application/json": {}}});
         }
         entry[r.method.as_str().to_ascii_lowercase()] = op;

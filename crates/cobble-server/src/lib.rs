@@ -62,6 +62,9 @@ pub enum StartError {
     /// The listener stopped before it was ready.
     #[error("the listener did not come up")]
     NotListening,
+    /// A setting that cannot be used.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// A started server.
@@ -356,6 +359,10 @@ async fn read_body(req: Request, limit: usize) -> Result<Request, Problem> {
 
 /// Opens the store, makes the HTTPS identity, binds the listener and serves until shut down.
 pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    for (i, o) in cfg.rate_limits.overrides.iter().enumerate() {
+        o.subject()
+            .map_err(|e| StartError::Config(format!("rate-limits.overrides[{i}]: {e}")))?;
+    }
     std::fs::create_dir_all(&cfg.data_dir)?;
     let database_url = cfg.effective_database_url();
     let store = Store::connect(
@@ -520,7 +527,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         }
         None => (None, None),
     };
-    let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, state.cfg.retention_days));
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let mut workers = worker::spawn(
         state.clone(),
         validator,
@@ -575,18 +582,53 @@ fn make_validator(cfg: &ServerConfig) -> Result<Arc<dyn validate::ChallengeValid
 const PRUNE_BATCH: usize = 500;
 
 /// Periodic upkeep: prunes expired nonces, and orders, authorizations and certificates
-/// past the retention period, in small batches (see `Store::prune`).
-async fn housekeeping(store: Store, clock: Arc<dyn Clock>, retention_days: u64) {
-    let retention_ms = (retention_days as i64).saturating_mul(86_400_000);
+/// past the retention period, in small batches (see `Store::prune`); and the rate limits'
+/// state nothing can count any more (see [`rate_limit_horizon_ms`]).
+async fn housekeeping(s: AppState) {
+    let retention_ms = (s.cfg.retention_days as i64).saturating_mul(86_400_000);
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
         tick.tick().await;
-        match store.prune(clock.now_ms(), retention_ms, PRUNE_BATCH).await {
+        let now = s.clock.now_ms();
+        match s.store.prune(now, retention_ms, PRUNE_BATCH).await {
             Ok(p) if p != Default::default() => tracing::debug!(?p, "pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning failed"),
         }
+        let horizon = match s.store.limit_overrides().await {
+            Ok(stored) => {
+                let stored: Vec<_> = stored.into_iter().map(|o| o.rule).collect();
+                rate_limit_horizon_ms(&s, &stored, retention_ms)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the rate-limit overrides failed");
+                continue;
+            }
+        };
+        match s
+            .store
+            .prune_rate_limit_state(now - horizon, now.saturating_mul(1000), PRUNE_BATCH)
+            .await
+        {
+            Ok((0, 0)) => {}
+            Ok((events, buckets)) => tracing::debug!(events, buckets, "pruned rate-limit state"),
+            Err(e) => tracing::warn!(error = %e, "pruning the rate-limit state failed"),
+        }
     }
+}
+
+/// How long an issuance event can still matter: for the longest window of any limit or
+/// override, and, because an event also marks a later order for the same names as a
+/// renewal, for as long as a certificate can live (398 days, the longest TLS validity)
+/// plus the retention period.
+fn rate_limit_horizon_ms(
+    s: &AppState,
+    stored: &[cobble_core::ratelimit::Override],
+    retention_ms: i64,
+) -> i64 {
+    const LONGEST_VALIDITY_MS: i64 = 398 * 86_400_000;
+    crate::ra::limits::longest_window_ms(s, stored)
+        .max(LONGEST_VALIDITY_MS.saturating_add(retention_ms))
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Request-rate limits per client address (Buypass: 20/s on "new-reg", "new-authz" and
-//! "new-cert", 40/s on the directory), with `governor`'s keyed GCRA buckets. They live in
-//! this process: N instances behind a balancer admit N times the rate (the counting limits,
-//! in the store, are exact across instances). Also the `/rate-limits` page that refusals
-//! link to as `rel="help"`.
+//! "new-cert", 40/s on the directory), with `governor`'s keyed GCRA buckets. By default they
+//! live in this process: N instances behind a balancer admit N times the rate (the counting
+//! limits, in the store, are exact across instances). With `shared-request-rates` the
+//! buckets live in the store instead (the same GCRA, one statement per limited request), so
+//! a fleet admits the rate once. Also the `/rate-limits` page that refusals link to as
+//! `rel="help"`.
 
 use crate::error::problem_response;
 use crate::state::AppState;
@@ -40,6 +42,16 @@ impl Class {
         }
     }
 
+    /// The bucket key's prefix in the shared store.
+    fn key(self) -> &'static str {
+        match self {
+            Class::NewAccount => "new-reg",
+            Class::NewOrder => "new-authz",
+            Class::Finalize => "new-cert",
+            Class::Directory => "directory",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Class::NewAccount => "new-reg (newAccount)",
@@ -52,7 +64,7 @@ impl Class {
 
 /// One keyed bucket per class; `None` where the rate is 0 (off).
 pub struct RequestLimiters {
-    buckets: Vec<(Class, u32, DefaultKeyedRateLimiter<IpAddr>)>,
+    buckets: Vec<(Class, Rate, DefaultKeyedRateLimiter<IpAddr>)>,
 }
 
 fn bucket(r: Rate) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
@@ -74,7 +86,7 @@ impl RequestLimiters {
             (Class::Directory, limits.directory),
         ] {
             if let Some(b) = bucket(r) {
-                buckets.push((c, r.per_second, b));
+                buckets.push((c, r, b));
             }
         }
         RequestLimiters { buckets }
@@ -94,7 +106,7 @@ pub async fn layer(
     let Some(class) = Class::of(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
-    let Some((_, per, b)) = limiters.buckets.iter().find(|(c, _, _)| *c == class) else {
+    let Some((_, rate, b)) = limiters.buckets.iter().find(|(c, _, _)| *c == class) else {
         return next.run(req).await;
     };
     let ip = req
@@ -102,28 +114,65 @@ pub async fn layer(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    match b.check_key(&ip) {
-        Ok(()) => next.run(req).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let base = s.base_url(req.headers(), req.uri());
-            let mut r = problem_response(&Problem::new(
-                ProblemType::RateLimited,
-                format!(
-                    "rate limit reached: too many requests to {} from {ip}: the limit is {per} per second; retry after {secs} s",
-                    class.name()
-                ),
-            ));
-            let h = r.headers_mut();
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "<{}>;rel=\"help\"",
-                crate::ra::limits::help_url(&base)
-            )) {
-                h.append(header::LINK, v);
+    let wait = if s.cfg.rate_limits.shared_request_rates {
+        shared_wait(&s, class, ip, *rate).await
+    } else {
+        b.check_key(&ip)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    };
+    let Some(wait) = wait else {
+        return next.run(req).await;
+    };
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let base = s.base_url(req.headers(), req.uri());
+    let mut r = problem_response(&Problem::new(
+        ProblemType::RateLimited,
+        format!(
+            "rate limit reached: too many requests to {} from {ip}: the limit is {} per second{}; retry after {secs} s",
+            class.name(),
+            rate.per_second,
+            if s.cfg.rate_limits.shared_request_rates {
+                " across every instance"
+            } else {
+                ""
             }
-            r
+        ),
+    ));
+    let h = r.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "<{}>;rel=\"help\"",
+        crate::ra::limits::help_url(&base)
+    )) {
+        h.append(header::LINK, v);
+    }
+    r
+}
+
+/// The shared bucket of `class` and `ip` in the store: `None` admits the request, else the
+/// time until it would be. A store failure admits it (logged): the limiter must not turn a
+/// database hiccup into refusals, and the request's own work will meet the same failure.
+async fn shared_wait(
+    s: &AppState,
+    class: Class,
+    ip: IpAddr,
+    rate: Rate,
+) -> Option<std::time::Duration> {
+    let interval_us = 1_000_000 / i64::from(rate.per_second.max(1));
+    let tolerance_us = interval_us * i64::from(rate.burst.max(1));
+    let key = format!("{}|{ip}", class.key());
+    let now_us = s.clock.now_ms().saturating_mul(1000);
+    match s
+        .store
+        .take_request_token(&key, now_us, interval_us, tolerance_us)
+        .await
+    {
+        Ok(None) => None,
+        Ok(Some(us)) => Some(std::time::Duration::from_micros(us.max(0) as u64)),
+        Err(e) => {
+            tracing::warn!(error = %e, %key, "the shared request-rate bucket could not be read; admitting the request");
+            None
         }
     }
 }
@@ -142,13 +191,19 @@ fn limit_row(name: &str, l: &Limit, per: &str) -> String {
     )
 }
 
-fn rate_row(name: &str, r: &Rate) -> String {
+fn rate_row(name: &str, r: &Rate, shared: bool) -> String {
     if r.per_second == 0 {
         return format!("<tr><td>{name}</td><td>off</td></tr>\n");
     }
     format!(
-        "<tr><td>{name}</td><td>{} requests per second per client address (burst {})</td></tr>\n",
-        r.per_second, r.burst
+        "<tr><td>{name}</td><td>{} requests per second per client address (burst {}){}</td></tr>\n",
+        r.per_second,
+        r.burst,
+        if shared {
+            ", across every instance"
+        } else {
+            ", per instance"
+        }
     )
 }
 
@@ -180,13 +235,21 @@ pub async fn page(State(s): State<AppState>) -> Response {
             &l.pending_authorizations,
             "authorizations",
         );
-        t += &rate_row("new-reg (newAccount)", &l.new_account);
-        t += &rate_row("new-authz (newOrder, newAuthz)", &l.new_order);
-        t += &rate_row("new-cert (finalize)", &l.finalize);
-        t += &rate_row("directory", &l.directory);
+        t += &rate_row(
+            "new-reg (newAccount)",
+            &l.new_account,
+            l.shared_request_rates,
+        );
+        t += &rate_row(
+            "new-authz (newOrder, newAuthz)",
+            &l.new_order,
+            l.shared_request_rates,
+        );
+        t += &rate_row("new-cert (finalize)", &l.finalize, l.shared_request_rates);
+        t += &rate_row("directory", &l.directory, l.shared_request_rates);
         t += "</table>\n";
         format!(
-            "{t}<p>Renewals (the same names as an earlier certificate of the account, or an order with <code>replaces</code>) {} the certificates-per-domain limit. A refused request gets <code>rateLimited</code> (HTTP 429) with <code>Retry-After</code>: the time at which the oldest counted event leaves the window.</p>\n",
+            "{t}<p>Renewals (the same names as an earlier certificate of the account, or an order with <code>replaces</code>) {} the certificates-per-domain limit. A refused request gets <code>rateLimited</code> (HTTP 429) with <code>Retry-After</code>: the time at which the oldest counted event leaves the window. The operator may override a counting limit for one account, external account or registered domain (<code>cobble admin limits set</code>); the refusal's detail names the override that applied.</p>\n",
             if l.renewals_exempt {
                 "do not count against"
             } else {

@@ -70,6 +70,75 @@ enum AdminCommand {
     },
     /// The audit log, newest first.
     Audit(ListArgs),
+    /// Rate limits: usage against every counting limit, and overrides.
+    Limits {
+        #[command(subcommand)]
+        command: LimitsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LimitsCommand {
+    /// Usage against every counting limit (overrides applied) and when each window frees a
+    /// slot, for one account or one registered domain.
+    Show(Whom),
+    /// List the overrides: those made with `set` and those in the configuration.
+    Overrides,
+    /// Override a counting limit for one account, external account or registered domain.
+    Set {
+        #[command(flatten)]
+        whom: Whom,
+        /// certificates-per-domain, duplicate-certificates, failed-validations or
+        /// pending-authorizations.
+        #[arg(long)]
+        limit: String,
+        /// Events allowed per window [default: the limit's].
+        #[arg(long)]
+        count: Option<u32>,
+        /// The window in seconds [default: the limit's].
+        #[arg(long)]
+        window: Option<u64>,
+        /// Exempt the subject from the limit instead.
+        #[arg(long)]
+        off: bool,
+        /// Why (kept with the override).
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Remove an override made with `set`.
+    Unset {
+        #[command(flatten)]
+        whom: Whom,
+        #[arg(long)]
+        limit: String,
+    },
+}
+
+/// Whose limits: exactly one of these.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct Whom {
+    /// An ACME account id.
+    #[arg(long, allow_hyphen_values = true)]
+    account: Option<String>,
+    /// An external account (EAB kid); not for `show`.
+    #[arg(long = "external-account", allow_hyphen_values = true)]
+    external_account: Option<String>,
+    /// A registered domain (a longer name counts as its registered domain).
+    #[arg(long)]
+    domain: Option<String>,
+}
+
+impl Whom {
+    fn scope_subject(&self) -> (&'static str, String) {
+        match (&self.account, &self.external_account, &self.domain) {
+            (Some(a), _, _) => ("account", a.clone()),
+            (_, Some(k), _) => ("external-account", k.clone()),
+            (_, _, Some(d)) => ("domain", d.clone()),
+            // clap's group makes one of them required.
+            _ => ("account", String::new()),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -601,6 +670,70 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<()> {
                 Table::One,
             ),
         },
+        AdminCommand::Limits { command } => match command {
+            LimitsCommand::Show(w) => {
+                let (scope, subject) = w.scope_subject();
+                if scope == "external-account" {
+                    bail!("`limits show` takes --account or --domain");
+                }
+                (
+                    api.call(M::GET, "/admin/limits", &[(scope, subject)], None)
+                        .await?,
+                    Table::Usage,
+                )
+            }
+            LimitsCommand::Overrides => (
+                api.call(M::GET, "/admin/limit-overrides", &[], None)
+                    .await?,
+                Table::Overrides,
+            ),
+            LimitsCommand::Set {
+                whom,
+                limit,
+                count,
+                window,
+                off,
+                comment,
+            } => {
+                let (scope, subject) = whom.scope_subject();
+                let body = json!({
+                    "scope": scope,
+                    "subject": subject,
+                    "limit": limit,
+                    "count": count,
+                    "window_secs": window,
+                    "enabled": !off,
+                    "comment": comment,
+                });
+                (
+                    api.call(
+                        M::PUT,
+                        "/admin/limit-overrides",
+                        &[],
+                        Some(strip_nulls(body)),
+                    )
+                    .await?,
+                    Table::One,
+                )
+            }
+            LimitsCommand::Unset { whom, limit } => {
+                let (scope, subject) = whom.scope_subject();
+                (
+                    api.call(
+                        M::DELETE,
+                        &format!(
+                            "/admin/limit-overrides/{scope}/{}/{}",
+                            percent(&subject),
+                            percent(&limit)
+                        ),
+                        &[],
+                        None,
+                    )
+                    .await?,
+                    Table::One,
+                )
+            }
+        },
         AdminCommand::Audit(l) => {
             let mut q = l.query();
             for (k, _) in q.iter_mut() {
@@ -645,6 +778,8 @@ fn strip_nulls(v: Value) -> Value {
 
 #[derive(Debug, Clone, Copy)]
 enum Table {
+    Usage,
+    Overrides,
     Created,
     One,
     ExternalAccounts,
@@ -723,6 +858,57 @@ fn render(v: &Value, t: Table) -> String {
             s.push_str(&format!("  {}\n", cell(&v["certbot"])));
             s
         }
+        Table::Usage => {
+            let mut s = String::new();
+            for k in ["account", "external_account", "domain"] {
+                if let Some(x) = v[k].as_str() {
+                    s.push_str(&format!("{k}: {x}\n"));
+                }
+            }
+            if v["rate_limits"] == false {
+                s.push_str("(this server runs with --no-rate-limits: nothing is enforced)\n");
+            }
+            let rows: Vec<Value> = v["limits"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut r| {
+                    r["max"] = if r["enabled"] == false {
+                        "off".into()
+                    } else {
+                        r["max"].clone()
+                    };
+                    r["override"] = match r["override"].as_object() {
+                        Some(o) => format!("{} {}", cell(&o["scope"]), cell(&o["subject"])).into(),
+                        None => Value::Null,
+                    };
+                    r
+                })
+                .collect();
+            s + &columns(
+                &rows,
+                &[
+                    ("limit", "limit"),
+                    ("key", "key"),
+                    ("count", "count"),
+                    ("max", "max"),
+                    ("window s", "window_secs"),
+                    ("frees at", "frees_at"),
+                    ("override", "override"),
+                ],
+            )
+        }
+        Table::Overrides => list(&[
+            ("scope", "scope"),
+            ("subject", "subject"),
+            ("limit", "limit"),
+            ("count", "count"),
+            ("window s", "window_secs"),
+            ("enabled", "enabled"),
+            ("source", "source"),
+            ("comment", "comment"),
+        ]),
         Table::One => match v.as_object() {
             Some(o) => o
                 .iter()

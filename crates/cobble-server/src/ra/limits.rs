@@ -422,3 +422,236 @@ pub async fn check_failed_validations(
     }
     Ok(())
 }
+
+/// Whose usage a report shows.
+#[derive(Debug, Clone, Copy)]
+pub enum UsageOf<'a> {
+    /// An ACME account: its pending authorizations, failed validations, and the registered
+    /// domains and name sets it was issued certificates for in the window.
+    Account(&'a str),
+    /// A registered domain (a longer name is reduced to it): its certificates and the name
+    /// sets issued under it.
+    Domain(&'a str),
+}
+
+/// One limit's usage as the admin API reports it.
+fn usage_entry(
+    name: LimitName,
+    key: &str,
+    w: Window,
+    a: &Applied<'_>,
+    extra: Option<(&str, i64)>,
+) -> serde_json::Value {
+    let l = &a.limit;
+    let windowed = name != LimitName::PendingAuthorizations;
+    let frees = (windowed && w.count > 0)
+        .then(|| w.oldest_ms.map(|o| o + l.window_ms()))
+        .flatten();
+    let mut v = serde_json::json!({
+        "limit": name.as_str(),
+        "key": key,
+        "count": w.count,
+        "max": l.count,
+        "remaining": (l.count as i64 - w.count).max(0),
+        "window_secs": if windowed { Some(l.window_secs) } else { None },
+        "enabled": l.enabled,
+        "limited": over(w, l),
+        "oldest": w.oldest_ms.filter(|_| windowed).map(cobble_core::clock::rfc3339),
+        "frees_at": frees.map(cobble_core::clock::rfc3339),
+        "override": a.by.map(override_json),
+    });
+    if let Some((field, n)) = extra {
+        v[field] = n.into();
+    }
+    v
+}
+
+/// An override as the admin API shows it (snake_case fields, the subject normalized).
+pub fn override_json(o: &Override) -> serde_json::Value {
+    let (scope, subject) = match o.subject() {
+        Ok(x) => (x.0.as_str(), x.1),
+        Err(_) => ("invalid", String::new()),
+    };
+    serde_json::json!({
+        "scope": scope,
+        "subject": subject,
+        "limit": o.limit.as_str(),
+        "count": o.count,
+        "window_secs": o.window_secs,
+        "enabled": o.enabled,
+        "comment": o.comment,
+    })
+}
+
+/// The longest window any counting limit may use now (the configured ones and every
+/// override's): what a usage report looks back over, and what pruning keeps.
+pub fn longest_window_ms(s: &AppState, stored: &[Override]) -> i64 {
+    let l = &s.cfg.rate_limits;
+    [
+        l.certificates_per_domain.window_secs,
+        l.duplicate_certificates.window_secs,
+        l.failed_validations.window_secs,
+    ]
+    .into_iter()
+    .chain(
+        stored
+            .iter()
+            .chain(l.overrides.iter())
+            .filter_map(|o| o.window_secs),
+    )
+    .max()
+    .unwrap_or(0) as i64
+        * 1000
+}
+
+/// Usage against every counting limit for `of`, with the limit in effect (overrides
+/// applied) and when each window frees a slot: the admin API's `GET /admin/limits`.
+pub async fn usage(
+    s: &AppState,
+    of: UsageOf<'_>,
+) -> Result<serde_json::Value, cobble_store::StoreError> {
+    let now = s.clock.now_ms();
+    let all_stored: Vec<Override> = s
+        .store
+        .limit_overrides()
+        .await?
+        .into_iter()
+        .map(|o| o.rule)
+        .collect();
+    let since = now - longest_window_ms(s, &all_stored);
+    let mut out = Vec::new();
+    match of {
+        UsageOf::Account(id) => {
+            let mine = s.store.account_issuance(id, since).await?;
+            let failed = s.store.failed_validations_by_name(id, since).await?;
+            let mut domains: Vec<String> = mine
+                .iter()
+                .filter(|u| u.kind == "domain")
+                .map(|u| u.key.clone())
+                .chain(failed.iter().map(|(n, _)| registered_domain(n)))
+                .collect();
+            domains.sort();
+            domains.dedup();
+            let o = overrides(s, From::Store, id, &domains).await?;
+            let pending = applied(
+                s,
+                LimitName::PendingAuthorizations,
+                &o.list,
+                &o.who(id, &[]),
+            );
+            let n = s.store.pending_authzs(id, now).await?;
+            out.push(usage_entry(
+                LimitName::PendingAuthorizations,
+                &format!("account {id}"),
+                Window {
+                    count: n,
+                    oldest_ms: None,
+                },
+                &pending,
+                None,
+            ));
+            for u in &mine {
+                if u.kind == "domain" {
+                    let one = std::slice::from_ref(&u.key);
+                    let a = applied(
+                        s,
+                        LimitName::CertificatesPerDomain,
+                        &o.list,
+                        &o.who(id, one),
+                    );
+                    let w = s
+                        .store
+                        .domain_window(&u.key, now - a.limit.window_ms())
+                        .await?;
+                    out.push(usage_entry(
+                        LimitName::CertificatesPerDomain,
+                        &u.key,
+                        w,
+                        &a,
+                        Some(("account_count", u.window.count)),
+                    ));
+                } else {
+                    let names: Vec<String> = u.key.split(',').map(str::to_owned).collect();
+                    let mut doms: Vec<String> =
+                        names.iter().map(|n| registered_domain(n)).collect();
+                    doms.sort();
+                    doms.dedup();
+                    let a = applied(
+                        s,
+                        LimitName::DuplicateCertificates,
+                        &o.list,
+                        &o.who(id, &doms),
+                    );
+                    let w = s
+                        .store
+                        .name_set_window(&u.key, now - a.limit.window_ms())
+                        .await?;
+                    out.push(usage_entry(
+                        LimitName::DuplicateCertificates,
+                        &format!("[{}]", u.key),
+                        w,
+                        &a,
+                        Some(("account_count", u.window.count)),
+                    ));
+                }
+            }
+            for (name, _) in &failed {
+                let doms = [registered_domain(name)];
+                let a = applied(s, LimitName::FailedValidations, &o.list, &o.who(id, &doms));
+                let w = s
+                    .store
+                    .failed_validations(id, name, now - a.limit.window_ms())
+                    .await?;
+                out.push(usage_entry(LimitName::FailedValidations, name, w, &a, None));
+            }
+            Ok(serde_json::json!({
+                "account": id,
+                "external_account": o.kid,
+                "rate_limits": on(s),
+                "limits": out,
+            }))
+        }
+        UsageOf::Domain(name) => {
+            let d = registered_domain(name);
+            let domains = [d.clone()];
+            let stored = s.store.limit_overrides_for(None, &domains).await?;
+            let mut list: Vec<Override> = stored.into_iter().map(|o| o.rule).collect();
+            list.extend(s.cfg.rate_limits.overrides.iter().cloned());
+            let who = Subjects {
+                account: None,
+                external_account: None,
+                domains: &domains,
+            };
+            let a = applied(s, LimitName::CertificatesPerDomain, &list, &who);
+            let w = s.store.domain_window(&d, now - a.limit.window_ms()).await?;
+            out.push(usage_entry(
+                LimitName::CertificatesPerDomain,
+                &d,
+                w,
+                &a,
+                None,
+            ));
+            let dup = applied(s, LimitName::DuplicateCertificates, &list, &who);
+            for u in s.store.domain_name_sets(&d, since).await? {
+                let w = s
+                    .store
+                    .name_set_window(&u.key, now - dup.limit.window_ms())
+                    .await?;
+                if w.count > 0 {
+                    out.push(usage_entry(
+                        LimitName::DuplicateCertificates,
+                        &format!("[{}]", u.key),
+                        w,
+                        &dup,
+                        None,
+                    ));
+                }
+            }
+            Ok(serde_json::json!({
+                "domain": d,
+                "rate_limits": on(s),
+                "limits": out,
+            }))
+        }
+    }
+}
