@@ -8,7 +8,10 @@ mod common;
 use cobble_core::b64;
 use cobble_core::jwk::Curve;
 use cobble_core::sign::Signer;
-use common::{Engine, Reply, TestServer, ValidationEnv};
+use common::{
+    Engine, Reply, TestServer, ValidationEnv, admin_api as api, admin_url, cobble_admin, eab,
+    eab_with, jwk_of, register_eab, token,
+};
 use serde_json::{Value, json};
 
 both_engines!(
@@ -34,29 +37,6 @@ mod credits {
     }
 }
 
-fn admin_url(s: &TestServer) -> String {
-    s.running.as_ref().unwrap().admin_url.clone().unwrap()
-}
-
-fn token(s: &TestServer) -> String {
-    std::fs::read_to_string(s.dir.path().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-/// An admin API call with the token.
-async fn api(s: &TestServer, method: &str, path: &str, body: Option<Value>) -> Reply {
-    let mut req = s
-        .http
-        .request(method.parse().unwrap(), format!("{}{path}", admin_url(s)))
-        .bearer_auth(token(s));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    Reply::from(req.send().await.unwrap()).await
-}
-
 /// Creates an external account through the admin API; returns (kid, hmac key).
 async fn new_ea(s: &TestServer, body: Value) -> (String, String) {
     let r = api(s, "POST", "/admin/external-accounts", Some(body)).await;
@@ -65,37 +45,6 @@ async fn new_ea(s: &TestServer, body: Value) -> (String, String) {
         r.body["kid"].as_str().unwrap().to_owned(),
         r.body["hmac_key"].as_str().unwrap().to_owned(),
     )
-}
-
-/// The `externalAccountBinding` object for `account_key` (RFC 8555 §7.3.4).
-fn eab(kid: &str, hmac_b64: &str, url: &str, account_key: &Value, alg: &str) -> Value {
-    eab_with(
-        json!({"alg": alg, "kid": kid, "url": url}),
-        hmac_b64,
-        account_key,
-    )
-}
-
-fn eab_with(protected: Value, hmac_b64: &str, payload: &Value) -> Value {
-    let p = b64::encode(protected.to_string());
-    let pl = b64::encode(payload.to_string());
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &b64::decode(hmac_b64).unwrap());
-    let sig = ring::hmac::sign(&key, format!("{p}.{pl}").as_bytes());
-    json!({"protected": p, "payload": pl, "signature": b64::encode(sig.as_ref())})
-}
-
-fn jwk_of(k: &Signer) -> Value {
-    k.public_key().to_jwk()
-}
-
-/// Registers `k` with EAB; returns the reply.
-async fn register_eab(s: &TestServer, k: &Signer, kid: &str, hmac: &str) -> Reply {
-    let url = s.url("/acme/new-acct");
-    s.new_account(
-        k,
-        json!({"termsOfServiceAgreed": true, "externalAccountBinding": eab(kid, hmac, &url, &jwk_of(k), "HS256")}),
-    )
-    .await
 }
 
 async fn new_order(s: &TestServer, k: &Signer, kid: &str, names: &[&str]) -> Reply {
@@ -177,17 +126,6 @@ fn certbot_cmd(s: &TestServer, work: &std::path::Path, args: &[&str]) -> tokio::
         .arg(work.join("logs"))
         .env("REQUESTS_CA_BUNDLE", s.trust_root());
     cmd
-}
-
-/// `cobble admin ...` (the real binary) against `s`, with `--json`.
-async fn cobble_admin(s: &TestServer, args: &[&str]) -> Value {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"));
-    cmd.arg("admin")
-        .args(args)
-        .args(["--json", "--admin-url", &admin_url(s), "--data-dir"])
-        .arg(s.dir.path());
-    let out = common::run_client(cmd, &format!("cobble admin {args:?}")).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("cobble admin printed JSON: {e}\n{out}"))
 }
 
 fn client_available(program: &str) -> bool {

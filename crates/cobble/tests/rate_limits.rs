@@ -7,8 +7,9 @@ mod common;
 
 use cobble_core::b64;
 use cobble_core::jwk::Curve;
+use cobble_core::ratelimit::{LimitName, Override, Scope};
 use cobble_core::sign::Signer;
-use common::{Engine, Reply, TestServer, ValidationEnv};
+use common::{Engine, Reply, TestServer, ValidationEnv, admin_api, cobble_admin, register_eab};
 use serde_json::{Value, json};
 
 both_engines!(
@@ -18,6 +19,8 @@ both_engines!(
     request_rates,
     certbot_prints_the_limit,
     last_certificate_raced_by_two_processes,
+    overrides_and_usage,
+    request_rates_shared_by_two_processes,
 );
 
 fn ec() -> Signer {
@@ -495,4 +498,361 @@ async fn last_certificate_raced_by_two_processes(e: Engine) {
         Ok(a) => a.stop().await,
         Err(_) => panic!("tasks are done"),
     }
+}
+
+fn limit_entry<'a>(report: &'a Value, limit: &str, key: &str) -> &'a Value {
+    report["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["limit"] == limit && l["key"] == key)
+        .unwrap_or_else(|| panic!("no {limit} entry for {key}: {report:#}"))
+}
+
+/// Overrides from the configuration and the admin API, per registered domain, account and
+/// external account (the most specific wins, an exemption too), the usage report, the CLI,
+/// and the admin API's bad paths.
+async fn overrides_and_usage(e: Engine) {
+    let hmac = b64::encode([7u8; 32]);
+    let s = limited(e, |c| {
+        c.rate_limits.overrides = vec![Override {
+            count: Some(2),
+            ..Override::for_subject(
+                Scope::Domain,
+                "example.net",
+                LimitName::CertificatesPerDomain,
+            )
+        }];
+        c.eab_mac_keys.insert("kid-rl".into(), hmac.clone());
+    })
+    .await;
+    let clock = s.clock.clone().unwrap();
+    let first_at = cobble_core::clock::Clock::now_ms(&clock);
+    let k = ec();
+    let kid = s.account(&k).await;
+    let acct = kid.rsplit('/').next().unwrap().to_owned();
+    for n in ["a1.example.net", "a2.example.net"] {
+        let r = issue(&s, &k, &kid, &[n]).await;
+        assert_eq!(r.body["status"], "valid", "{r:?}");
+    }
+    // The configuration's domain override: 2, not 20.
+    let r = issue(&s, &k, &kid, &["a3.example.net"]).await;
+    assert_limited(
+        &r,
+        "2 of at most 2 per week (an override for domain example.net) for registered domain example.net",
+        7 * 86_400,
+    );
+
+    // An account override wins over the domain's.
+    let body = json!({"scope": "account", "subject": acct, "limit": "certificates-per-domain", "count": 3, "comment": "pilot customer"});
+    let r = admin_api(&s, "PUT", "/admin/limit-overrides", Some(body.clone())).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["count"], 3);
+    let r = admin_api(&s, "PUT", "/admin/limit-overrides", Some(body)).await;
+    assert_eq!(r.status, 200, "replaced: {r:?}");
+    let r = issue(&s, &k, &kid, &["a3.example.net"]).await;
+    assert_eq!(r.body["status"], "valid", "{r:?}");
+    let r = issue(&s, &k, &kid, &["a4.example.net"]).await;
+    assert_limited(
+        &r,
+        &format!("3 of at most 3 per week (an override for account {acct})"),
+        7 * 86_400,
+    );
+
+    // The usage report, by account and by registered domain.
+    let u = admin_api(&s, "GET", &format!("/admin/limits?account={acct}"), None).await;
+    assert_eq!(u.status, 200, "{u:?}");
+    let d = limit_entry(&u.body, "certificates-per-domain", "example.net");
+    assert_eq!(
+        (d["count"].as_i64(), d["max"].as_i64()),
+        (Some(3), Some(3)),
+        "{d}"
+    );
+    assert_eq!(d["limited"], true);
+    assert_eq!(d["account_count"], 3);
+    assert_eq!(d["override"]["scope"], "account");
+    assert_eq!(d["override"]["comment"], "pilot customer");
+    assert_eq!(
+        d["frees_at"],
+        cobble_core::clock::rfc3339(first_at + 7 * 86_400_000),
+        "the first certificate leaves the week: {d}"
+    );
+    let p = limit_entry(
+        &u.body,
+        "pending-authorizations",
+        &format!("account {acct}"),
+    );
+    assert_eq!(
+        (p["count"].as_i64(), p["max"].as_i64()),
+        (Some(0), Some(300))
+    );
+    let dup = limit_entry(&u.body, "duplicate-certificates", "[a1.example.net]");
+    assert_eq!(
+        (dup["count"].as_i64(), dup["max"].as_i64()),
+        (Some(1), Some(5))
+    );
+    let u = admin_api(&s, "GET", "/admin/limits?domain=www.example.net", None).await;
+    assert_eq!(u.body["domain"], "example.net", "{u:?}");
+    let d = limit_entry(&u.body, "certificates-per-domain", "example.net");
+    assert_eq!(
+        (d["count"].as_i64(), d["max"].as_i64()),
+        (Some(3), Some(2)),
+        "{d}"
+    );
+    assert_eq!(d["override"]["scope"], "domain");
+    assert_eq!(
+        u.body["limits"].as_array().unwrap().len(),
+        4,
+        "3 name sets: {u:?}"
+    );
+
+    // The same through the CLI.
+    let v = cobble_admin(&s, &["limits", "show", "--account", &acct]).await;
+    assert_eq!(
+        limit_entry(&v, "certificates-per-domain", "example.net")["count"],
+        3
+    );
+    let v = cobble_admin(
+        &s,
+        &[
+            "limits",
+            "set",
+            "--domain",
+            "shop.example.org",
+            "--limit",
+            "duplicate-certificates",
+            "--count",
+            "9",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (v["subject"].as_str(), v["count"].as_i64()),
+        (Some("example.org"), Some(9))
+    );
+    let v = cobble_admin(&s, &["limits", "overrides"]).await;
+    let items = v["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|o| o["subject"] == "example.org" && o["source"] == "admin-api"),
+        "{v}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|o| o["subject"] == "example.net" && o["source"] == "config"),
+        "{v}"
+    );
+    let v = cobble_admin(
+        &s,
+        &[
+            "limits",
+            "unset",
+            "--domain",
+            "example.org",
+            "--limit",
+            "duplicate-certificates",
+        ],
+    )
+    .await;
+    assert_eq!(v["count"], 9);
+
+    // An exemption stored for the domain wins over the configuration's override for it.
+    let r = admin_api(
+        &s,
+        "PUT",
+        "/admin/limit-overrides",
+        Some(json!({"scope": "domain", "subject": "example.net", "limit": "certificates-per-domain", "enabled": false})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let k2 = ec();
+    let kid2 = s.account(&k2).await;
+    let r = issue(&s, &k2, &kid2, &["b1.example.net"]).await;
+    assert_eq!(r.body["status"], "valid", "exempt: {r:?}");
+    // The account's own override still applies to it (the most specific wins).
+    let r = issue(&s, &k, &kid, &["a4.example.net"]).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    let r = admin_api(
+        &s,
+        "DELETE",
+        &format!("/admin/limit-overrides/account/{acct}/certificates-per-domain"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = issue(&s, &k, &kid, &["a4.example.net"]).await;
+    assert_eq!(
+        r.body["status"], "valid",
+        "now the domain's exemption: {r:?}"
+    );
+
+    // An external account's override applies to every account bound to it.
+    let kb = ec();
+    let reg = register_eab(&s, &kb, "kid-rl", &hmac).await;
+    assert_eq!(reg.status, 201, "{reg:?}");
+    let kid_b = reg.location.unwrap();
+    let r = admin_api(
+        &s,
+        "PUT",
+        "/admin/limit-overrides",
+        Some(json!({"scope": "external-account", "subject": "kid-rl", "limit": "pending-authorizations", "count": 1})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let ids = json!({"identifiers": [{"type": "dns", "value": "c1.example.com"}, {"type": "dns", "value": "c2.example.com"}]});
+    let r = s
+        .post_kid(&kb, &kid_b, &s.url("/acme/new-order"), Some(&ids))
+        .await;
+    r.assert_problem(
+        "rateLimited",
+        429,
+        "over the limit of 1 (an override for external-account kid-rl)",
+    );
+    let u = admin_api(
+        &s,
+        "GET",
+        &format!(
+            "/admin/limits?account={}",
+            kid_b.rsplit('/').next().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(u.body["external_account"], "kid-rl", "{u:?}");
+
+    // Bad paths: clear problems, never a 5xx.
+    for (method, path, body, status, fragment) in [
+        (
+            "GET",
+            "/admin/limits".to_owned(),
+            None,
+            400,
+            "exactly one of",
+        ),
+        (
+            "GET",
+            "/admin/limits?account=nobody".to_owned(),
+            None,
+            404,
+            "nobody",
+        ),
+        (
+            "PUT",
+            "/admin/limit-overrides".to_owned(),
+            Some(json!({"scope": "galaxy", "subject": "x", "limit": "failed-validations"})),
+            400,
+            "galaxy",
+        ),
+        (
+            "PUT",
+            "/admin/limit-overrides".to_owned(),
+            Some(
+                json!({"scope": "domain", "subject": "x.test", "limit": "pending-authorizations"}),
+            ),
+            400,
+            "counted per account",
+        ),
+        (
+            "PUT",
+            "/admin/limit-overrides".to_owned(),
+            Some(json!({"scope": "domain", "subject": "x.test", "limit": "speed"})),
+            400,
+            "speed",
+        ),
+        (
+            "PUT",
+            "/admin/limit-overrides".to_owned(),
+            Some(json!({"scope": "account", "subject": "nobody", "limit": "failed-validations"})),
+            404,
+            "nobody",
+        ),
+        (
+            "PUT",
+            "/admin/limit-overrides".to_owned(),
+            Some(
+                json!({"scope": "domain", "subject": "x.test", "limit": "failed-validations", "window_secs": 0}),
+            ),
+            400,
+            "at least one second",
+        ),
+        (
+            "PUT",
+            "/admin/limit-overrides".to_owned(),
+            Some(json!({"scope": "domain"})),
+            400,
+            "JSON",
+        ),
+        (
+            "DELETE",
+            "/admin/limit-overrides/domain/none.test/failed-validations".to_owned(),
+            None,
+            404,
+            "none.test",
+        ),
+    ] {
+        let r = admin_api(&s, method, &path, body).await;
+        assert_eq!(r.status, status, "{method} {path}: {r:?}");
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(fragment),
+            "{method} {path}: {r:?}"
+        );
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+    }
+    let audit = admin_api(&s, "GET", "/admin/audit", None).await;
+    assert!(
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "limit-override.delete"),
+        "{audit:?}"
+    );
+    s.stop().await;
+}
+
+/// `shared-request-rates`: the buckets live in the store, so a second `cobble serve`
+/// process on the same database draws from the same bucket as this one.
+async fn request_rates_shared_by_two_processes(e: Engine) {
+    let s = limited(e, |c| {
+        c.rate_limits.shared_request_rates = true;
+        c.rate_limits.directory = cobble_core::ratelimit::Rate {
+            per_second: 1,
+            burst: 3,
+        };
+    })
+    .await;
+    let cfg = s.dir.path().join("shared-rates.toml");
+    std::fs::write(
+        &cfg,
+        "[rate-limits]\nshared-request-rates = true\n[rate-limits.directory]\nper-second = 1\nburst = 3\n",
+    )
+    .unwrap();
+    let (mut child, b) = common::spawn_instance(&s, &["--config", cfg.to_str().unwrap()]).await;
+    // The other process spends the burst (its clock is the real one, later than this
+    // server's manual clock, which stands still)...
+    for i in 0..3 {
+        let r = Reply::from(b.http.get(&b.directory_url).send().await.unwrap()).await;
+        assert_eq!(r.status, 200, "request {i} of the burst: {r:?}");
+    }
+    // ...so this one refuses its first request: the bucket is shared.
+    let r = Reply::from(s.http.get(&s.directory_url).send().await.unwrap()).await;
+    r.assert_problem("rateLimited", 429, "per second across every instance");
+    assert!(r.headers.contains_key("retry-after"), "{r:?}");
+    let page = s
+        .http
+        .get(s.url("/rate-limits"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("across every instance"), "{page}");
+    child.kill().await.unwrap();
+    s.stop().await;
 }

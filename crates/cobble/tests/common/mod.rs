@@ -653,3 +653,70 @@ pub async fn spawn_instance(
     };
     (child, handle)
 }
+
+// ----- the admin API and External Account Binding -----
+
+pub fn admin_url(s: &TestServer) -> String {
+    s.running.as_ref().unwrap().admin_url.clone().unwrap()
+}
+
+pub fn token(s: &TestServer) -> String {
+    std::fs::read_to_string(s.dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// An admin API call with the token.
+pub async fn admin_api(s: &TestServer, method: &str, path: &str, body: Option<Value>) -> Reply {
+    let mut req = s
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", admin_url(s)))
+        .bearer_auth(token(s));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    Reply::from(req.send().await.unwrap()).await
+}
+
+/// The `externalAccountBinding` object for `account_key` (RFC 8555 §7.3.4).
+pub fn eab(kid: &str, hmac_b64: &str, url: &str, account_key: &Value, alg: &str) -> Value {
+    eab_with(
+        json!({"alg": alg, "kid": kid, "url": url}),
+        hmac_b64,
+        account_key,
+    )
+}
+
+pub fn eab_with(protected: Value, hmac_b64: &str, payload: &Value) -> Value {
+    let p = b64::encode(protected.to_string());
+    let pl = b64::encode(payload.to_string());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &b64::decode(hmac_b64).unwrap());
+    let sig = ring::hmac::sign(&key, format!("{p}.{pl}").as_bytes());
+    json!({"protected": p, "payload": pl, "signature": b64::encode(sig.as_ref())})
+}
+
+pub fn jwk_of(k: &Signer) -> Value {
+    k.public_key().to_jwk()
+}
+
+/// Registers `k` with EAB; returns the reply.
+pub async fn register_eab(s: &TestServer, k: &Signer, kid: &str, hmac: &str) -> Reply {
+    let url = s.url("/acme/new-acct");
+    s.new_account(
+        k,
+        json!({"termsOfServiceAgreed": true, "externalAccountBinding": eab(kid, hmac, &url, &jwk_of(k), "HS256")}),
+    )
+    .await
+}
+
+/// `cobble admin ...` (the real binary) against `s`, with `--json`.
+pub async fn cobble_admin(s: &TestServer, args: &[&str]) -> Value {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"));
+    cmd.arg("admin")
+        .args(args)
+        .args(["--json", "--admin-url", &admin_url(s), "--data-dir"])
+        .arg(s.dir.path());
+    let out = run_client(cmd, &format!("cobble admin {args:?}")).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("cobble admin printed JSON: {e}\n{out}"))
+}
