@@ -542,15 +542,12 @@ mod tests {
     fn rate_limits_are_set_in_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        // The README's example.
-        std::fs::write(
-            &f,
-            "no-rate-limits = false\n[rate-limits]\nrenewals-exempt = true\n\
-             certificates-per-domain = { count = 50, window-secs = 604800 }\n\
-             duplicate-certificates = { count = 5, window-secs = 604800, enabled = false }\n\
-             new-order = { per-second = 20, burst = 20 }\n",
-        )
-        .unwrap();
+        // The README's example, as printed there.
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Rate limits").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").unwrap()];
+        std::fs::write(&f, example).unwrap();
         let c = ServeArgs {
             config: Some(f),
             ..Default::default()
@@ -559,7 +556,17 @@ mod tests {
         .unwrap();
         assert_eq!(c.rate_limits.certificates_per_domain.count, 50);
         assert!(!c.rate_limits.duplicate_certificates.enabled);
-        assert_eq!(c.rate_limits.failed_validations.count, 5, "default kept");
+        assert_eq!(c.rate_limits.failed_validations.count, 5);
+        assert!(!c.rate_limits.shared_request_rates);
+        let o = &c.rate_limits.overrides;
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(o[0].domain.as_deref(), Some("example.com"));
+        assert_eq!(o[0].count, Some(200));
+        assert_eq!(o[1].external_account.as_deref(), Some("0d5a9c0e-..."));
+        assert!(!o[1].enabled);
+        for x in o {
+            x.subject().unwrap();
+        }
         let off = ServeArgs {
             no_rate_limits: Some(true),
             ..Default::default()

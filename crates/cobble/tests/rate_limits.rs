@@ -856,3 +856,37 @@ async fn request_rates_shared_by_two_processes(e: Engine) {
     child.kill().await.unwrap();
     s.stop().await;
 }
+
+/// An override the server cannot use stops it at start with the entry named, rather than
+/// being ignored.
+#[tokio::test]
+async fn a_bad_override_in_the_config_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[[rate-limits.overrides]]\nlimit = \"pending-authorizations\"\ndomain = \"example.com\"\n",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rate-limits.overrides[0]") && err.contains("counted per account"),
+        "{err}"
+    );
+}
