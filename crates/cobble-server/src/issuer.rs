@@ -92,7 +92,7 @@ async fn run(s: AppState, worker: String, order_id: String, req: IssuanceRequest
 
 async fn fail(s: &AppState, worker: &str, order_id: &str, p: &Problem) {
     let recorded = async {
-        let mut tx = s.store.begin().await?;
+        let mut tx = s.store.begin_hot().await?;
         let held = tx
             .fail_issuance(
                 order_id,
@@ -237,7 +237,7 @@ pub fn spawn_worker(s: AppState) -> tokio::task::JoinHandle<()> {
         let poll = Duration::from_millis(s.cfg.validation_poll_ms.max(10));
         loop {
             let claimed = async {
-                let mut tx = s.store.begin().await?;
+                let mut tx = s.store.begin_hot().await?;
                 let job = tx
                     .claim_issuance_job(&worker, s.clock.now_ms(), lease_ms(&s))
                     .await?;

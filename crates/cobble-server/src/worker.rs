@@ -60,7 +60,7 @@ async fn dispatch(
         claims += 1;
         let worker_id = format!("{}-{claims}", state.instance_id);
         let claimed = async {
-            let mut tx = state.store.begin().await?;
+            let mut tx = state.store.begin_hot().await?;
             let job = tx
                 .claim_validation_job(&worker_id, state.clock.now_ms(), lease_ms)
                 .await?;
@@ -118,7 +118,7 @@ async fn run_job(
         }
     };
     let finished = async {
-        let mut tx = state.store.begin().await?;
+        let mut tx = state.store.begin_hot().await?;
         let held = tx
             .finish_validation(worker_id, &job.challenge_id, &outcome, state.clock.now_ms())
             .await?;

@@ -1,7 +1,7 @@
 //! Certificates (RFC 8555 §7.4.2), finalization state, revocation (§7.6), blocked keys,
 //! CRL numbers.
 
-use crate::{Store, StoreError, Tx, on_tx, random_id, read_pool};
+use crate::{Store, StoreError, Tx, direct, on_tx, random_id, read_pool};
 use cobble_core::identifier::Identifier;
 use sqlx::Row;
 
@@ -204,13 +204,15 @@ impl Tx {
         order_id: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE orders SET status = 'processing', updated_ms = $2 \
+             WHERE id = $1 AND status = 'pending' AND expires_ms > $2 \
+             AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a ON a.id = oa.authz_id \
+             WHERE oa.order_id = $1 AND (a.status <> 'valid' OR a.expires_ms <= $2))";
+        if let Some(c) = self.direct() {
+            return Ok(direct::exec(c, SQL, &[&order_id, &now_ms])? == 1);
+        }
         on_tx!(self, tx => {
-            let n = sqlx::query(
-                "UPDATE orders SET status = 'processing', updated_ms = $2 \
-                 WHERE id = $1 AND status = 'pending' AND expires_ms > $2 \
-                 AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a ON a.id = oa.authz_id \
-                 WHERE oa.order_id = $1 AND (a.status <> 'valid' OR a.expires_ms <= $2))",
-            )
+            let n = sqlx::query(SQL)
                 .bind(order_id)
                 .bind(now_ms)
                 .execute(&mut *tx)
@@ -234,9 +236,43 @@ impl Tx {
         if !self.release_issuance_job(order_id, worker).await? {
             return Ok(None);
         }
+        const ORDER: &str =
+            "SELECT account_id, identifiers FROM orders WHERE id = $1 AND status = 'processing'";
+        const INSERT: &str = "INSERT INTO certificates (id, serial, account_id, order_id, pem, identifiers, spki_sha256, ari_id, not_before_ms, not_after_ms, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        const VALID: &str = "UPDATE orders SET status = 'valid', certificate_id = $2, updated_ms = $3 WHERE id = $1";
+        if let Some(c) = self.direct() {
+            let Some((account_id, identifiers)) = direct::row(c, ORDER, &[&order_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "order {order_id} is not processing"
+                )));
+            };
+            direct::exec(
+                c,
+                INSERT,
+                &[
+                    &id,
+                    &cert.serial,
+                    &account_id,
+                    &order_id,
+                    &cert.pem,
+                    &identifiers,
+                    &cert.spki_sha256,
+                    &cert.ari_id,
+                    &cert.not_before_ms,
+                    &cert.not_after_ms,
+                    &now_ms,
+                ],
+            )?;
+            direct::exec(c, VALID, &[&order_id, &id, &now_ms])?;
+            return Ok(Some(id));
+        }
         on_tx!(self, tx => {
             let order: Option<(String, String)> = {
-                let row = sqlx::query("SELECT account_id, identifiers FROM orders WHERE id = $1 AND status = 'processing'")
+                let row = sqlx::query(ORDER)
                     .bind(order_id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -248,10 +284,7 @@ impl Tx {
             let Some((account_id, identifiers)) = order else {
                 return Err(StoreError::Corrupt(format!("order {order_id} is not processing")));
             };
-            sqlx::query(
-                "INSERT INTO certificates (id, serial, account_id, order_id, pem, identifiers, spki_sha256, ari_id, not_before_ms, not_after_ms, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
+            sqlx::query(INSERT)
             .bind(&id)
             .bind(&cert.serial)
             .bind(&account_id)
@@ -265,7 +298,7 @@ impl Tx {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE orders SET status = 'valid', certificate_id = $2, updated_ms = $3 WHERE id = $1")
+            sqlx::query(VALID)
                 .bind(order_id)
                 .bind(&id)
                 .bind(now_ms)
@@ -298,8 +331,13 @@ impl Tx {
         problem_json: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE orders SET status = 'invalid', error = $2, updated_ms = $3 WHERE id = $1 AND status = 'processing'";
+        if let Some(c) = self.direct() {
+            direct::exec(c, SQL, &[&order_id, &problem_json, &now_ms])?;
+            return Ok(());
+        }
         on_tx!(self, tx => {
-            sqlx::query("UPDATE orders SET status = 'invalid', error = $2, updated_ms = $3 WHERE id = $1 AND status = 'processing'")
+            sqlx::query(SQL)
                 .bind(order_id)
                 .bind(problem_json)
                 .bind(now_ms)

@@ -5,7 +5,7 @@
 //! removal commit together, and only while the job is still held, so an order gets one
 //! certificate, never two.
 
-use crate::{StoreError, Tx, on_tx};
+use crate::{StoreError, Tx, direct, on_tx};
 use sqlx::Row;
 
 /// A claimed issuance job.
@@ -29,11 +29,18 @@ impl Tx {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO issuance_jobs (order_id, request, run_after_ms, claimed_by, lease_until_ms, attempts, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, 1, $3)";
+        if let Some(c) = self.direct() {
+            direct::exec(
+                c,
+                SQL,
+                &[&order_id, &request, &now_ms, &worker, &(now_ms + lease_ms)],
+            )?;
+            return Ok(());
+        }
         on_tx!(self, tx => {
-            sqlx::query(
-                "INSERT INTO issuance_jobs (order_id, request, run_after_ms, claimed_by, lease_until_ms, attempts, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, 1, $3)",
-            )
+            sqlx::query(SQL)
             .bind(order_id)
             .bind(request)
             .bind(now_ms)
@@ -58,6 +65,15 @@ impl Tx {
             "order_id",
             "order_id, request, attempts",
         );
+        if let Some(c) = self.direct() {
+            return direct::row(c, &sql.0, &[&worker, &(now_ms + lease_ms), &now_ms], |r| {
+                Ok(IssuanceJob {
+                    order_id: r.get("order_id")?,
+                    request: r.get("request")?,
+                    attempts: r.get("attempts")?,
+                })
+            });
+        }
         on_tx!(self, tx => {
             let row = sqlx::query(sql)
                 .bind(worker)
@@ -84,8 +100,12 @@ impl Tx {
         order_id: &str,
         worker: &str,
     ) -> Result<bool, StoreError> {
+        const SQL: &str = "DELETE FROM issuance_jobs WHERE order_id = $1 AND claimed_by = $2";
+        if let Some(c) = self.direct() {
+            return Ok(direct::exec(c, SQL, &[&order_id, &worker])? == 1);
+        }
         on_tx!(self, tx => {
-            let n = sqlx::query("DELETE FROM issuance_jobs WHERE order_id = $1 AND claimed_by = $2")
+            let n = sqlx::query(SQL)
                 .bind(order_id)
                 .bind(worker)
                 .execute(&mut *tx)

@@ -2,7 +2,7 @@
 //! any instance claim it with a lease (SKIP LOCKED on PostgreSQL), and the outcome, the
 //! challenge, the authorization and the job row change in one transaction.
 
-use crate::{Engine, Store, StoreError, Tx, on_tx, read_pool};
+use crate::{Engine, Store, StoreError, Tx, direct, on_tx, read_pool};
 use cobble_core::status::{AuthzStatus, ChallengeStatus};
 use sqlx::Row;
 
@@ -46,20 +46,27 @@ impl Tx {
         run_after_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        // Correlated on the challenge's own authorization: an `IN (SELECT ...)` over every
+        // pending authorization made SQLite scan the table (tests/plans.rs).
+        const START: &str = "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND EXISTS \
+             (SELECT 1 FROM authzs a WHERE a.id = challenges.authz_id AND a.status = 'pending' AND a.expires_ms >= $2)";
+        const QUEUE: &str = "INSERT INTO validation_jobs (challenge_id, run_after_ms, attempts, created_ms) VALUES ($1, $2, 0, $3)";
+        if let Some(c) = self.direct() {
+            let n = direct::exec(c, START, &[&challenge_id, &now_ms])?;
+            if n == 1 {
+                direct::exec(c, QUEUE, &[&challenge_id, &run_after_ms, &now_ms])?;
+            }
+            return Ok(n == 1);
+        }
         on_tx!(self, tx => {
-            let n = sqlx::query(
-                // Correlated on the challenge's own authorization: an `IN (SELECT ...)` over
-                // every pending authorization made SQLite scan the table (tests/plans.rs).
-                "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND EXISTS \
-                 (SELECT 1 FROM authzs a WHERE a.id = challenges.authz_id AND a.status = 'pending' AND a.expires_ms >= $2)",
-            )
+            let n = sqlx::query(START)
             .bind(challenge_id)
             .bind(now_ms)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 1 {
-                sqlx::query("INSERT INTO validation_jobs (challenge_id, run_after_ms, attempts, created_ms) VALUES ($1, $2, 0, $3)")
+                sqlx::query(QUEUE)
                     .bind(challenge_id)
                     .bind(run_after_ms)
                     .bind(now_ms)
@@ -84,6 +91,14 @@ impl Tx {
             "challenge_id",
             "challenge_id, attempts",
         );
+        if let Some(c) = self.direct() {
+            return direct::row(c, &sql.0, &[&worker, &(now_ms + lease_ms), &now_ms], |r| {
+                Ok(ValidationJob {
+                    challenge_id: r.get("challenge_id")?,
+                    attempts: r.get("attempts")?,
+                })
+            });
+        }
         on_tx!(self, tx => {
             let row = sqlx::query(sql)
                 .bind(worker)
@@ -109,8 +124,42 @@ impl Tx {
         outcome: &ValidationOutcome,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        const RELEASE: &str =
+            "DELETE FROM validation_jobs WHERE challenge_id = $1 AND claimed_by = $2";
+        const CHALLENGE: &str = "UPDATE challenges SET status = $2, error = $3, validation_record = $4, validated_ms = $5 WHERE id = $1";
+        const AUTHZ: &str = "UPDATE authzs SET status = $2, updated_ms = $3, expires_ms = CASE WHEN $2 = 'valid' THEN $4 ELSE expires_ms END \
+             WHERE status = 'pending' AND id = (SELECT authz_id FROM challenges WHERE id = $1)";
+        let validated = (outcome.status == ChallengeStatus::Valid).then_some(now_ms);
+        let authz_status = AuthzStatus::Pending.after_challenge(outcome.status);
+        if let Some(c) = self.direct() {
+            if direct::exec(c, RELEASE, &[&challenge_id, &worker])? == 0 {
+                return Ok(false);
+            }
+            direct::exec(
+                c,
+                CHALLENGE,
+                &[
+                    &challenge_id,
+                    &outcome.status.as_str(),
+                    &outcome.error,
+                    &outcome.record,
+                    &validated,
+                ],
+            )?;
+            direct::exec(
+                c,
+                AUTHZ,
+                &[
+                    &challenge_id,
+                    &authz_status.as_str(),
+                    &now_ms,
+                    &outcome.valid_authz_expires_ms,
+                ],
+            )?;
+            return Ok(true);
+        }
         on_tx!(self, tx => {
-            let n = sqlx::query("DELETE FROM validation_jobs WHERE challenge_id = $1 AND claimed_by = $2")
+            let n = sqlx::query(RELEASE)
                 .bind(challenge_id)
                 .bind(worker)
                 .execute(&mut *tx)
@@ -119,8 +168,7 @@ impl Tx {
             if n == 0 {
                 return Ok(false);
             }
-            let validated = (outcome.status == ChallengeStatus::Valid).then_some(now_ms);
-            sqlx::query("UPDATE challenges SET status = $2, error = $3, validation_record = $4, validated_ms = $5 WHERE id = $1")
+            sqlx::query(CHALLENGE)
                 .bind(challenge_id)
                 .bind(outcome.status.as_str())
                 .bind(&outcome.error)
@@ -128,11 +176,7 @@ impl Tx {
                 .bind(validated)
                 .execute(&mut *tx)
                 .await?;
-            let authz_status = AuthzStatus::Pending.after_challenge(outcome.status);
-            sqlx::query(
-                "UPDATE authzs SET status = $2, updated_ms = $3, expires_ms = CASE WHEN $2 = 'valid' THEN $4 ELSE expires_ms END \
-                 WHERE status = 'pending' AND id = (SELECT authz_id FROM challenges WHERE id = $1)",
-            )
+            sqlx::query(AUTHZ)
             .bind(challenge_id)
             .bind(authz_status.as_str())
             .bind(now_ms)

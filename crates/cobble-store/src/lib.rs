@@ -9,6 +9,7 @@
 
 mod account;
 mod cert;
+mod direct;
 mod fast_read;
 mod issuance_jobs;
 mod jobs;
@@ -91,6 +92,10 @@ pub enum StoreError {
     /// A list filter with a value outside its set.
     #[error("{0}")]
     BadFilter(String),
+    /// A repository method outside the hot request shapes was called on a transaction of
+    /// [`Store::begin_hot`] (a bug in the caller: use [`Store::begin`]).
+    #[error("this store method does not run on the hop-free SQLite writer (use Store::begin)")]
+    NotHopFree,
     /// A record with this unique name or id exists.
     #[error("{0}")]
     Duplicate(String),
@@ -147,7 +152,8 @@ pub struct StoreOptions {
     /// How long SQLite waits for another process's write lock.
     pub busy_timeout: Duration,
     /// SQLite file: serve the hot reads on hop-free rusqlite connections (fast_read.rs)
-    /// rather than sqlx's reader pool. Off only to compare the two designs in benchmarks.
+    /// rather than sqlx's reader pool, and the hot writes on a hop-free rusqlite writer
+    /// (direct.rs) rather than sqlx's writer. Off only to compare the designs in benchmarks.
     pub sqlite_hop_free_reads: bool,
 }
 
@@ -185,6 +191,9 @@ enum Db {
         reader: SqlitePool,
         /// The hot reads, without sqlx's thread hop (none for a memory database).
         fast: Option<std::sync::Arc<fast_read::Readers>>,
+        /// The hot-path writes without sqlx's thread hop, and the write gate every writer of
+        /// this process takes first (direct.rs; none for a memory database).
+        gate: Option<direct::Gate>,
     },
 }
 
@@ -208,7 +217,11 @@ macro_rules! write_tx {
                 let mut $tx = p.begin().await?;
                 $body
             }
-            crate::Db::Sqlite { writer, .. } => {
+            crate::Db::Sqlite { writer, gate, .. } => {
+                let _gate = match gate {
+                    Some(g) => Some(g.lock().await?),
+                    None => None,
+                };
                 #[allow(unused_mut)]
                 let mut $tx = writer.begin_with("BEGIN IMMEDIATE").await?;
                 $body
@@ -246,11 +259,12 @@ macro_rules! on_tx {
                 let $c: &mut sqlx::PgConnection = &mut **t;
                 $body
             }
-            crate::TxInner::Sqlite(t) => {
+            crate::TxInner::Sqlite(t, _) => {
                 #[allow(unused_variables)]
                 let $c: &mut sqlx::SqliteConnection = &mut **t;
                 $body
             }
+            crate::TxInner::Direct(_) => return Err(crate::StoreError::NotHopFree),
         }
     };
 }
@@ -268,7 +282,14 @@ pub struct Tx {
 
 enum TxInner {
     Pg(sqlx::Transaction<'static, sqlx::Postgres>),
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// sqlx's writer, and the write gate held until the transaction ends (declared after
+    /// it, so it is released after the commit or rollback).
+    Sqlite(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        Option<tokio::sync::OwnedMutexGuard<rusqlite::Connection>>,
+    ),
+    /// The hop-free writer (direct.rs).
+    Direct(direct::DirectTx),
 }
 
 impl std::fmt::Debug for Tx {
@@ -284,7 +305,15 @@ impl Tx {
     pub fn engine(&self) -> Engine {
         match self.inner {
             TxInner::Pg(_) => Engine::Postgres,
-            TxInner::Sqlite(_) => Engine::Sqlite,
+            TxInner::Sqlite(..) | TxInner::Direct(_) => Engine::Sqlite,
+        }
+    }
+
+    /// The hop-free SQLite connection, when this transaction runs on it.
+    pub(crate) fn direct(&self) -> Option<&rusqlite::Connection> {
+        match &self.inner {
+            TxInner::Direct(d) => Some(d.conn()),
+            _ => None,
         }
     }
 
@@ -292,7 +321,8 @@ impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {
             TxInner::Pg(t) => t.commit().await?,
-            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Sqlite(t, _gate) => t.commit().await?,
+            TxInner::Direct(d) => d.commit()?,
         }
         Ok(())
     }
@@ -300,6 +330,9 @@ impl Tx {
     /// Redeems a nonce (RFC 8555 §6.5): inserts it into the used-nonce table, so that it
     /// commits with the request's own change; [`StoreError::NonceReused`] when it was used.
     pub async fn redeem_nonce(&mut self, nonce: &OpenedNonce) -> Result<(), StoreError> {
+        if let Some(c) = self.direct() {
+            return nonce::redeem_direct(c, nonce);
+        }
         on_tx!(self, tx => {
             redeem_nonce_in!(tx, nonce);
             Ok(())
@@ -318,11 +351,39 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.db {
             Db::Pg(p) => TxInner::Pg(p.begin().await?),
-            Db::Sqlite { writer, .. } => {
-                TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            Db::Sqlite { writer, gate, .. } => {
+                let gate = match gate {
+                    Some(g) => Some(g.lock().await?),
+                    None => None,
+                };
+                TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?, gate)
             }
         };
         Ok(Tx { inner })
+    }
+
+    /// Opens a write transaction for one of the hot request shapes, on a SQLite file without
+    /// a thread hop per statement (direct.rs). Only the repository methods of those shapes
+    /// run on it: `redeem_nonce`, `create_order`, `audit`, `start_challenge`,
+    /// `claim_validation_job`, `finish_validation`, `begin_finalize`, `enqueue_issuance`,
+    /// `claim_issuance_job`, `finish_issuance`, `fail_issuance`, `fail_order` and
+    /// `debit_credit`; any other fails with [`StoreError::NotHopFree`]. On PostgreSQL
+    /// and a memory database it is [`Store::begin`].
+    pub async fn begin_hot(&self) -> Result<Tx, StoreError> {
+        if let Db::Sqlite { gate: Some(g), .. } = &self.db {
+            return Ok(Tx {
+                inner: TxInner::Direct(direct::DirectTx::begin(g).await?),
+            });
+        }
+        self.begin().await
+    }
+
+    /// The hop-free SQLite writer, for single-statement writes outside a transaction.
+    pub(crate) fn gate(&self) -> Option<&direct::Gate> {
+        match &self.db {
+            Db::Sqlite { gate: Some(g), .. } => Some(g),
+            _ => None,
+        }
     }
 
     /// Connects to `url` and applies migrations. `sqlite://PATH` creates the file;
@@ -355,9 +416,9 @@ impl Store {
                         .synchronous(SqliteSynchronous::Normal),
                 )
                 .await?;
-            let (reader, fast) = if in_memory {
+            let (reader, fast, gate) = if in_memory {
                 // A memory database lives in its one connection: read through the writer.
-                (writer.clone(), None)
+                (writer.clone(), None, None)
             } else {
                 // The hot reads go to a few hop-free connections (fast_read.rs); the sqlx
                 // pool serves the others. Few connections each, so their page caches stay
@@ -372,17 +433,28 @@ impl Store {
                 } else {
                     None
                 };
+                // The hot-path writes likewise, on a rusqlite writer beside sqlx's.
+                let gate = if opts.sqlite_hop_free_reads {
+                    Some(direct::open(
+                        common.get_filename(),
+                        opts.busy_timeout,
+                        opts.busy_timeout.max(opts.acquire_timeout),
+                    )?)
+                } else {
+                    None
+                };
                 let reader = SqlitePoolOptions::new()
                     .max_connections(opts.max_connections.clamp(1, SQLITE_POOL_READERS))
                     .acquire_timeout(opts.acquire_timeout)
                     .connect_with(common.read_only(true))
                     .await?;
-                (reader, fast)
+                (reader, fast, gate)
             };
             Db::Sqlite {
                 writer,
                 reader,
                 fast,
+                gate,
             }
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));

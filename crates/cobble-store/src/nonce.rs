@@ -3,6 +3,21 @@
 use crate::{Store, StoreError, read_pool, write_tx};
 use cobble_core::nonce::OpenedNonce;
 
+/// Inserts a nonce into the used-nonce table; a nonce seen before is refused.
+const SQL: &str =
+    "INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// [`SQL`] on the hop-free SQLite writer (direct.rs), in its open transaction or on its own.
+pub(crate) fn redeem_direct(
+    c: &rusqlite::Connection,
+    nonce: &OpenedNonce,
+) -> Result<(), StoreError> {
+    if crate::direct::exec(c, SQL, &[&nonce.value, &nonce.expires_ms])? == 0 {
+        return Err(StoreError::NonceReused);
+    }
+    Ok(())
+}
+
 impl Store {
     /// The nonce sealing key shared by every instance on this database; made on first use.
     pub async fn nonce_key(&self) -> Result<Vec<u8>, StoreError> {
@@ -27,8 +42,11 @@ impl Store {
     /// Redeems a nonce on its own, for requests that change nothing else (POST-as-GET).
     /// One statement is its own transaction: no `BEGIN`/`COMMIT` round trips.
     pub async fn redeem_nonce(&self, nonce: &OpenedNonce) -> Result<(), StoreError> {
-        const SQL: &str =
-            "INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        if let Some(g) = self.gate() {
+            // Autocommit on the hop-free writer: one statement, no hop.
+            let c = g.lock().await?;
+            return redeem_direct(&c, nonce);
+        }
         let (value, expires) = (&nonce.value, nonce.expires_ms);
         let done = match &self.db {
             crate::Db::Pg(p) => sqlx::query(SQL)

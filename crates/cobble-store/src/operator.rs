@@ -727,8 +727,18 @@ impl Tx {
         after: Option<&serde_json::Value>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO audit_log (at_ms, actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5, $6)";
+        if let Some(c) = self.direct() {
+            let (before, after) = (before.map(|v| v.to_string()), after.map(|v| v.to_string()));
+            crate::direct::exec(
+                c,
+                SQL,
+                &[&now_ms, &actor, &action, &target, &before, &after],
+            )?;
+            return Ok(());
+        }
         on_tx!(self, tx => {
-            sqlx::query("INSERT INTO audit_log (at_ms, actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5, $6)")
+            sqlx::query(SQL)
                 .bind(now_ms)
                 .bind(actor)
                 .bind(action)
@@ -1067,11 +1077,25 @@ impl Tx {
     /// re-reads the balance under the row lock, so concurrent issuances on any number of
     /// instances never take it below zero.
     pub async fn debit_credit(&mut self, order_id: &str) -> Result<Debit, StoreError> {
+        const METER: &str = "SELECT e.kid, e.credits FROM orders o JOIN accounts a ON a.id = o.account_id \
+             JOIN external_accounts e ON e.kid = a.external_kid WHERE o.id = $1";
+        const DEBIT: &str = "UPDATE external_accounts SET credits = credits - 1 WHERE kid = $1 AND credits > 0 RETURNING credits";
+        if let Some(c) = self.direct() {
+            let meter = crate::direct::row(c, METER, &[&order_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+            })?;
+            let Some((kid, Some(_))) = meter else {
+                return Ok(Debit::Unmetered);
+            };
+            return Ok(
+                match crate::direct::row(c, DEBIT, &[&kid], |r| r.get::<_, i64>(0))? {
+                    Some(n) => Debit::Debited(n),
+                    None => Debit::OutOfCredit,
+                },
+            );
+        }
         on_tx!(self, tx => {
-            let row = sqlx::query(
-                "SELECT e.kid, e.credits FROM orders o JOIN accounts a ON a.id = o.account_id \
-                 JOIN external_accounts e ON e.kid = a.external_kid WHERE o.id = $1",
-            )
+            let row = sqlx::query(METER)
             .bind(order_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -1081,9 +1105,7 @@ impl Tx {
             if credits.is_none() {
                 return Ok(Debit::Unmetered);
             }
-            let left: Option<i64> = sqlx::query_scalar(
-                "UPDATE external_accounts SET credits = credits - 1 WHERE kid = $1 AND credits > 0 RETURNING credits",
-            )
+            let left: Option<i64> = sqlx::query_scalar(DEBIT)
             .bind(&kid)
             .fetch_optional(&mut *tx)
             .await?;

@@ -232,26 +232,99 @@ fn identifiers_json(ids: &[Identifier]) -> String {
     serde_json::to_string(&pairs).expect("strings serialize")
 }
 
+const INSERT_ORDER: &str = "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms, replaces) \
+     VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9)";
+const REPLACES: &str =
+    "UPDATE certificates SET replaced_by = $2 WHERE ari_id = $1 AND replaced_by IS NULL";
+const ORDER_AUTHZ: &str = "INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const INSERT_AUTHZ: &str = "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms, created_ms, updated_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8)";
+const INSERT_CHALLENGE: &str =
+    "INSERT INTO challenges (id, authz_id, type, token, status) VALUES ($1, $2, $3, $4, 'pending')";
+
+/// [`Tx::create_order`] on the hop-free SQLite writer (direct.rs): the same statements.
+fn create_order_direct(
+    c: &rusqlite::Connection,
+    order_id: &str,
+    new: &NewOrder,
+) -> Result<(), StoreError> {
+    use crate::direct::exec;
+    exec(
+        c,
+        INSERT_ORDER,
+        &[
+            &order_id,
+            &new.account_id,
+            &identifiers_json(&new.identifiers),
+            &new.not_before_ms,
+            &new.not_after_ms,
+            &new.expires_ms,
+            &new.profile,
+            &new.now_ms,
+            &new.replaces,
+        ],
+    )?;
+    if let Some(ari) = &new.replaces
+        && exec(c, REPLACES, &[ari, &order_id])? == 0
+    {
+        return Err(StoreError::AlreadyReplaced);
+    }
+    for (pos, plan) in new.authzs.iter().enumerate() {
+        let authz_id = match plan {
+            AuthzPlan::Reuse(id) => id.clone(),
+            AuthzPlan::New {
+                identifier,
+                wildcard,
+                challenges,
+                expires_ms,
+            } => {
+                let id = random_id();
+                exec(
+                    c,
+                    INSERT_AUTHZ,
+                    &[
+                        &id,
+                        &new.account_id,
+                        &identifier.kind(),
+                        &identifier.value(),
+                        &(*wildcard as i64),
+                        &0i64,
+                        expires_ms,
+                        &new.now_ms,
+                    ],
+                )?;
+                for kind in challenges {
+                    exec(
+                        c,
+                        INSERT_CHALLENGE,
+                        &[&random_id(), &id, &kind.as_str(), &random_id()],
+                    )?;
+                }
+                id
+            }
+        };
+        exec(c, ORDER_AUTHZ, &[&order_id, &authz_id, &(pos as i64)])?;
+    }
+    Ok(())
+}
+
 /// Inserts a new authorization and its challenges inside transaction `$tx`.
 macro_rules! insert_authz_in {
     ($tx:expr, $id:expr, $account:expr, $identifier:expr, $wildcard:expr, $preauth:expr, $challenges:expr, $expires:expr, $now:expr) => {{
-        sqlx::query(
-            "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8)",
-        )
-        .bind($id)
-        .bind($account)
-        .bind($identifier.kind())
-        .bind($identifier.value())
-        .bind($wildcard as i64)
-        .bind($preauth as i64)
-        .bind($expires)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?;
+        sqlx::query(INSERT_AUTHZ)
+            .bind($id)
+            .bind($account)
+            .bind($identifier.kind())
+            .bind($identifier.value())
+            .bind($wildcard as i64)
+            .bind($preauth as i64)
+            .bind($expires)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
         for kind in $challenges.iter() {
             let kind: &ChallengeType = kind;
-            sqlx::query("INSERT INTO challenges (id, authz_id, type, token, status) VALUES ($1, $2, $3, $4, 'pending')")
+            sqlx::query(INSERT_CHALLENGE)
                 .bind(random_id())
                 .bind($id)
                 .bind(kind.as_str())
@@ -413,11 +486,12 @@ impl Tx {
     /// Creates an order with its authorizations in one transaction.
     pub async fn create_order(&mut self, new: NewOrder) -> Result<String, StoreError> {
         let order_id = random_id();
+        if let Some(c) = self.direct() {
+            create_order_direct(c, &order_id, &new)?;
+            return Ok(order_id);
+        }
         on_tx!(self, tx => {
-            sqlx::query(
-                "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms, replaces) \
-                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9)",
-            )
+            sqlx::query(INSERT_ORDER)
             .bind(&order_id)
             .bind(&new.account_id)
             .bind(identifiers_json(&new.identifiers))
@@ -430,7 +504,7 @@ impl Tx {
             .execute(&mut *tx)
             .await?;
             if let Some(ari) = &new.replaces {
-                let n = sqlx::query("UPDATE certificates SET replaced_by = $2 WHERE ari_id = $1 AND replaced_by IS NULL")
+                let n = sqlx::query(REPLACES)
                     .bind(ari)
                     .bind(&order_id)
                     .execute(&mut *tx)
@@ -449,7 +523,7 @@ impl Tx {
                         id
                     }
                 };
-                sqlx::query("INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                sqlx::query(ORDER_AUTHZ)
                     .bind(&order_id)
                     .bind(&authz_id)
                     .bind(pos as i64)

@@ -120,6 +120,101 @@ async fn a_dropped_transaction_leaves_nothing_and_a_committed_one_everything() {
     }
 }
 
+/// The hot transaction (`begin_hot`, on a SQLite file the hop-free writer) keeps the same
+/// promises as `begin`: dropped it leaves nothing, committed everything, a reused nonce fails
+/// it; methods outside its shapes refuse to run on it; and it takes turns with `begin`'s
+/// transactions and single-statement redemptions without deadlock or lost writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_transaction_commits_or_rolls_back_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        let mut tx = store.begin().await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("hot")).await.unwrap() else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        let id = Identifier::from_wire("dns", "hot.example.com").unwrap();
+        let new_order = || NewOrder {
+            account_id: a.id.clone(),
+            identifiers: vec![id.clone()],
+            not_before_ms: None,
+            not_after_ms: None,
+            expires_ms: 10_000,
+            profile: None,
+            authzs: vec![AuthzPlan::New {
+                identifier: id.clone(),
+                wildcard: false,
+                challenges: vec![cobble_core::challenge::ChallengeType::Http01],
+                expires_ms: 10_000,
+            }],
+            replaces: None,
+            now_ms: 1_000,
+        };
+        // Dropped: neither the nonce nor the order is kept.
+        let mut tx = store.begin_hot().await.unwrap();
+        tx.redeem_nonce(&nonce("h1")).await.unwrap();
+        let dropped = tx.create_order(new_order()).await.unwrap();
+        drop(tx);
+        assert_eq!(store.used_nonce_count().await.unwrap(), 0, "{engine:?}");
+        assert!(store.order(&dropped).await.unwrap().is_none(), "{engine:?}");
+        // Committed: both.
+        let mut tx = store.begin_hot().await.unwrap();
+        tx.redeem_nonce(&nonce("h1")).await.unwrap();
+        let kept = tx.create_order(new_order()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.used_nonce_count().await.unwrap(), 1, "{engine:?}");
+        let order = store.order(&kept).await.unwrap().unwrap();
+        assert_eq!(order.authzs.len(), 1, "{engine:?}");
+        // The nonce again, in a hot transaction and on its own: refused.
+        let mut tx = store.begin_hot().await.unwrap();
+        let err = tx.redeem_nonce(&nonce("h1")).await.unwrap_err();
+        assert!(matches!(err, StoreError::NonceReused), "{err:?}");
+        drop(tx);
+        let err = store.redeem_nonce(&nonce("h1")).await.unwrap_err();
+        assert!(matches!(err, StoreError::NonceReused), "{err:?}");
+        // A method outside the hot shapes: refused on the hop-free writer, fine elsewhere.
+        let mut tx = store.begin_hot().await.unwrap();
+        let r = tx.deactivate_authz(&order.authzs[0].0, 2_000).await;
+        match engine {
+            cobble_store::Engine::Sqlite => {
+                assert!(matches!(r, Err(StoreError::NotHopFree)), "{r:?}")
+            }
+            cobble_store::Engine::Postgres => assert!(r.unwrap()),
+        }
+        drop(tx);
+        // Side by side: hot transactions, `begin` transactions and lone redemptions from
+        // several tasks take turns; every one of them lands.
+        let mut tasks = Vec::new();
+        for t in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    let n = nonce(&format!("side-{t}-{i}"));
+                    match i % 3 {
+                        0 => {
+                            let mut tx = store.begin_hot().await.unwrap();
+                            tx.redeem_nonce(&n).await.unwrap();
+                            tx.commit().await.unwrap();
+                        }
+                        1 => {
+                            let mut tx = store.begin().await.unwrap();
+                            tx.redeem_nonce(&n).await.unwrap();
+                            tx.commit().await.unwrap();
+                        }
+                        _ => store.redeem_nonce(&n).await.unwrap(),
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.used_nonce_count().await.unwrap(), 101, "{engine:?}");
+        store.close().await;
+    }
+}
+
 /// Finalize decides on fresh state (RFC 8555 §7.1.6): the move to `processing` re-checks
 /// the order's expiry and every authorization in the same statement.
 #[tokio::test]

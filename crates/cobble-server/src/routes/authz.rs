@@ -206,7 +206,7 @@ pub async fn challenge(
             ))
             .into());
         }
-        let mut tx = s.begin(&r).await?;
+        let mut tx = s.begin_hot(&r).await?;
         let started = tx
             .start_challenge(&id, now + validation_delay_ms(&s), now)
             .await?;

@@ -122,7 +122,7 @@ pub async fn finalize(
         profile: profile.name.clone(),
     };
     let worker = format!("{}-finalize", s.instance_id);
-    let mut tx = s.begin(&r).await?;
+    let mut tx = s.begin_hot(&r).await?;
     if !tx.begin_finalize(&id, now).await? {
         return Err(Problem::new(
             ProblemType::OrderNotReady,

@@ -217,7 +217,7 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
             },
         });
     }
-    let mut tx = s.begin(&r).await?;
+    let mut tx = s.begin_hot(&r).await?;
     let order_id = tx
         .create_order(NewOrder {
             account_id: account.id.clone(),
