@@ -186,7 +186,7 @@ async fn sign_and_store(
         not_before_ms: time_to_ms(issued.not_before),
         not_after_ms: time_to_ms(issued.not_after),
     };
-    let mut tx = s.store.begin().await.map_err(store_err)?;
+    let mut tx = s.store.begin_hot().await.map_err(store_err)?;
     if let Some(refusal) = crate::ra::limits::check_and_record(
         s,
         &mut tx,

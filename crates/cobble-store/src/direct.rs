@@ -148,3 +148,19 @@ pub(crate) fn row<T>(
         None => Ok(None),
     }
 }
+
+/// Runs one statement with `$n` parameters and decodes every row.
+pub(crate) fn rows<T>(
+    c: &Connection,
+    sql: &str,
+    params: &[&dyn ToSql],
+    mut f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = prepare(c, sql, params)?;
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}

@@ -28,16 +28,38 @@ pub struct Window {
 const DOMAIN: &str = "domain";
 const NAMES: &str = "names";
 
+const WINDOW: &str = "SELECT COUNT(*) AS n, MIN(at_ms) AS oldest FROM issuance_events WHERE kind = $1 AND key = $2 AND at_ms > $3";
+const RENEWAL: &str =
+    "SELECT COUNT(*) FROM issuance_events WHERE kind = $1 AND key = $2 AND account_id = $3";
+const EXTERNAL_KID: &str = "SELECT external_kid FROM accounts WHERE id = $1";
+const LOCK: &str = "INSERT INTO rate_limit_locks (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key";
+const RECORD: &str =
+    "INSERT INTO issuance_events (kind, key, account_id, at_ms) VALUES ($1, $2, $3, $4)";
+
+/// A window read on the hop-free writer.
+fn window_direct(
+    c: &rusqlite::Connection,
+    kind: &str,
+    key: &str,
+    since_ms: i64,
+) -> Result<Window, StoreError> {
+    let w = crate::direct::row(c, WINDOW, &[&kind, &key, &since_ms], |r| {
+        Ok(Window {
+            count: r.get(0)?,
+            oldest_ms: r.get(1)?,
+        })
+    })?;
+    Ok(w.unwrap_or_default())
+}
+
 macro_rules! window_on {
     ($c:expr, $kind:expr, $key:expr, $since:expr) => {{
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(at_ms) AS oldest FROM issuance_events WHERE kind = $1 AND key = $2 AND at_ms > $3",
-        )
-        .bind($kind)
-        .bind($key)
-        .bind($since)
-        .fetch_one($c)
-        .await?;
+        let row = sqlx::query(WINDOW)
+            .bind($kind)
+            .bind($key)
+            .bind($since)
+            .fetch_one($c)
+            .await?;
         Window {
             count: row.try_get("n")?,
             oldest_ms: row.try_get("oldest")?,
@@ -47,25 +69,22 @@ macro_rules! window_on {
 
 macro_rules! renewal_on {
     ($c:expr, $account:expr, $set:expr) => {{
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM issuance_events WHERE kind = $1 AND key = $2 AND account_id = $3",
-        )
-        .bind(NAMES)
-        .bind($set)
-        .bind($account)
-        .fetch_one($c)
-        .await?;
+        let n: i64 = sqlx::query_scalar(RENEWAL)
+            .bind(NAMES)
+            .bind($set)
+            .bind($account)
+            .fetch_one($c)
+            .await?;
         n > 0
     }};
 }
 
 macro_rules! external_kid_on {
     ($c:expr, $account:expr) => {{
-        let kid: Option<Option<String>> =
-            sqlx::query_scalar("SELECT external_kid FROM accounts WHERE id = $1")
-                .bind($account)
-                .fetch_optional($c)
-                .await?;
+        let kid: Option<Option<String>> = sqlx::query_scalar(EXTERNAL_KID)
+            .bind($account)
+            .fetch_optional($c)
+            .await?;
         kid.flatten()
     }};
 }
@@ -135,9 +154,15 @@ impl Tx {
         all.push(format!("{NAMES}:{}", keys.name_set));
         all.sort();
         all.dedup();
+        if let Some(c) = self.direct() {
+            for k in &all {
+                crate::direct::exec(c, LOCK, &[k])?;
+            }
+            return Ok(());
+        }
         on_tx!(self, tx => {
             for k in &all {
-                sqlx::query("INSERT INTO rate_limit_locks (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key")
+                sqlx::query(LOCK)
                     .bind(k)
                     .execute(&mut *tx)
                     .await?;
@@ -152,6 +177,9 @@ impl Tx {
         domain: &str,
         since_ms: i64,
     ) -> Result<Window, StoreError> {
+        if let Some(c) = self.direct() {
+            return window_direct(c, DOMAIN, domain, since_ms);
+        }
         on_tx!(self, tx => Ok(window_on!(&mut *tx, DOMAIN, domain, since_ms)))
     }
 
@@ -161,6 +189,9 @@ impl Tx {
         set: &str,
         since_ms: i64,
     ) -> Result<Window, StoreError> {
+        if let Some(c) = self.direct() {
+            return window_direct(c, NAMES, set, since_ms);
+        }
         on_tx!(self, tx => Ok(window_on!(&mut *tx, NAMES, set, since_ms)))
     }
 
@@ -171,6 +202,13 @@ impl Tx {
         account_id: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        if let Some(c) = self.direct() {
+            for d in &keys.domains {
+                crate::direct::exec(c, RECORD, &[&DOMAIN, d, &account_id, &now_ms])?;
+            }
+            crate::direct::exec(c, RECORD, &[&NAMES, &keys.name_set, &account_id, &now_ms])?;
+            return Ok(());
+        }
         on_tx!(self, tx => {
             let events = keys
                 .domains
@@ -178,7 +216,7 @@ impl Tx {
                 .map(|d| (DOMAIN, d.as_str()))
                 .chain(std::iter::once((NAMES, keys.name_set.as_str())));
             for (kind, key) in events {
-                sqlx::query("INSERT INTO issuance_events (kind, key, account_id, at_ms) VALUES ($1, $2, $3, $4)")
+                sqlx::query(RECORD)
                     .bind(kind)
                     .bind(key)
                     .bind(account_id)
@@ -244,23 +282,59 @@ where
     for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
 {
-    let scope: String = r.try_get("scope")?;
-    let subject: String = r.try_get("subject")?;
-    let limit: String = r.try_get("limit_name")?;
-    let bad = |what: &str| StoreError::Corrupt(format!("rate_limit_overrides: unknown {what}"));
-    let scope = Scope::parse(&scope).ok_or_else(|| bad("scope"))?;
-    let limit = LimitName::parse(&limit).ok_or_else(|| bad("limit"))?;
-    let count: Option<i64> = r.try_get("count")?;
-    let window: Option<i64> = r.try_get("window_secs")?;
-    let mut o = Override::for_subject(scope, &subject, limit);
-    o.count = count.map(|c| c.clamp(0, u32::MAX as i64) as u32);
-    o.window_secs = window.map(|w| w.max(0) as u64);
-    o.enabled = r.try_get("enabled")?;
-    o.comment = r.try_get("comment")?;
-    Ok(StoredOverride {
-        rule: o,
+    build_override(OverrideColumns {
+        scope: r.try_get("scope")?,
+        subject: r.try_get("subject")?,
+        limit: r.try_get("limit_name")?,
+        count: r.try_get("count")?,
+        window_secs: r.try_get("window_secs")?,
+        enabled: r.try_get("enabled")?,
+        comment: r.try_get("comment")?,
         created_ms: r.try_get("created_ms")?,
     })
+}
+
+/// An override row's columns, as read.
+struct OverrideColumns {
+    scope: String,
+    subject: String,
+    limit: String,
+    count: Option<i64>,
+    window_secs: Option<i64>,
+    enabled: bool,
+    comment: Option<String>,
+    created_ms: i64,
+}
+
+fn build_override(c: OverrideColumns) -> Result<StoredOverride, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt(format!("rate_limit_overrides: unknown {what}"));
+    let scope = Scope::parse(&c.scope).ok_or_else(|| bad("scope"))?;
+    let limit = LimitName::parse(&c.limit).ok_or_else(|| bad("limit"))?;
+    let mut o = Override::for_subject(scope, &c.subject, limit);
+    o.count = c.count.map(|n| n.clamp(0, u32::MAX as i64) as u32);
+    o.window_secs = c.window_secs.map(|w| w.max(0) as u64);
+    o.enabled = c.enabled;
+    o.comment = c.comment;
+    Ok(StoredOverride {
+        rule: o,
+        created_ms: c.created_ms,
+    })
+}
+
+/// An override row read on the hop-free writer (decoded as [`override_row`] does).
+fn override_row_direct(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<StoredOverride, StoreError>> {
+    Ok(build_override(OverrideColumns {
+        scope: r.get(0)?,
+        subject: r.get(1)?,
+        limit: r.get(2)?,
+        count: r.get(3)?,
+        window_secs: r.get(4)?,
+        enabled: r.get(5)?,
+        comment: r.get(6)?,
+        created_ms: r.get(7)?,
+    }))
 }
 
 /// An override kept in the store, with when it was made.
@@ -465,6 +539,12 @@ impl Tx {
     /// Whether `account_id` was issued a certificate for name set `set` before, in this
     /// transaction.
     pub async fn is_renewal(&mut self, account_id: &str, set: &str) -> Result<bool, StoreError> {
+        if let Some(c) = self.direct() {
+            let n = crate::direct::row(c, RENEWAL, &[&NAMES, &set, &account_id], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            return Ok(n.unwrap_or(0) > 0);
+        }
         on_tx!(self, tx => Ok(renewal_on!(&mut *tx, account_id, set)))
     }
 
@@ -558,6 +638,29 @@ impl Tx {
         account_id: Option<&str>,
         domains: &[String],
     ) -> Result<Vec<StoredOverride>, StoreError> {
+        if let Some(c) = self.direct() {
+            // One statement per subject (few), each on the primary key.
+            let by_account = format!(
+                "SELECT {OVERRIDE_COLUMNS} FROM rate_limit_overrides \
+                 WHERE (scope = 'account' AND subject = $1) \
+                 OR (scope = 'external-account' AND subject = \
+                     (SELECT external_kid FROM accounts WHERE id = $1))"
+            );
+            let by_domain = format!(
+                "SELECT {OVERRIDE_COLUMNS} FROM rate_limit_overrides WHERE scope = 'domain' AND subject = $1"
+            );
+            let account = account_id.unwrap_or("");
+            let mut out = crate::direct::rows(c, &by_account, &[&account], override_row_direct)?;
+            for d in domains {
+                out.extend(crate::direct::rows(
+                    c,
+                    &by_domain,
+                    &[d],
+                    override_row_direct,
+                )?);
+            }
+            return out.into_iter().collect();
+        }
         on_tx!(self, tx => overrides_for_on!(&mut *tx, account_id, domains))
     }
 }
