@@ -334,7 +334,7 @@ pub fn effective<'o>(
         let matches = match scope {
             Scope::Account => who.account == Some(subject.as_str()),
             Scope::ExternalAccount => who.external_account == Some(subject.as_str()),
-            Scope::Domain => who.domains.iter().any(|d| *d == subject),
+            Scope::Domain => who.domains.contains(&subject),
         };
         if !matches {
             continue;

@@ -10,7 +10,7 @@ use cobble_core::jwk::Curve;
 use cobble_core::sign::Signer;
 use common::{
     Engine, Reply, TestServer, ValidationEnv, admin_api as api, admin_url, cobble_admin, eab,
-    eab_with, jwk_of, register_eab, token,
+    eab_with, jwk_of, register_eab,
 };
 use serde_json::{Value, json};
 
