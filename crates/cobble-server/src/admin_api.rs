@@ -1048,8 +1048,10 @@ async fn put_override(State(s): State<AppState>, b: Bytes) -> ApiResult {
     o.enabled = b.enabled.unwrap_or(true);
     o.comment = b.comment.filter(|c| !c.trim().is_empty());
     let (_, subject) = o.subject().map_err(|e| bad(e.to_string()))?;
-    if scope == Scope::Account {
-        find_account(&s, &subject).await?;
+    match scope {
+        Scope::Account => drop(find_account(&s, &subject).await?),
+        Scope::ExternalAccount => drop(find_ea(&s, &subject).await?),
+        Scope::Domain => {}
     }
     let now = s.clock.now_ms();
     let after = crate::ra::limits::override_json(&o);

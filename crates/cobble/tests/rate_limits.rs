@@ -772,6 +772,15 @@ async fn overrides_and_usage(e: Engine) {
             "PUT",
             "/admin/limit-overrides".to_owned(),
             Some(
+                json!({"scope": "external-account", "subject": "no-kid", "limit": "failed-validations"}),
+            ),
+            404,
+            "no-kid",
+        ),
+        (
+            "PUT",
+            "/admin/limit-overrides".to_owned(),
+            Some(
                 json!({"scope": "domain", "subject": "x.test", "limit": "failed-validations", "window_secs": 0}),
             ),
             400,

@@ -68,15 +68,54 @@ struct Overrides {
     kid: Option<String>,
 }
 
-/// Where the overrides are read: the store's pool, or the request's transaction.
-enum From<'t> {
+/// Where the limits are counted: the store's pool (early checks), or the transaction that
+/// stores the certificate (the authoritative one).
+enum Source<'t> {
     Store,
     Tx(&'t mut Tx),
 }
 
+impl Source<'_> {
+    async fn name_set_window(
+        &mut self,
+        s: &AppState,
+        set: &str,
+        since: i64,
+    ) -> Result<Window, cobble_store::StoreError> {
+        match self {
+            Source::Store => s.store.name_set_window(set, since).await,
+            Source::Tx(tx) => tx.name_set_window(set, since).await,
+        }
+    }
+
+    async fn domain_window(
+        &mut self,
+        s: &AppState,
+        domain: &str,
+        since: i64,
+    ) -> Result<Window, cobble_store::StoreError> {
+        match self {
+            Source::Store => s.store.domain_window(domain, since).await,
+            Source::Tx(tx) => tx.domain_window(domain, since).await,
+        }
+    }
+
+    async fn is_renewal(
+        &mut self,
+        s: &AppState,
+        account_id: &str,
+        set: &str,
+    ) -> Result<bool, cobble_store::StoreError> {
+        match self {
+            Source::Store => s.store.is_renewal(account_id, set).await,
+            Source::Tx(tx) => tx.is_renewal(account_id, set).await,
+        }
+    }
+}
+
 async fn overrides(
     s: &AppState,
-    from: From<'_>,
+    from: &mut Source<'_>,
     account_id: &str,
     domains: &[String],
 ) -> Result<Overrides, cobble_store::StoreError> {
@@ -87,7 +126,7 @@ async fn overrides(
         .iter()
         .any(|o| o.external_account.is_some());
     let (stored, kid) = match from {
-        From::Store => {
+        Source::Store => {
             let stored = s
                 .store
                 .limit_overrides_for(Some(account_id), domains)
@@ -99,7 +138,7 @@ async fn overrides(
             };
             (stored, kid)
         }
-        From::Tx(tx) => {
+        Source::Tx(tx) => {
             let stored = tx.limit_overrides_for(Some(account_id), domains).await?;
             let kid = if config_needs_kid {
                 tx.external_kid_of(account_id).await?
@@ -188,15 +227,53 @@ pub async fn check_certificates(
     ids: &[Identifier],
     replaces: bool,
 ) -> Result<(), Refusal> {
-    let now = s.clock.now_ms();
     let k = keys(ids);
-    let store_err = |e: cobble_store::StoreError| Refusal {
-        problem: crate::error::store_problem(e),
-        retry_after_secs: 5,
-    };
-    let o = overrides(s, From::Store, account_id, &k.domains)
-        .await
-        .map_err(store_err)?;
+    match count_certificates(s, &mut Source::Store, account_id, &k, replaces).await {
+        Ok(None) => Ok(()),
+        Ok(Some(refusal)) => Err(refusal),
+        Err(e) => Err(Refusal {
+            problem: crate::error::store_problem(e),
+            retry_after_secs: 5,
+        }),
+    }
+}
+
+/// The authoritative check, in the transaction that stores the certificate: takes the
+/// keys' locks, counts, and records the new events unless a limit is reached. `replaces`:
+/// the order names a certificate it replaces (ARI), which makes it a renewal.
+pub async fn check_and_record(
+    s: &AppState,
+    tx: &mut Tx,
+    account_id: &str,
+    ids: &[Identifier],
+    replaces: bool,
+) -> Result<Option<Refusal>, cobble_store::StoreError> {
+    if !on(s) {
+        // Nothing is counted or recorded: with the limits off (Pebble-style test set-ups,
+        // the benchmark) issuance pays nothing for them.
+        return Ok(None);
+    }
+    let k = keys(ids);
+    tx.lock_issuance_keys(&k).await?;
+    let refusal =
+        count_certificates(s, &mut Source::Tx(&mut *tx), account_id, &k, replaces).await?;
+    if refusal.is_none() {
+        tx.record_issuance(&k, account_id, s.clock.now_ms()).await?;
+    }
+    Ok(refusal)
+}
+
+/// The duplicate-certificate and per-domain limits for a certificate of `account_id` with
+/// keys `k`, counted from `src`: the refusal, if one applies.
+async fn count_certificates(
+    s: &AppState,
+    src: &mut Source<'_>,
+    account_id: &str,
+    k: &IssuanceKeys,
+    replaces: bool,
+) -> Result<Option<Refusal>, cobble_store::StoreError> {
+    let now = s.clock.now_ms();
+    let o = overrides(s, src, account_id, &k.domains).await?;
     let dup = applied(
         s,
         LimitName::DuplicateCertificates,
@@ -204,19 +281,12 @@ pub async fn check_certificates(
         &o.who(account_id, &k.domains),
     );
     if dup.limit.enabled {
-        let w = s
-            .store
-            .name_set_window(&k.name_set, now - dup.limit.window_ms())
-            .await
-            .map_err(store_err)?;
+        let w = src
+            .name_set_window(s, &k.name_set, now - dup.limit.window_ms())
+            .await?;
         if over(w, &dup.limit) {
-            return Err(refuse(
-                DUPLICATES,
-                &format!("[{}]", k.name_set),
-                w,
-                &dup,
-                now,
-            ));
+            let key = format!("[{}]", k.name_set);
+            return Ok(Some(refuse(DUPLICATES, &key, w, &dup, now)));
         }
     }
     let mut renewal = None;
@@ -235,115 +305,21 @@ pub async fn check_certificates(
             let r = match renewal {
                 Some(r) => r,
                 None => {
-                    let r = replaces
-                        || s.store
-                            .is_renewal(account_id, &k.name_set)
-                            .await
-                            .map_err(store_err)?;
+                    let r = replaces || src.is_renewal(s, account_id, &k.name_set).await?;
                     renewal = Some(r);
                     r
                 }
             };
             if r {
-                return Ok(());
+                return Ok(None);
             }
         }
-        let w = s
-            .store
-            .domain_window(d, now - a.limit.window_ms())
-            .await
-            .map_err(store_err)?;
+        let w = src.domain_window(s, d, now - a.limit.window_ms()).await?;
         if over(w, &a.limit) {
-            return Err(refuse(
-                PER_DOMAIN,
-                &format!("registered domain {d}"),
-                w,
-                &a,
-                now,
-            ));
+            let key = format!("registered domain {d}");
+            return Ok(Some(refuse(PER_DOMAIN, &key, w, &a, now)));
         }
     }
-    Ok(())
-}
-
-/// The authoritative check, in the transaction that stores the certificate: takes the
-/// keys' locks, counts, and records the new events unless a limit is reached. `replaces`:
-/// the order names a certificate it replaces (ARI), which makes it a renewal.
-pub async fn check_and_record(
-    s: &AppState,
-    tx: &mut Tx,
-    account_id: &str,
-    ids: &[Identifier],
-    replaces: bool,
-) -> Result<Option<Refusal>, cobble_store::StoreError> {
-    if !on(s) {
-        // Nothing is counted or recorded: with the limits off (Pebble-style test set-ups,
-        // the benchmark) issuance pays nothing for them.
-        return Ok(None);
-    }
-    let now = s.clock.now_ms();
-    let k = keys(ids);
-    {
-        tx.lock_issuance_keys(&k).await?;
-        let o = overrides(s, From::Tx(tx), account_id, &k.domains).await?;
-        let dup = applied(
-            s,
-            LimitName::DuplicateCertificates,
-            &o.list,
-            &o.who(account_id, &k.domains),
-        );
-        if dup.limit.enabled {
-            let w = tx
-                .name_set_window(&k.name_set, now - dup.limit.window_ms())
-                .await?;
-            if over(w, &dup.limit) {
-                return Ok(Some(refuse(
-                    DUPLICATES,
-                    &format!("[{}]", k.name_set),
-                    w,
-                    &dup,
-                    now,
-                )));
-            }
-        }
-        let mut renewal = None;
-        for d in &k.domains {
-            let one = std::slice::from_ref(d);
-            let a = applied(
-                s,
-                LimitName::CertificatesPerDomain,
-                &o.list,
-                &o.who(account_id, one),
-            );
-            if !a.limit.enabled {
-                continue;
-            }
-            if s.cfg.rate_limits.renewals_exempt {
-                let r = match renewal {
-                    Some(r) => r,
-                    None => {
-                        let r = replaces || tx.is_renewal(account_id, &k.name_set).await?;
-                        renewal = Some(r);
-                        r
-                    }
-                };
-                if r {
-                    break;
-                }
-            }
-            let w = tx.domain_window(d, now - a.limit.window_ms()).await?;
-            if over(w, &a.limit) {
-                return Ok(Some(refuse(
-                    PER_DOMAIN,
-                    &format!("registered domain {d}"),
-                    w,
-                    &a,
-                    now,
-                )));
-            }
-        }
-    }
-    tx.record_issuance(&k, account_id, now).await?;
     Ok(None)
 }
 
@@ -357,7 +333,7 @@ pub async fn check_pending(
     if !on(s) {
         return Ok(());
     }
-    let o = overrides(s, From::Store, account_id, &[]).await?;
+    let o = overrides(s, &mut Source::Store, account_id, &[]).await?;
     let a = applied(
         s,
         LimitName::PendingAuthorizations,
@@ -399,7 +375,7 @@ pub async fn check_failed_validations(
         return Ok(());
     }
     let domains = [registered_domain(name)];
-    let o = overrides(s, From::Store, account_id, &domains).await?;
+    let o = overrides(s, &mut Source::Store, account_id, &domains).await?;
     let a = applied(
         s,
         LimitName::FailedValidations,
@@ -536,7 +512,7 @@ pub async fn usage(
                 .collect();
             domains.sort();
             domains.dedup();
-            let o = overrides(s, From::Store, id, &domains).await?;
+            let o = overrides(s, &mut Source::Store, id, &domains).await?;
             let pending = applied(
                 s,
                 LimitName::PendingAuthorizations,
