@@ -2,7 +2,8 @@
 //! `pebble-challtestsrv`, with Pebble's single-dash flags and `testdata/pebble-config.json`
 //! (Pebble's JSON config), as client test suites start Pebble. A real client (instant-acme)
 //! orders a certificate over http-01 answered by the drop-in challtestsrv (through a redirect
-//! to its https-01 listener, which Pebble's validator follows); the chain is checked with
+//! to its https-01 listener, which Pebble's validator follows) for an RSA-1024 CSR key, which
+//! Pebble's key policy accepts; the chain is checked with
 //! `openssl verify` against the management listener's `/roots/0`. The drop-in
 //! challtestsrv's https-01 and DNS over HTTPS listeners answer real requests.
 
@@ -212,7 +213,29 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
             .any(|e| e["HTTPS"] == true && e["ServerName"] == "drop-in.example.com"),
         "the validator fetched the answer over https: {history:?}"
     );
-    order.finalize().await.unwrap();
+    // Pebble's CSR key policy: an RSA-1024 key is certified (`cobble serve` refuses it).
+    let out = Command::new("openssl")
+        .args([
+            "req", "-new", "-nodes", "-newkey", "rsa:1024", "-keyout", "leaf.key",
+        ])
+        .args([
+            "-subj",
+            "/CN=drop-in.example.com",
+            "-outform",
+            "DER",
+            "-out",
+            "leaf.csr",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csr = std::fs::read(dir.path().join("leaf.csr")).unwrap();
+    order.finalize_csr(&csr).await.unwrap();
     let chain = order.poll_certificate(&retry()).await.unwrap();
 
     // The issuing root from Pebble's management endpoint verifies the chain.
@@ -251,6 +274,14 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+
+    let text = Command::new("openssl")
+        .args(["x509", "-in", "leaf.pem", "-noout", "-text"])
+        .current_dir(files)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Public-Key: (1024 bit)"), "{text}");
 
     // Pebble answers a deactivated account's requests with 403 unauthorized.
     account.clone().deactivate().await.unwrap();
