@@ -304,6 +304,80 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
     );
 }
 
+/// With alternate roots (`PEBBLE_ALTERNATE_ROOTS`), the management listener's `/roots/{i}`
+/// and `/intermediates/{i}` name every other chain in `Link: <...>;rel="alternate"`, with
+/// Pebble's media type, as Pebble 2.4 does (observed); an unknown index is a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_links_alternate_chains() {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (pebble, _) = symlinks(dir.path());
+    let root = workspace_root();
+    let (listen, mgmt) = (free_port(), free_port());
+    let text = std::fs::read_to_string(root.join("testdata/pebble-config.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg["pebble"]["listenAddress"] = format!("127.0.0.1:{listen}").into();
+    cfg["pebble"]["managementListenAddress"] = format!("127.0.0.1:{mgmt}").into();
+    let cfg_path = dir.path().join("pebble-config.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let _server = Proc(
+        Command::new(&pebble)
+            .args(["-config", cfg_path.to_str().unwrap()])
+            .current_dir(&root)
+            .env("TMPDIR", tmp.path())
+            .env("PEBBLE_ALTERNATE_ROOTS", "2")
+            .env("PEBBLE_CHAIN_LENGTH", "3")
+            .env("COBBLE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(SocketAddr::from(([127, 0, 0, 1], mgmt))).await;
+    let trust = root.join("testdata/pebble/ca.pem");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&trust).unwrap()).unwrap()])
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for (kind, i, others) in [
+        ("roots", 0, [1, 2]),
+        ("roots", 2, [0, 1]),
+        ("intermediates", 0, [1, 2]),
+        ("intermediates", 1, [0, 2]),
+    ] {
+        let r = client
+            .get(format!("https://localhost:{mgmt}/{kind}/{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{kind}/{i}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/pem-certificate-chain; charset=utf-8"
+        );
+        let links: Vec<&str> = r
+            .headers()
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        let want: Vec<String> = others
+            .iter()
+            .map(|j| format!("<https://localhost:{mgmt}/{kind}/{j}>;rel=\"alternate\""))
+            .collect();
+        assert_eq!(links, want, "{kind}/{i}");
+        assert!(r.text().await.unwrap().contains("BEGIN CERTIFICATE"));
+    }
+    let r = client
+        .get(format!("https://localhost:{mgmt}/roots/3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("link").is_none());
+}
+
 /// A DNS query for `name`'s A record (RFC 1035 §4.1), id 0 as RFC 8484 §4.1 asks.
 fn dns_query(name: &str) -> Vec<u8> {
     let mut q = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
