@@ -121,11 +121,7 @@ pub fn check_csr(
             names.join(", ")
         )));
     }
-    csr.verify_signature().map_err(|e| {
-        bad(format!(
-            "CSR signature does not verify with its own key: {e}"
-        ))
-    })?;
+    verify_csr_signature(&csr, key, &sig_oid)?;
 
     if same_key(spki, account_key) {
         return Err(bad(
@@ -175,6 +171,45 @@ pub fn check_csr(
         names,
         must_staple,
     })
+}
+
+/// Verifies the CSR's self-signature. ring's RSA verifiers for SHA-256/384/512 want 2048
+/// bits or more; an RSA key under that (only reaching here when the profile allows it, as
+/// the Pebble drop-in's does) is verified with ring's legacy 1024-8192 bit verifiers, which
+/// exist for SHA-256 and SHA-512.
+fn verify_csr_signature(
+    csr: &X509CertificationRequest<'_>,
+    key: CsrKey,
+    sig_oid: &str,
+) -> Result<(), Problem> {
+    let failed = |e: String| {
+        bad(format!(
+            "CSR signature does not verify with its own key: {e}"
+        ))
+    };
+    match key {
+        CsrKey::Rsa(bits) if bits < 2048 => {
+            let alg: &dyn ring::signature::VerificationAlgorithm = match sig_oid {
+                "1.2.840.113549.1.1.11" => {
+                    &ring::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+                }
+                "1.2.840.113549.1.1.13" => {
+                    &ring::signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+                }
+                other => {
+                    return Err(bad(format!(
+                        "CSR for an RSA-{bits} key is signed with {other}; sign it with \
+                         sha256WithRSAEncryption or sha512WithRSAEncryption"
+                    )));
+                }
+            };
+            let info = &csr.certification_request_info;
+            ring::signature::UnparsedPublicKey::new(alg, &info.subject_pki.subject_public_key.data)
+                .verify(info.raw, &csr.signature_value.data)
+                .map_err(|_| failed("the RSA signature is invalid".into()))
+        }
+        _ => csr.verify_signature().map_err(|e| failed(e.to_string())),
+    }
 }
 
 /// A CSR key as classified: a kind the key policy can allow, or a description of a kind

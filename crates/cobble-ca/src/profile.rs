@@ -50,6 +50,16 @@ impl Default for AllowedKeys {
 }
 
 impl AllowedKeys {
+    /// Pebble's leniency, for the Pebble drop-in: RSA from 1024 bits (Pebble accepts RSA-1024
+    /// CSR keys) besides Boulder's set. P-521 is not in it: ring, the one crypto provider,
+    /// cannot write a P-521 key into a certificate through rcgen, so it is refused cleanly.
+    pub fn pebble() -> Self {
+        AllowedKeys {
+            rsa_sizes: vec![1024, 2048, 3072, 4096],
+            ..Self::default()
+        }
+    }
+
     /// Whether a CSR subject key of this kind is accepted (RFC 8555 §7.4 badCSR otherwise).
     pub fn allows(&self, key: CsrKey) -> bool {
         match key {

@@ -429,3 +429,88 @@ fn openssl_csrs_issue_and_verify_or_are_refused() {
     assert_eq!(p.kind, ProblemType::BadCsr);
     assert!(p.detail.contains("must-staple"), "{}", p.detail);
 }
+
+/// The Pebble drop-in's key policy (`AllowedKeys::pebble`): an RSA-1024 CSR (openssl-made,
+/// SHA-256 and SHA-512) passes and its leaf verifies; a SHA-384 one is refused naming the
+/// digests ring can verify at that size; P-521 stays refused, naming the allowed set.
+#[test]
+fn pebble_key_policy_issues_rsa_1024() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let h = Hierarchy::generate(&CaConfig::default(), time::OffsetDateTime::now_utc()).unwrap();
+    let account = ec_account(&KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap());
+    let mut pebble = Profile::named("classic").unwrap();
+    pebble.allowed_keys = cobble_ca::AllowedKeys::pebble();
+    // (tag, key args, digest, Ok(key description) or refusal fragment)
+    type Row<'a> = (&'a str, Vec<&'a str>, &'a str, Result<&'a str, &'a str>);
+    let rows: [Row; 4] = [
+        (
+            "rsa1024-256",
+            vec!["-newkey", "rsa:1024"],
+            "-sha256",
+            Ok("RSA-1024"),
+        ),
+        (
+            "rsa1024-512",
+            vec!["-newkey", "rsa:1024"],
+            "-sha512",
+            Ok("RSA-1024"),
+        ),
+        (
+            "rsa1024-384",
+            vec!["-newkey", "rsa:1024"],
+            "-sha384",
+            Err("sign it with sha256WithRSAEncryption or sha512WithRSAEncryption"),
+        ),
+        (
+            "p521",
+            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+            "-sha512",
+            Err(
+                "CSR key ECDSA P-521 is not allowed by profile \"classic\"; allowed: RSA-1024, RSA-2048",
+            ),
+        ),
+    ];
+    for (tag, key_args, digest, want) in rows {
+        let der = openssl_csr(d, tag, &key_args, &["-subj", "/CN=a.test", digest]);
+        match (
+            want,
+            check_csr(&der, &dns(&["a.test"]), &account, &pebble, &|_| false),
+        ) {
+            (Ok(desc), Ok(c)) => {
+                assert_eq!(c.key_description, desc, "{tag}");
+                let leaf = h
+                    .issue(&LeafRequest {
+                        spki_der: &c.spki_der,
+                        names: &c.names,
+                        profile: &pebble,
+                        now: time::OffsetDateTime::now_utc(),
+                        not_before: None,
+                        not_after: None,
+                        urls: IssuanceUrls::default(),
+                        must_staple: false,
+                    })
+                    .unwrap_or_else(|e| panic!("{tag}: {e}"));
+                let out = openssl_verify(d, &h.roots()[0], &h.chain_pem(0).unwrap(), &leaf.pem);
+                assert!(out.contains("OK"), "{tag}: {out}");
+            }
+            (Err(fragment), Err(p)) => {
+                assert_eq!(p.kind, ProblemType::BadCsr, "{tag}");
+                assert!(p.detail.contains(fragment), "{tag}: {}", p.detail);
+            }
+            (want, got) => panic!("{tag}: wanted {want:?}, got {got:?}"),
+        }
+    }
+    // A broken RSA-1024 signature is refused, not issued.
+    let mut der = openssl_csr(
+        d,
+        "rsa1024-flip",
+        &["-newkey", "rsa:1024"],
+        &["-subj", "/CN=a.test"],
+    );
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    let p = check_csr(&der, &dns(&["a.test"]), &account, &pebble, &|_| false).unwrap_err();
+    assert_eq!(p.kind, ProblemType::BadCsr);
+    assert!(p.detail.contains("does not verify"), "{}", p.detail);
+}

@@ -6,7 +6,7 @@
 use crate::history::{DnsQuestion, DnsRequestEvent, RequestEvent};
 use crate::state::{ChallState, DnsData, normalize_name};
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Metadata, ResponseCode};
+use hickory_server::proto::op::{Metadata, Query, ResponseCode};
 use hickory_server::proto::rr::rdata::{A, AAAA, CAA, CNAME, SOA, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -110,8 +110,40 @@ fn rr(name: &Name, data: RData) -> Record {
     Record::from_rdata(name.clone(), TTL, data)
 }
 
+/// Answers every question of a request from the shared state, recording each in the history
+/// with `user_agent` (set for DNS over HTTPS): the answers and the response code (the last
+/// failing question's; NOTIMP stops at that question, as pebble-challtestsrv).
+pub(crate) fn resolve<'a>(
+    state: &ChallState,
+    queries: impl IntoIterator<Item = &'a Query>,
+    user_agent: &str,
+) -> (Vec<Record>, ResponseCode) {
+    let mut answers = Vec::new();
+    let mut rcode = ResponseCode::NoError;
+    for q in queries {
+        state.record(RequestEvent::Dns(DnsRequestEvent {
+            question: DnsQuestion {
+                name: q.name().to_ascii(),
+                qtype: u16::from(q.query_type()),
+                qclass: u16::from(q.query_class()),
+            },
+            user_agent: user_agent.to_owned(),
+        }));
+        let a = answer(&state.read().dns, q.name(), q.query_type());
+        tracing::debug!(name = %q.name(), qtype = %q.query_type(), rcode = ?a.rcode, answers = a.records.len(), "dns question");
+        answers.extend(a.records);
+        if a.rcode != ResponseCode::NoError {
+            rcode = a.rcode;
+            if rcode == ResponseCode::NotImp {
+                break;
+            }
+        }
+    }
+    (answers, rcode)
+}
+
 /// pebble-challtestsrv's SOA, sent in the authority section of every response.
-fn default_soa() -> Record {
+pub(crate) fn default_soa() -> Record {
     let n = |s: &str| Name::from_ascii(s).expect("static name");
     let soa = SOA::new(
         n("ns.challtestsrv.invalid."),
@@ -132,28 +164,11 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let mut answers = Vec::new();
-        let mut rcode = ResponseCode::NoError;
-        for q in request.queries.queries() {
-            let original = q.original();
-            self.state.record(RequestEvent::Dns(DnsRequestEvent {
-                question: DnsQuestion {
-                    name: original.name().to_ascii(),
-                    qtype: u16::from(original.query_type()),
-                    qclass: u16::from(original.query_class()),
-                },
-                user_agent: String::new(),
-            }));
-            let a = answer(&self.state.read().dns, original.name(), q.query_type());
-            tracing::debug!(name = %original.name(), qtype = %q.query_type(), rcode = ?a.rcode, answers = a.records.len(), "dns question");
-            answers.extend(a.records);
-            if a.rcode != ResponseCode::NoError {
-                rcode = a.rcode;
-                if rcode == ResponseCode::NotImp {
-                    break;
-                }
-            }
-        }
+        let (answers, rcode) = resolve(
+            &self.state,
+            request.queries.queries().iter().map(|q| q.original()),
+            "",
+        );
         let soa = [default_soa()];
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.response_code = rcode;

@@ -69,7 +69,7 @@ pub struct DnsRequestEvent {
     /// The question.
     #[serde(rename = "Question")]
     pub question: DnsQuestion,
-    /// Always empty here (pebble fills it for DNS over HTTPS only).
+    /// The User-Agent of a DNS over HTTPS request; empty over UDP and TCP.
     #[serde(rename = "UserAgent")]
     pub user_agent: String,
 }

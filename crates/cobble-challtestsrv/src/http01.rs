@@ -1,13 +1,17 @@
 //! The http-01 responder (RFC 8555 §8.3): `GET /.well-known/acme-challenge/<token>` answers
 //! the key authorization set with `/add-http01`; a path set with `/add-redirect` answers
-//! 302 to its target; anything else 404. Every request is recorded in the history.
+//! 302 to its target; anything else 404. Every request is recorded in the history. The same
+//! router serves the https-01 listener (HTTPS with a self-signed certificate, the target of
+//! http-01 redirects to https), where redirects are not served, as in pebble-challtestsrv,
+//! so that a redirect from http to https for the same path does not loop.
 
 use crate::history::{HttpRequestEvent, RequestEvent};
 use crate::state::ChallState;
-use axum::Router;
-use axum::extract::State;
+use crate::tls::TlsPeer;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 
 /// RFC 8555 §8.3: where http-01 key authorizations are served.
 pub const WELL_KNOWN: &str = "/.well-known/acme-challenge/";
@@ -17,7 +21,13 @@ pub(crate) fn router(state: ChallState) -> Router {
     Router::new().fallback(respond).with_state(state)
 }
 
-async fn respond(State(state): State<ChallState>, uri: Uri, headers: HeaderMap) -> Response {
+async fn respond(
+    State(state): State<ChallState>,
+    tls: Option<Extension<ConnectInfo<TlsPeer>>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let https = tls.is_some();
     let text = |name| {
         headers
             .get(name)
@@ -36,11 +46,11 @@ async fn respond(State(state): State<ChallState>, uri: Uri, headers: HeaderMap) 
             .map(|p| p.to_string())
             .unwrap_or_else(|| path.to_owned()),
         host,
-        https: false,
-        server_name: String::new(),
+        https,
+        server_name: tls.map(|t| t.0.0.server_name.clone()).unwrap_or_default(),
         user_agent: text(header::USER_AGENT),
     }));
-    if let Some(target) = state.redirect(path) {
+    if let Some(target) = state.redirect(path).filter(|_| !https) {
         tracing::debug!(%path, %target, "http-01: redirect");
         return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
     }

@@ -1,6 +1,7 @@
 //! Cobble's challenge test server, compatible with Let's Encrypt's `pebble-challtestsrv`:
-//! a mock DNS server, http-01 and tls-alpn-01 responders, and the same plain-HTTP
-//! management API, so scripts written for pebble-challtestsrv work unchanged.
+//! a mock DNS server (UDP, TCP and DNS over HTTPS), http-01 responders over HTTP and HTTPS,
+//! a tls-alpn-01 responder, and the same plain-HTTP management API, so scripts written for
+//! pebble-challtestsrv work unchanged.
 //!
 //! [`start`] binds the listeners of a [`ChalltestConfig`] and returns a [`Running`] server
 //! whose [`ChallState`] handle sets records and challenges in-process.
@@ -8,16 +9,19 @@
 
 pub mod addr;
 mod dns;
+pub mod doh;
 pub mod history;
 pub mod http01;
 mod json;
 mod management;
 pub mod state;
+mod tls;
 pub mod tlsalpn01;
 
 pub use addr::{AddrError, parse_listen_addr};
 pub use history::{EventKind, RequestEvent};
 pub use state::{CaaPolicy, ChallState};
+pub use tls::{SELF_SIGNED_CN, TlsFiles, TlsPeer};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::sync::watch;
@@ -27,6 +31,10 @@ use tokio::task::JoinHandle;
 pub const DEFAULT_DNS01_PORT: u16 = 8053;
 /// pebble-challtestsrv's default http-01 port.
 pub const DEFAULT_HTTP01_PORT: u16 = 5002;
+/// pebble-challtestsrv's default https-01 port (http-01 over HTTPS, for redirects to https).
+pub const DEFAULT_HTTPS01_PORT: u16 = 5003;
+/// pebble-challtestsrv's default DNS over HTTPS port (served only with a certificate there).
+pub const DEFAULT_DOH_PORT: u16 = 8443;
 /// pebble-challtestsrv's default tls-alpn-01 port.
 pub const DEFAULT_TLSALPN01_PORT: u16 = 5001;
 /// pebble-challtestsrv's default management port.
@@ -38,7 +46,7 @@ pub enum Error {
     /// A listener could not be bound.
     #[error("cannot listen for {listener} on {addr}: {source}")]
     Bind {
-        /// Which listener (`dns01`, `http01`, `tlsalpn01`, `management`).
+        /// Which listener (`dns01`, `http01`, `https01`, `doh`, `tlsalpn01`, `management`).
         listener: &'static str,
         /// The address asked for.
         addr: SocketAddr,
@@ -51,6 +59,14 @@ pub enum Error {
     /// A tls-alpn-01 challenge certificate could not be made (e.g. not a DNS name).
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// A PEM file given for an HTTPS listener could not be read or holds nothing usable.
+    #[error("{}: {reason}", path.display())]
+    Pem {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Which listeners to run and the default A/AAAA answers; `None` turns a listener off.
@@ -61,6 +77,13 @@ pub struct ChalltestConfig {
     pub dns01: Option<SocketAddr>,
     /// http-01 responder (plain HTTP).
     pub http01: Option<SocketAddr>,
+    /// http-01 responder over HTTPS with a self-signed certificate (the target of http-01
+    /// redirects to https; redirects set with `/add-redirect` are not served here).
+    pub https01: Option<SocketAddr>,
+    /// DNS over HTTPS (RFC 8484), answering from the mock DNS records.
+    pub doh: Option<SocketAddr>,
+    /// The DoH listener's certificate and key; `None` makes a self-signed one at start.
+    pub doh_tls: Option<TlsFiles>,
     /// tls-alpn-01 responder.
     pub tlsalpn01: Option<SocketAddr>,
     /// Management API (plain HTTP).
@@ -72,13 +95,17 @@ pub struct ChalltestConfig {
 }
 
 impl Default for ChalltestConfig {
-    /// pebble-challtestsrv's defaults: every interface on 8053, 5002, 5001 and 8055;
-    /// A 127.0.0.1, AAAA ::1.
+    /// pebble-challtestsrv's defaults: every interface on 8053, 5002, 5003, 5001 and 8055;
+    /// A 127.0.0.1, AAAA ::1; no DoH (pebble-challtestsrv serves it only when given a
+    /// certificate).
     fn default() -> Self {
         let any = |port| Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
         Self {
             dns01: any(DEFAULT_DNS01_PORT),
             http01: any(DEFAULT_HTTP01_PORT),
+            https01: any(DEFAULT_HTTPS01_PORT),
+            doh: None,
+            doh_tls: None,
             tlsalpn01: any(DEFAULT_TLSALPN01_PORT),
             management: any(DEFAULT_MANAGEMENT_PORT),
             default_ipv4: Some(Ipv4Addr::LOCALHOST),
@@ -94,6 +121,8 @@ impl ChalltestConfig {
         Self {
             dns01: lo,
             http01: lo,
+            https01: lo,
+            doh: lo,
             tlsalpn01: lo,
             management: lo,
             ..Self::default()
@@ -106,6 +135,8 @@ pub struct Running {
     state: ChallState,
     dns01: Option<SocketAddr>,
     http01: Option<SocketAddr>,
+    https01: Option<SocketAddr>,
+    doh: Option<SocketAddr>,
     tlsalpn01: Option<SocketAddr>,
     management: Option<SocketAddr>,
     dns_server: Option<dns::DnsServer>,
@@ -127,6 +158,16 @@ impl Running {
     /// Bound address of the http-01 responder, if on.
     pub fn http01_addr(&self) -> Option<SocketAddr> {
         self.http01
+    }
+
+    /// Bound address of the https-01 responder, if on.
+    pub fn https01_addr(&self) -> Option<SocketAddr> {
+        self.https01
+    }
+
+    /// Bound address of the DNS over HTTPS listener, if on.
+    pub fn doh_addr(&self) -> Option<SocketAddr> {
+        self.doh
     }
 
     /// Bound address of the tls-alpn-01 responder, if on.
@@ -159,6 +200,8 @@ pub async fn start(cfg: ChalltestConfig) -> Result<Running, Error> {
         state: state.clone(),
         dns01: None,
         http01: None,
+        https01: None,
+        doh: None,
         tlsalpn01: None,
         management: None,
         dns_server: None,
@@ -183,6 +226,37 @@ pub async fn start(cfg: ChalltestConfig) -> Result<Running, Error> {
         running.http01 = Some(bound);
         running.tasks.push(task);
     }
+    if let Some(addr) = cfg.https01 {
+        let tls = tls::Identity::self_signed()?.server_config()?;
+        let (bound, task) = serve_https(
+            "https01",
+            addr,
+            http01::router(state.clone()),
+            tls,
+            stop_rx.clone(),
+            &mut running.tasks,
+        )
+        .await?;
+        running.https01 = Some(bound);
+        running.tasks.push(task);
+    }
+    if let Some(addr) = cfg.doh {
+        let identity = match &cfg.doh_tls {
+            Some(files) => tls::Identity::load(files)?,
+            None => tls::Identity::self_signed()?,
+        };
+        let (bound, task) = serve_https(
+            "doh",
+            addr,
+            doh::router(state.clone()),
+            identity.server_config()?,
+            stop_rx.clone(),
+            &mut running.tasks,
+        )
+        .await?;
+        running.doh = Some(bound);
+        running.tasks.push(task);
+    }
     if let Some(addr) = cfg.tlsalpn01 {
         let listener = bind_tcp("tlsalpn01", addr).await?;
         running.tlsalpn01 = Some(local_addr("tlsalpn01", addr, &listener)?);
@@ -205,7 +279,8 @@ pub async fn start(cfg: ChalltestConfig) -> Result<Running, Error> {
         running.tasks.push(task);
     }
     tracing::info!(
-        dns01 = ?running.dns01, http01 = ?running.http01, tlsalpn01 = ?running.tlsalpn01,
+        dns01 = ?running.dns01, http01 = ?running.http01, https01 = ?running.https01,
+        doh = ?running.doh, tlsalpn01 = ?running.tlsalpn01,
         management = ?running.management, "challenge test server started"
     );
     Ok(running)
@@ -260,6 +335,36 @@ async fn serve_http(
             let _ = stop.changed().await;
         };
         if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!(listener = name, error = %e, "server ended with an error");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// Binds `addr` and serves `router` over HTTPS with `tls` until `stop` turns true; the
+/// accepting task goes to `tasks`, the server's task is returned.
+async fn serve_https(
+    name: &'static str,
+    addr: SocketAddr,
+    router: axum::Router,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    mut stop: watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<(SocketAddr, JoinHandle<()>), Error> {
+    let listener = bind_tcp(name, addr).await?;
+    let bound = local_addr(name, addr, &listener)?;
+    let (tls_listener, accepting) =
+        tls::TlsListener::spawn(name, listener, bound, tls, stop.clone());
+    tasks.push(accepting);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.changed().await;
+        };
+        let service = router.into_make_service_with_connect_info::<TlsPeer>();
+        if let Err(e) = axum::serve(tls_listener, service)
             .with_graceful_shutdown(shutdown)
             .await
         {

@@ -8,7 +8,7 @@ use crate::config::ServerConfig;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,15 +17,77 @@ use cobble_core::clock::rfc3339;
 use serde_json::json;
 use std::path::PathBuf;
 
-fn pem(text: Option<String>, what: &str) -> Response {
-    match text {
-        Some(t) => ([(header::CONTENT_TYPE, "application/x-pem-file")], t).into_response(),
-        None => crate::error::problem_response(&Problem::not_found(what)),
+/// Pebble's media types on the management listener: certificates as
+/// `application/pem-certificate-chain`, private keys as `application/x-pem-file`.
+const PEM_CHAIN: &str = "application/pem-certificate-chain; charset=utf-8";
+const PEM_KEY: &str = "application/x-pem-file; charset=utf-8";
+
+/// One PEM resource of a family indexed by chain (`/roots/{i}`, `/intermediates/{i}`,
+/// `/root-keys/{i}`, `/intermediate-keys/{i}`): `text` with `media`, and, as Pebble does when
+/// there are alternate chains (`PEBBLE_ALTERNATE_ROOTS`), one `Link: <.../{kind}/{j}>;
+/// rel="alternate"` per other chain `j`, so that client suites find every issuer.
+fn pem(
+    text: Option<String>,
+    media: &'static str,
+    alternates: Alternates<'_>,
+    what: &str,
+) -> Response {
+    let Some(t) = text else {
+        return crate::error::problem_response(&Problem::not_found(what));
+    };
+    let mut resp = ([(header::CONTENT_TYPE, media)], t).into_response();
+    let Alternates {
+        host,
+        kind,
+        index,
+        count,
+    } = alternates;
+    if let Some(host) = host {
+        for j in (0..count).filter(|j| *j != index) {
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("<https://{host}/{kind}/{j}>;rel=\"alternate\""))
+            {
+                resp.headers_mut().append(header::LINK, v);
+            }
+        }
     }
+    resp
 }
 
-async fn roots(State(s): State<AppState>, Path(i): Path<usize>) -> Response {
-    pem(s.ca.roots().get(i).cloned(), &format!("root {i}"))
+/// What [`pem`] needs to name the alternates of resource `index` of family `kind`.
+struct Alternates<'a> {
+    /// The authority the client asked for (HTTP/2 `:authority` or HTTP/1.1 `Host`).
+    host: Option<&'a str>,
+    kind: &'static str,
+    index: usize,
+    count: usize,
+}
+
+/// The authority of a request: the URI's (HTTP/2) or the Host header (HTTP/1.1).
+fn authority(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    uri.authority().map(|a| a.to_string()).or_else(|| {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+    })
+}
+
+async fn roots(
+    State(s): State<AppState>,
+    Path(i): Path<usize>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let host = authority(&uri, &headers);
+    let roots = s.ca.roots();
+    let alt = Alternates {
+        host: host.as_deref(),
+        kind: "roots",
+        index: i,
+        count: roots.len(),
+    };
+    pem(roots.get(i).cloned(), PEM_CHAIN, alt, &format!("root {i}"))
 }
 
 /// Why a private key is not served, if it is not.
@@ -40,30 +102,72 @@ fn key_refusal(s: &AppState) -> Option<Response> {
     Some(crate::error::problem_response(&Problem::unauthorized(why)))
 }
 
-async fn root_keys(State(s): State<AppState>, Path(i): Path<usize>) -> Response {
+async fn root_keys(
+    State(s): State<AppState>,
+    Path(i): Path<usize>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let host = authority(&uri, &headers);
     if let Some(r) = key_refusal(&s) {
         return r;
     }
+    let alt = Alternates {
+        host: host.as_deref(),
+        kind: "root-keys",
+        index: i,
+        count: s.ca.roots().len(),
+    };
     pem(
         s.ca.root_key_pem(i).map(str::to_owned),
+        PEM_KEY,
+        alt,
         &format!("root key {i}"),
     )
 }
 
-async fn intermediates(State(s): State<AppState>, Path(i): Path<usize>) -> Response {
+async fn intermediates(
+    State(s): State<AppState>,
+    Path(i): Path<usize>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let host = authority(&uri, &headers);
     let list = s.ca.intermediates(i);
+    let alt = Alternates {
+        host: host.as_deref(),
+        kind: "intermediates",
+        index: i,
+        count: s.ca.roots().len(),
+    };
     pem(
         (!list.is_empty()).then(|| list.concat()),
+        PEM_CHAIN,
+        alt,
         &format!("intermediates of root {i}"),
     )
 }
 
-async fn intermediate_keys(State(s): State<AppState>, Path(i): Path<usize>) -> Response {
+async fn intermediate_keys(
+    State(s): State<AppState>,
+    Path(i): Path<usize>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let host = authority(&uri, &headers);
     if let Some(r) = key_refusal(&s) {
         return r;
     }
+    let alt = Alternates {
+        host: host.as_deref(),
+        kind: "intermediate-keys",
+        index: i,
+        count: s.ca.roots().len(),
+    };
     pem(
         s.ca.intermediate_key_pem(i).map(str::to_owned),
+        PEM_KEY,
+        alt,
         &format!("intermediate key {i}"),
     )
 }

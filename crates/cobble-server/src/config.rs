@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub http01_port: u16,
     /// The https port an http-01 redirect may go to, besides 80 and `http01_port` (Boulder's `httpsPort`).
     pub https01_port: u16,
+    /// Let an http-01 redirect go to any port, as Pebble's validator does (the Pebble
+    /// drop-in); otherwise only 80, `http01_port` and `https01_port` (Boulder's rule).
+    pub va_redirect_any_port: bool,
     /// Port tls-alpn-01 validation connects to.
     pub tlsalpn01_port: u16,
     /// DNS server for validation and CAA, e.g. 127.0.0.1:8053; unset uses the system's resolvers.
@@ -203,6 +206,7 @@ impl Default for ServerConfig {
             validation_timeout_secs: 10,
             va_always_valid: false,
             va_allow_private: false,
+            va_redirect_any_port: false,
             va_deny_loopback: false,
             va_sleep_max_secs: 0,
             validation_lease_secs: 120,

@@ -565,6 +565,7 @@ fn make_validator(cfg: &ServerConfig) -> Result<Arc<dyn validate::ChallengeValid
     let va = cobble_va::Validator::new(cobble_va::VaConfig {
         http01_port: cfg.http01_port,
         https01_port: cfg.https01_port,
+        redirect_any_port: cfg.va_redirect_any_port,
         tlsalpn01_port: cfg.tlsalpn01_port,
         dns_server: cfg.dns_server,
         timeout: Duration::from_secs(cfg.validation_timeout_secs.max(1)),

@@ -227,7 +227,7 @@ fn redirect_target(from: &Url, location: &str, va: &Inner) -> Result<Url, Proble
     let allowed = [80, va.cfg.https01_port, va.cfg.http01_port];
     // `Url` drops a scheme's default port, but `https://h:443/` names 443, not "no port".
     match next.port().or_else(|| written_port(location)) {
-        Some(port) if !allowed.contains(&port) => {
+        Some(port) if !va.cfg.redirect_any_port && !allowed.contains(&port) => {
             let mut ports: Vec<String> = Vec::new();
             for p in allowed {
                 if !ports.contains(&p.to_string()) {

@@ -42,6 +42,9 @@ pub struct VaConfig {
     /// The https port an http-01 redirect may go to, besides 80 and `http01_port`
     /// (Boulder's `httpsPort`; RFC 8555 §8.3 lets validation follow redirects).
     pub https01_port: u16,
+    /// Let an http-01 redirect go to any port (Pebble's validator follows redirects as Go's
+    /// HTTP client does), not only 80, `http01_port` and `https01_port` (Boulder's rule).
+    pub redirect_any_port: bool,
     /// Port for tls-alpn-01 handshakes (RFC 8737 §3 says 443; Pebble's default 5001 here).
     pub tlsalpn01_port: u16,
     /// DNS server for every lookup; `None` uses the system's resolvers.
@@ -60,6 +63,7 @@ impl Default for VaConfig {
         Self {
             http01_port: 5002,
             https01_port: 443,
+            redirect_any_port: false,
             tlsalpn01_port: 5001,
             dns_server: None,
             timeout: Duration::from_secs(10),

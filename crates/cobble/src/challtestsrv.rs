@@ -1,10 +1,12 @@
 //! `cobble challtestsrv`: the pebble-challtestsrv compatible challenge test server (mock
-//! DNS, http-01, tls-alpn-01 and the management API) until Ctrl-C/SIGTERM.
+//! DNS over UDP, TCP and HTTPS, http-01 over HTTP and HTTPS, tls-alpn-01 and the management
+//! API) until Ctrl-C/SIGTERM.
 
 use anyhow::Context;
 use clap::Args;
-use cobble_challtestsrv::{ChalltestConfig, parse_listen_addr};
+use cobble_challtestsrv::{ChalltestConfig, TlsFiles, parse_listen_addr};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 
 /// Options of `cobble challtestsrv`; addresses take pebble-challtestsrv's forms (`:8053`,
 /// `127.0.0.1:8053`, `[::1]:8053`), and an empty address turns that listener off.
@@ -21,6 +23,20 @@ pub struct ChalltestsrvArgs {
     /// http-01 responder address.
     #[arg(long, value_name = "ADDR", default_value = ":5002")]
     http01: String,
+    /// http-01 responder over HTTPS (self-signed certificate), the target of http-01
+    /// redirects to https.
+    #[arg(long, value_name = "ADDR", default_value = ":5003")]
+    https01: String,
+    /// DNS over HTTPS (RFC 8484, GET and POST, any path) answering from the mock records;
+    /// off by default (pebble-challtestsrv serves it only with a certificate).
+    #[arg(long, value_name = "ADDR", default_value = "")]
+    doh: String,
+    /// PEM certificate chain of the DoH listener; without it a self-signed one is made.
+    #[arg(long, value_name = "FILE", requires = "doh_cert_key")]
+    doh_cert: Option<PathBuf>,
+    /// PEM private key of `--doh-cert`.
+    #[arg(long, value_name = "FILE", requires = "doh_cert")]
+    doh_cert_key: Option<PathBuf>,
     /// tls-alpn-01 responder address.
     #[arg(long, value_name = "ADDR", default_value = ":5001")]
     tlsalpn01: String,
@@ -50,6 +66,13 @@ impl ChalltestsrvArgs {
         Ok(ChalltestConfig {
             dns01: addr("dns01", &self.dns01)?,
             http01: addr("http01", &self.http01)?,
+            https01: addr("https01", &self.https01)?,
+            doh: addr("doh", &self.doh)?,
+            doh_tls: self
+                .doh_cert
+                .clone()
+                .zip(self.doh_cert_key.clone())
+                .map(|(cert, key)| TlsFiles { cert, key }),
             tlsalpn01: addr("tlsalpn01", &self.tlsalpn01)?,
             management: addr("management", &self.management)?,
             default_ipv4: optional_ip::<Ipv4Addr>("default-ipv4", &self.default_ipv4)?,
@@ -89,6 +112,8 @@ pub async fn serve(cfg: ChalltestConfig, log: &str) -> anyhow::Result<()> {
     println!("Cobble challtestsrv {} is ready", env!("CARGO_PKG_VERSION"));
     println!("  dns01 (udp+tcp): {}", show(running.dns01_addr()));
     println!("  http01:          {}", show(running.http01_addr()));
+    println!("  https01:         {}", show(running.https01_addr()));
+    println!("  doh:             {}", show(running.doh_addr()));
     println!("  tlsalpn01:       {}", show(running.tlsalpn01_addr()));
     println!("  management:      {}", show(running.management_addr()));
     println!(
@@ -157,6 +182,14 @@ mod tests {
             "",
             "--tlsalpn01",
             "[::1]:5001",
+            "--https01",
+            "",
+            "--doh",
+            "127.0.0.1:8443",
+            "--doh-cert",
+            "c.pem",
+            "--doh-cert-key",
+            "k.pem",
             "--management",
             ":9055",
             "--defaultIPv4",
@@ -168,10 +201,22 @@ mod tests {
         assert_eq!(c.dns01, Some("127.0.0.1:0".parse().unwrap()));
         assert_eq!(c.http01, None);
         assert_eq!(c.tlsalpn01, Some("[::1]:5001".parse().unwrap()));
+        assert_eq!(c.https01, None);
+        assert_eq!(c.doh, Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(
+            c.doh_tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
         assert_eq!(c.management, Some("0.0.0.0:9055".parse().unwrap()));
         assert_eq!(c.default_ipv4, None);
         assert_eq!(c.default_ipv6, Some("2001:db8::1".parse().unwrap()));
         assert!(parse(&["--default-ipv4", "::1"]).is_err());
         assert!(parse(&["--dns01", "nonsense"]).is_err());
+        // A DoH certificate needs its key and the other way round.
+        assert!(parse(&["--doh", ":8443", "--doh-cert", "c.pem"]).is_err());
+        assert!(parse(&["--doh-cert-key", "k.pem"]).is_err());
     }
 }

@@ -21,8 +21,8 @@ struct Cli {
 enum Command {
     /// Run the ACME server (SQLite in the data directory unless told otherwise).
     Serve(Box<serve::ServeArgs>),
-    /// Run the challenge test server (mock DNS, http-01, tls-alpn-01), pebble-challtestsrv compatible.
-    Challtestsrv(challtestsrv::ChalltestsrvArgs),
+    /// Run the challenge test server (mock DNS and DoH, http-01 and https-01, tls-alpn-01), pebble-challtestsrv compatible.
+    Challtestsrv(Box<challtestsrv::ChalltestsrvArgs>),
     /// Operator commands over the admin API (external accounts, approvals, revocations).
     Admin(Box<admin::AdminArgs>),
     /// Judge any ACME server against RFC 8555 and its companions (the conformance suite).
@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args)),
-        Command::Challtestsrv(args) => runtime.block_on(challtestsrv::run(args)),
+        Command::Challtestsrv(args) => runtime.block_on(challtestsrv::run(*args)),
         Command::Admin(args) => runtime.block_on(admin::run(*args)),
         Command::Conformance(args) => {
             std::process::exit(runtime.block_on(cobble_conformance::cli::main(*args)))

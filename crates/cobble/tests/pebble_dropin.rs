@@ -1,8 +1,11 @@
 //! The Pebble drop-in: the `cobble` binary started through symlinks named `pebble` and
 //! `pebble-challtestsrv`, with Pebble's single-dash flags and `testdata/pebble-config.json`
 //! (Pebble's JSON config), as client test suites start Pebble. A real client (instant-acme)
-//! orders a certificate over http-01 answered by the drop-in challtestsrv; the chain is
-//! checked with `openssl verify` against the management listener's `/roots/0`.
+//! orders a certificate over http-01 answered by the drop-in challtestsrv (through a redirect
+//! to its https-01 listener, which Pebble's validator follows) for an RSA-1024 CSR key, which
+//! Pebble's key policy accepts; the chain is checked with
+//! `openssl verify` against the management listener's `/roots/0`. The drop-in
+//! challtestsrv's https-01 and DNS over HTTPS listeners answer real requests.
 
 mod common;
 
@@ -89,7 +92,8 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
     let (pebble, challtestsrv) = symlinks(dir.path());
     let root = workspace_root();
 
-    let (listen, mgmt, http01, dns, chall_mgmt) = (
+    let (listen, mgmt, http01, dns, chall_mgmt, https01) = (
+        free_port(),
         free_port(),
         free_port(),
         free_port(),
@@ -111,7 +115,8 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
             .args(["-management", &format!(":{chall_mgmt}")])
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
             .args(["-http01", &format!(":{http01}")])
-            .args(["-tlsalpn01", "", "-https01", "", "-doh", ""])
+            .args(["-https01", &format!("127.0.0.1:{https01}")])
+            .args(["-tlsalpn01", "", "-doh", ""])
             .args(["-defaultIPv6", ""])
             .env("COBBLE_LOG", "warn")
             .stdout(Stdio::null())
@@ -174,13 +179,63 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
             .await
             .expect("the challtestsrv management API listens on IPv6 too for :PORT");
         assert!(r.status().is_success(), "{r:?}");
+        // The http-01 answer moves to the https-01 listener (self-signed certificate, a port
+        // Boulder's rule would refuse): Pebble's validator follows the redirect there.
+        let path = format!("/.well-known/acme-challenge/{}", ch.token);
+        let target = format!("https://drop-in.example.com:{https01}{path}");
+        let r = http
+            .post(format!("http://127.0.0.1:{chall_mgmt}/add-redirect"))
+            .json(&serde_json::json!({"path": path, "targetURL": target}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{r:?}");
         ch.set_ready().await.unwrap();
     }
     assert_eq!(
         order.poll_ready(&retry()).await.unwrap(),
         OrderStatus::Ready
     );
-    order.finalize().await.unwrap();
+    let history = http
+        .post(format!(
+            "http://127.0.0.1:{chall_mgmt}/http-request-history"
+        ))
+        .json(&serde_json::json!({"host": "drop-in.example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Vec<serde_json::Value>>()
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e["HTTPS"] == true && e["ServerName"] == "drop-in.example.com"),
+        "the validator fetched the answer over https: {history:?}"
+    );
+    // Pebble's CSR key policy: an RSA-1024 key is certified (`cobble serve` refuses it).
+    let out = Command::new("openssl")
+        .args([
+            "req", "-new", "-nodes", "-newkey", "rsa:1024", "-keyout", "leaf.key",
+        ])
+        .args([
+            "-subj",
+            "/CN=drop-in.example.com",
+            "-outform",
+            "DER",
+            "-out",
+            "leaf.csr",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csr = std::fs::read(dir.path().join("leaf.csr")).unwrap();
+    order.finalize_csr(&csr).await.unwrap();
     let chain = order.poll_certificate(&retry()).await.unwrap();
 
     // The issuing root from Pebble's management endpoint verifies the chain.
@@ -220,6 +275,14 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let text = Command::new("openssl")
+        .args(["x509", "-in", "leaf.pem", "-noout", "-text"])
+        .current_dir(files)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Public-Key: (1024 bit)"), "{text}");
+
     // Pebble answers a deactivated account's requests with 403 unauthorized.
     account.clone().deactivate().await.unwrap();
     let Err(Error::Api(problem)) = account.new_order(&NewOrder::new(&ids)).await else {
@@ -239,6 +302,177 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
         0,
         "the throwaway data directory is gone"
     );
+}
+
+/// With alternate roots (`PEBBLE_ALTERNATE_ROOTS`), the management listener's `/roots/{i}`
+/// and `/intermediates/{i}` name every other chain in `Link: <...>;rel="alternate"`, with
+/// Pebble's media type, as Pebble 2.4 does (observed); an unknown index is a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_links_alternate_chains() {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (pebble, _) = symlinks(dir.path());
+    let root = workspace_root();
+    let (listen, mgmt) = (free_port(), free_port());
+    let text = std::fs::read_to_string(root.join("testdata/pebble-config.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg["pebble"]["listenAddress"] = format!("127.0.0.1:{listen}").into();
+    cfg["pebble"]["managementListenAddress"] = format!("127.0.0.1:{mgmt}").into();
+    let cfg_path = dir.path().join("pebble-config.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let _server = Proc(
+        Command::new(&pebble)
+            .args(["-config", cfg_path.to_str().unwrap()])
+            .current_dir(&root)
+            .env("TMPDIR", tmp.path())
+            .env("PEBBLE_ALTERNATE_ROOTS", "2")
+            .env("PEBBLE_CHAIN_LENGTH", "3")
+            .env("COBBLE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(SocketAddr::from(([127, 0, 0, 1], mgmt))).await;
+    let trust = root.join("testdata/pebble/ca.pem");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&trust).unwrap()).unwrap()])
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for (kind, i, others) in [
+        ("roots", 0, [1, 2]),
+        ("roots", 2, [0, 1]),
+        ("intermediates", 0, [1, 2]),
+        ("intermediates", 1, [0, 2]),
+    ] {
+        let r = client
+            .get(format!("https://localhost:{mgmt}/{kind}/{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{kind}/{i}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/pem-certificate-chain; charset=utf-8"
+        );
+        let links: Vec<&str> = r
+            .headers()
+            .get_all("link")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        let want: Vec<String> = others
+            .iter()
+            .map(|j| format!("<https://localhost:{mgmt}/{kind}/{j}>;rel=\"alternate\""))
+            .collect();
+        assert_eq!(links, want, "{kind}/{i}");
+        assert!(r.text().await.unwrap().contains("BEGIN CERTIFICATE"));
+    }
+    let r = client
+        .get(format!("https://localhost:{mgmt}/roots/3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("link").is_none());
+}
+
+/// A DNS query for `name`'s A record (RFC 1035 §4.1), id 0 as RFC 8484 §4.1 asks.
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// The drop-in `pebble-challtestsrv -https01 ADDR -doh ADDR`: http-01 answers over HTTPS
+/// with a self-signed certificate, and DNS over HTTPS (GET and POST) from the mock records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challtestsrv_drop_in_serves_https01_and_doh() {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, challtestsrv) = symlinks(dir.path());
+    let (mgmt, https01, doh) = (free_port(), free_port(), free_port());
+    let _chall = Proc(
+        Command::new(&challtestsrv)
+            .args(["-management", &format!("127.0.0.1:{mgmt}")])
+            .args(["-https01", &format!("127.0.0.1:{https01}")])
+            .args(["-doh", &format!("127.0.0.1:{doh}")])
+            .args(["-dnsserver", "", "-http01", "", "-tlsalpn01", ""])
+            .env("COBBLE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for port in [mgmt, https01, doh] {
+        wait_listening(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("http://127.0.0.1:{mgmt}{path}"))
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/add-http01",
+        serde_json::json!({"token": "t1", "content": "t1.k"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(
+        "/add-a",
+        serde_json::json!({"host": "doh.example.com", "addresses": ["10.9.8.7"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = http
+        .get(format!(
+            "https://127.0.0.1:{https01}/.well-known/acme-challenge/t1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "t1.k");
+
+    let query = dns_query("doh.example.com");
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &query);
+    let get = http
+        .get(format!("https://127.0.0.1:{doh}/dns-query?dns={b64}"))
+        .send();
+    let post_q = http
+        .post(format!("https://127.0.0.1:{doh}/dns-query"))
+        .header("content-type", "application/dns-message")
+        .body(query.clone())
+        .send();
+    for r in [get.await.unwrap(), post_q.await.unwrap()] {
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/dns-message");
+        let m = r.bytes().await.unwrap();
+        assert_eq!(m[3] & 0x0f, 0, "NOERROR");
+        assert_eq!(&m[6..8], &[0, 1], "one answer");
+        assert!(m.windows(4).any(|w| w == [10, 9, 8, 7]), "{m:?}");
+    }
+    // A bad DoH request is a clean 415 problem.
+    let r = http
+        .post(format!("https://127.0.0.1:{doh}/dns-query"))
+        .body(query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
 
 /// Pebble's flags, Go style: unknown flags exit 2, `-h` prints the usage and exits 0,
@@ -286,6 +520,12 @@ fn drop_in_command_lines() {
             &["-http01"],
             2,
             "flag needs an argument: -http01",
+        ),
+        (
+            &challtestsrv,
+            &["-doh-cert", "c.pem", "-management", ""],
+            1,
+            "-doh-cert and -doh-cert-key are given together",
         ),
         (
             &challtestsrv,

@@ -3,7 +3,9 @@
 //! reqwest, tokio-rustls).
 
 mod dns;
+mod doh;
 mod http01;
+mod https01;
 mod management;
 mod tlsalpn01;
 

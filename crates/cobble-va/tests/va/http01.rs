@@ -291,6 +291,18 @@ async fn http01_redirect_to_https_uses_the_configured_https_port() {
         assert_eq!(rec[1]["port"], https.to_string(), "{token}");
     }
 
+    // Pebble's drop-in: a redirect may go to any port (the https port is not configured).
+    let any_port = Validator::new(VaConfig {
+        redirect_any_port: true,
+        ..default_va.config().clone()
+    })
+    .unwrap();
+    let rec = any_port
+        .validate(ChallengeType::Http01, &dns("web.test"), "explicit", KA)
+        .await
+        .expect("redirect to an unlisted port, followed");
+    assert_eq!(rec[1]["url"], final_url(https));
+
     // (validator, token, detail fragment of the `connection` problem)
     let p = h.port;
     let rows: Vec<(&Validator, &str, String)> = vec![

@@ -167,6 +167,8 @@ impl PebbleConfig {
                 description: p.description.clone(),
                 validity_secs: validity,
                 promote_common_name: p.promotecommonname,
+                // Pebble's CSR key policy: RSA-1024 keys too.
+                allowed_keys: cobble_ca::AllowedKeys::pebble(),
                 ..base.clone()
             }
         };

@@ -232,6 +232,8 @@ fn drop_in_defaults(data_dir: &Path) -> ServerConfig {
         // (docker set-ups resolve names to private networks).
         allow_reserved_names: true,
         va_allow_private: true,
+        // Pebble's validator follows http-01 redirects to any port (Go's HTTP client).
+        va_redirect_any_port: true,
         serve_ca_keys: true,
         // Pebble's CA keys are RSA unless keyAlgorithm says ecdsa.
         ca: cobble_ca::CaConfig {
@@ -373,6 +375,14 @@ fn now() -> String {
     )
 }
 
+/// The default value of a `pebble-challtestsrv` flag.
+fn default_of(name: &str) -> &'static str {
+    CHALLTESTSRV_FLAGS
+        .iter()
+        .find(|f| f.name == name)
+        .map_or("", |f| f.default)
+}
+
 /// `pebble-challtestsrv -management :P -dnsserver :P -http01 :P ...`.
 async fn challtestsrv(flags: &flags::Parsed) -> anyhow::Result<()> {
     let addr = |name: &str| {
@@ -401,20 +411,30 @@ async fn challtestsrv(flags: &flags::Parsed) -> anyhow::Result<()> {
         Some(std::net::IpAddr::V6(a)) => Some(a),
         Some(other) => anyhow::bail!("-defaultIPv6 {other} is not an IPv6 address"),
     };
-    for name in ["https01", "doh"] {
-        if let Some(a) = addr(name)?
-            && flags.get(name)
-                != CHALLTESTSRV_FLAGS
-                    .iter()
-                    .find(|f| f.name == name)
-                    .map_or("", |f| f.default)
-        {
-            eprintln!("pebble-challtestsrv: -{name} {a}: this listener is not served yet");
+    let doh_tls = match (flags.get("doh-cert"), flags.get("doh-cert-key")) {
+        ("", "") => None,
+        ("", _) | (_, "") => {
+            anyhow::bail!("-doh-cert and -doh-cert-key are given together or not at all")
         }
-    }
+        (cert, key) => Some(cobble_challtestsrv::TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        }),
+    };
+    // pebble-challtestsrv serves DoH only with a certificate: at its default address and
+    // without one, it serves nothing. An address given on purpose is served, with a
+    // self-signed certificate when none is given.
+    let doh = if doh_tls.is_none() && flags.get("doh") == default_of("doh") {
+        None
+    } else {
+        addr("doh")?
+    };
     let cfg = cobble_challtestsrv::ChalltestConfig {
         dns01: dns,
         http01: addr("http01")?,
+        https01: addr("https01")?,
+        doh,
+        doh_tls,
         tlsalpn01: addr("tlsalpn01")?,
         management: addr("management")?,
         default_ipv4: v4,
