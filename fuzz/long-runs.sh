@@ -64,9 +64,9 @@ for t in "${targets[@]}"; do
     mkdir -p "fuzz/libfuzzer/runs/$t"
     result=""
     if ! nice -n 19 cargo +nightly fuzz run -s none "${features[@]}" \
-        --fuzz-dir fuzz/libfuzzer --target-dir fuzz/libfuzzer/target \
+        --fuzz-dir fuzz/libfuzzer --target-dir "${COBBLE_FUZZ_TARGET_DIR:-fuzz/libfuzzer/target}" \
         "$t" "fuzz/libfuzzer/runs/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=512 -timeout=10 \
+        -max_total_time="$secs" -rss_limit_mb=256 -malloc_limit_mb=256 -timeout=10 \
         -print_final_stats=1 >"$log" 2>&1; then
         result="STOPPED: $(grep -m1 -oE 'Test unit written to .*' "$log" || echo "see $log")"
     fi
