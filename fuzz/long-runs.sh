@@ -10,7 +10,10 @@
 # Needs nightly and cargo-fuzz. New inputs go to fuzz/libfuzzer/runs/<target>, findings to
 # fuzz/libfuzzer/artifacts/<target>/, logs to fuzz/libfuzzer/logs/<target>.log (all ignored
 # by git). Targets that reach cobble-server (auth, server_config) build with the `server`
-# feature.
+# feature. Each run resumes from what earlier runs grew (fuzz/libfuzzer/runs/<target>) and
+# the committed corpus; fuzz/merge-runs.sh folds the new inputs into the latter, minimized.
+# COBBLE_FUZZ_TARGET_DIR picks another target directory (default fuzz/libfuzzer/target),
+# e.g. to build the server targets while the others run. Memory is limited to 256 MiB.
 #
 # libFuzzer's -timeout is wall-clock time, and at nice 19 on a busy machine a process can
 # wait seconds for a core, so the runs allow 10 s per input; the slowest input's time is
@@ -64,9 +67,9 @@ for t in "${targets[@]}"; do
     mkdir -p "fuzz/libfuzzer/runs/$t"
     result=""
     if ! nice -n 19 cargo +nightly fuzz run -s none "${features[@]}" \
-        --fuzz-dir fuzz/libfuzzer --target-dir fuzz/libfuzzer/target \
+        --fuzz-dir fuzz/libfuzzer --target-dir "${COBBLE_FUZZ_TARGET_DIR:-fuzz/libfuzzer/target}" \
         "$t" "fuzz/libfuzzer/runs/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=512 -timeout=10 \
+        -max_total_time="$secs" -rss_limit_mb=256 -malloc_limit_mb=256 -timeout=10 \
         -print_final_stats=1 >"$log" 2>&1; then
         result="STOPPED: $(grep -m1 -oE 'Test unit written to .*' "$log" || echo "see $log")"
     fi
