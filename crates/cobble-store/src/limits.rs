@@ -453,6 +453,21 @@ impl Store {
         interval_us: i64,
         tolerance_us: i64,
     ) -> Result<Option<i64>, StoreError> {
+        if let Some(g) = self.gate() {
+            // Autocommit on the hop-free writer: one statement, no hop, and in turn with
+            // this process's other writes instead of meeting them at the file lock.
+            let c = g.lock().await?;
+            let row = crate::direct::row(
+                &c,
+                GCRA_SQLITE,
+                &[&key, &now_us, &interval_us, &tolerance_us],
+                |r| Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?)),
+            )?;
+            let (allowed, tat) = row.ok_or_else(|| {
+                StoreError::Corrupt("request_buckets: the upsert returned no row".into())
+            })?;
+            return Ok(gcra_answer(allowed, tat, now_us, interval_us, tolerance_us));
+        }
         let row = match &self.db {
             crate::Db::Pg(p) => {
                 let r = sqlx::query(GCRA_PG)
@@ -481,12 +496,7 @@ impl Store {
                 )
             }
         };
-        Ok(match row {
-            (true, _) => None,
-            // Refused: the bucket is at `tat`; the next request fits once tat + interval -
-            // tolerance is reached.
-            (false, tat) => Some((tat + interval_us - tolerance_us - now_us).max(1)),
-        })
+        Ok(gcra_answer(row.0, row.1, now_us, interval_us, tolerance_us))
     }
 
     /// Removes issuance events older than `events_before_ms` (outside every window) and
@@ -517,6 +527,18 @@ impl Store {
             .await?;
         Ok((events, buckets))
     }
+}
+
+/// `None` when admitted; else the microseconds until the next request fits: the bucket is
+/// at `tat`, and a request fits once tat + interval - tolerance is reached.
+fn gcra_answer(
+    allowed: bool,
+    tat: i64,
+    now_us: i64,
+    interval_us: i64,
+    tolerance_us: i64,
+) -> Option<i64> {
+    (!allowed).then(|| (tat + interval_us - tolerance_us - now_us).max(1))
 }
 
 /// GCRA in one statement: a new key is admitted; an existing one is admitted when its
