@@ -1,6 +1,8 @@
 //! The http-01 responder (RFC 8555 §8.3): `GET /.well-known/acme-challenge/<token>` answers
 //! the key authorization set with `/add-http01`; a path set with `/add-redirect` answers
-//! 302 to its target; anything else 404. Every request is recorded in the history. The same
+//! 302 to its target; anything else 200 with an empty body, as pebble-challtestsrv answers
+//! (observed with Debian's 2.4; clients' suites can see it). Every request is recorded in
+//! the history. The same
 //! router serves the https-01 listener (HTTPS with a self-signed certificate, the target of
 //! http-01 redirects to https), where redirects are not served, as in pebble-challtestsrv,
 //! so that a redirect from http to https for the same path does not loop.
@@ -62,8 +64,8 @@ async fn respond(
             (StatusCode::OK, headers, k).into_response()
         }
         None => {
-            tracing::debug!(%path, "http-01: nothing here");
-            (StatusCode::NOT_FOUND, "not found\n").into_response()
+            tracing::debug!(%path, "http-01: nothing here; an empty answer, as pebble-challtestsrv gives");
+            StatusCode::OK.into_response()
         }
     }
 }

@@ -53,7 +53,7 @@ async fn https01_serves_tokens_over_tls_and_ends_redirects() {
     assert_eq!(cn.as_str().unwrap(), cobble_challtestsrv::SELF_SIGNED_CN);
     assert_eq!(cert.subject(), cert.issuer());
 
-    // Unknown tokens: 404 over https too.
+    // Unknown tokens: an empty 200 over https too.
     let resp = client
         .get(format!(
             "https://localhost:{}/.well-known/acme-challenge/nope",
@@ -62,7 +62,8 @@ async fn https01_serves_tokens_over_tls_and_ends_redirects() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "");
 
     // Both requests over https are in the history, with HTTPS and the SNI name.
     let events = h.history("/http-request-history", "localhost").await;
