@@ -68,14 +68,16 @@ impl Drop for Proc {
     }
 }
 
+/// Waits for a listener, at most 60 s: a drop-in making Pebble's RSA hierarchy (several roots
+/// and a longer chain) in a debug build on a busy 2-core machine takes a while.
 async fn wait_listening(addr: SocketAddr) {
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("nothing listens on {addr} after 10 s");
+    panic!("nothing listens on {addr} after 60 s");
 }
 
 fn retry() -> RetryPolicy {
