@@ -464,7 +464,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         random_dir_key: cobble_store::random_id()[..11].to_owned(),
         fallback_authority: fallback_authority.clone(),
         id_policy: cfg.identifier_policy(),
-        wake_workers: Arc::new(tokio::sync::Notify::new()),
+        validations: worker::Validations::new(cfg.validation_workers.max(1)),
         admin_token,
         instance_id: cobble_store::random_id(),
         issuing: Default::default(),
@@ -528,12 +528,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         None => (None, None),
     };
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let mut workers = worker::spawn(
-        state.clone(),
-        validator,
-        state.wake_workers.clone(),
-        state.cfg.validation_workers.max(1),
-    );
+    let mut workers = worker::spawn(state.clone(), validator);
     workers.push(issuer::spawn_worker(state.clone()));
     Ok(Running {
         addr,
@@ -651,7 +646,7 @@ mod tests {
             random_dir_key: "r".into(),
             fallback_authority: "localhost:1".into(),
             id_policy: Default::default(),
-            wake_workers: Default::default(),
+            validations: worker::Validations::new(1),
             admin_token: "t".into(),
             instance_id: "i".into(),
             issuing: Default::default(),

@@ -41,8 +41,9 @@ pub struct Inner {
     pub fallback_authority: String,
     /// Identifier policy.
     pub id_policy: cobble_core::policy::IdentifierPolicy,
-    /// Wakes the validation workers when a job is queued in this process.
-    pub wake_workers: std::sync::Arc<tokio::sync::Notify>,
+    /// This process's validations: the budget in flight, the wake-up of the dispatcher,
+    /// the in-process handoff of new jobs.
+    pub validations: crate::worker::Validations,
     /// The CA hierarchy.
     pub ca: Arc<cobble_ca::Hierarchy>,
     /// Challenge and CAA checks (finalize re-checks stale CAA).

@@ -10,24 +10,91 @@ use cobble_core::challenge::key_authorization;
 use cobble_core::status::ChallengeStatus;
 use cobble_store::{ValidationJob, ValidationOutcome};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// Starts the dispatcher: it claims due jobs while fewer than `budget` validations run in
-/// this process, and runs each in a task of its own, so slow targets take budget, not the
-/// whole queue (no head-of-line blocking). Returns its task (aborted at shutdown).
+/// This process's validations: at most `budget` run at once (slow targets take budget, not
+/// the whole queue), started by the dispatcher from the store's queue or handed over by the
+/// challenge request that queued them.
+#[derive(Debug)]
+pub struct Validations {
+    /// One permit per validation in flight.
+    slots: Arc<Semaphore>,
+    /// Wakes the dispatcher when a job is queued in this process.
+    wake: Notify,
+    /// Claims made so far: each holds its lease under a name of its own, so a late task can
+    /// never record the outcome of a claim that is not its own.
+    claims: AtomicU64,
+}
+
+impl Validations {
+    /// Room for `budget` validations at once.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(budget.max(1))),
+            wake: Notify::new(),
+            claims: AtomicU64::new(0),
+        }
+    }
+
+    /// A fresh holder name for one claim.
+    fn claim_name(&self, instance_id: &str) -> String {
+        let n = self.claims.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{instance_id}-{n}")
+    }
+
+    /// For a challenge about to be queued to run now: a slot and a holder name when this
+    /// process has room to validate it at once, so the job is inserted already claimed and
+    /// handed over ([`Handoff::start`]) without a claim transaction or a wake-up of the
+    /// dispatcher. None when the budget is spent: the job then waits in the queue.
+    pub fn handoff(&self, instance_id: &str) -> Option<Handoff> {
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        Some(Handoff {
+            slot,
+            worker_id: self.claim_name(instance_id),
+        })
+    }
+
+    /// Tells the dispatcher a job was queued.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// A slot taken for a validation that is to be inserted claimed (see
+/// [`Validations::handoff`]); dropped unused, it frees the slot.
+#[derive(Debug)]
+pub struct Handoff {
+    slot: OwnedSemaphorePermit,
+    /// The lease holder's name to insert the job under.
+    pub worker_id: String,
+}
+
+impl Handoff {
+    /// Runs the validation of the job just committed under [`Self::worker_id`].
+    pub fn start(self, state: &AppState, challenge_id: String) {
+        let state = state.clone();
+        let validator = state.validator.clone();
+        let job = ValidationJob {
+            challenge_id,
+            attempts: 1,
+        };
+        tokio::spawn(async move {
+            process(&state, validator.as_ref(), &self.worker_id, job).await;
+            drop(self.slot);
+        });
+    }
+}
+
+/// Starts the dispatcher: it claims due jobs from the store's queue (queued with a delay, by
+/// another instance, or left by a worker that died) while this process has validation
+/// budget, and runs each in a task of its own. Returns its task (aborted at shutdown).
 pub fn spawn(
     state: AppState,
     validator: Arc<dyn ChallengeValidator>,
-    wake: Arc<Notify>,
-    budget: usize,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![tokio::spawn(dispatch(
-        state,
-        validator,
-        wake,
-        budget.max(1),
-    ))]
+    vec![tokio::spawn(dispatch(state, validator))]
 }
 
 /// The overall deadline of one validation: every hop, both address families and the CAA
@@ -41,24 +108,15 @@ pub fn deadline(cfg: &crate::config::ServerConfig) -> Duration {
     )
 }
 
-async fn dispatch(
-    state: AppState,
-    validator: Arc<dyn ChallengeValidator>,
-    wake: Arc<Notify>,
-    budget: usize,
-) {
+async fn dispatch(state: AppState, validator: Arc<dyn ChallengeValidator>) {
     let poll = Duration::from_millis(state.cfg.validation_poll_ms.max(10));
     let lease_ms = state.cfg.validation_lease_secs as i64 * 1000;
-    let slots = Arc::new(tokio::sync::Semaphore::new(budget));
-    let mut claims: u64 = 0;
+    let v = &state.validations;
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let Ok(slot) = v.slots.clone().acquire_owned().await else {
             return;
         };
-        // Each claim holds its lease under a name of its own, so a late task can never
-        // record the outcome of a claim that is not its own.
-        claims += 1;
-        let worker_id = format!("{}-{claims}", state.instance_id);
+        let worker_id = v.claim_name(&state.instance_id);
         let claimed = async {
             let mut tx = state.store.begin_hot().await?;
             let job = tx
@@ -77,7 +135,7 @@ async fn dispatch(
             }
             Ok(None) => {
                 drop(slot);
-                let _ = tokio::time::timeout(poll, wake.notified()).await;
+                let _ = tokio::time::timeout(poll, v.wake.notified()).await;
             }
             Err(e) => {
                 drop(slot);

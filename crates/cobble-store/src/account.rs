@@ -133,7 +133,7 @@ impl Store {
     /// Looks an account up by id.
     pub async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.account("id", id);
+            return r.account("id", id).await;
         }
         let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"));
         read_pool!(&self.db, p => {
@@ -145,7 +145,7 @@ impl Store {
     /// Looks an account up by its key thumbprint.
     pub async fn account_by_thumbprint(&self, thumb: &str) -> Result<Option<Account>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.account("key_thumbprint", thumb);
+            return r.account("key_thumbprint", thumb).await;
         }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = $1"

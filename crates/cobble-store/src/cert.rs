@@ -97,7 +97,7 @@ impl Store {
         value: &str,
     ) -> Result<Option<Certificate>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.certificate(column, value);
+            return r.certificate(column, value).await;
         }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {CERT_COLS} FROM certificates WHERE {column} = $1"
@@ -143,7 +143,7 @@ impl Store {
     /// Whether a key (SHA-256 of its SPKI, hex) is blocked.
     pub async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
         if let Some(r) = self.fast() {
-            return r.is_key_blocked(spki_sha256);
+            return r.is_key_blocked(spki_sha256).await;
         }
         read_pool!(&self.db, p => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1").bind(spki_sha256).fetch_one(p).await?;

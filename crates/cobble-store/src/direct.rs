@@ -39,6 +39,10 @@ impl Gate {
     }
 }
 
+/// WAL pages between automatic checkpoints on the hop-free writer (which makes nearly every
+/// commit of a busy server, so it is the one that checkpoints).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
 /// Opens the hop-free writer on the database file at `path` (created by sqlx's writer, in
 /// WAL mode); a writer waits at most `wait` for its turn.
 pub(crate) fn open(path: &Path, busy: Duration, wait: Duration) -> Result<Gate, StoreError> {
@@ -53,6 +57,14 @@ pub(crate) fn open(path: &Path, busy: Duration, wait: Duration) -> Result<Gate, 
     c.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
+    // Checkpoint every WAL_AUTOCHECKPOINT_PAGES instead of SQLite's 1,000: each checkpoint
+    // copies the pages written since the last one into the database file and syncs both, and
+    // an order writes the same hot pages (the ends of the nonce and job indexes) again and
+    // again. Measured under `cobble load` (500 orders, strace): fsync 96 -> 13 and page
+    // writes down 5 %, for a WAL file of up to ~40 MB.
+    c.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}"
+    ))?;
     c.set_prepared_statement_cache_capacity(64);
     Ok(Gate {
         conn: Arc::new(Mutex::new(c)),

@@ -1,13 +1,19 @@
-//! SQLite reads without a thread hop (issue 10). sqlx-sqlite runs every statement on a
-//! worker thread of its connection and wakes the caller back through a channel: under load
-//! the profile of `cobble serve` spent about half of its CPU in those context switches, more
-//! than in SQLite itself. The hot reads (the account of every request, orders,
-//! authorizations, challenges, certificates) run here instead, on a few read-only rusqlite
-//! connections, synchronously on the calling task: a read of a few cached pages takes
-//! microseconds, less than one hop. WAL lets them read beside the writer; like the sqlx
-//! reader pool they see the last committed state. Writes stay on sqlx's one writer
-//! connection (one transaction per request, [`crate::Tx`]). A memory database has no second
-//! connection, so it keeps the sqlx path.
+//! SQLite reads without a thread hop, on the writer's own connection (issue 10).
+//!
+//! sqlx-sqlite runs every statement on a worker thread of its connection and wakes the
+//! caller back through a channel; under load that hop cost more than SQLite itself. The hot
+//! reads (the account of every request, orders, authorizations, challenges, certificates)
+//! run here instead, synchronously on the calling task: a read of a few cached pages takes
+//! microseconds, less than one hop.
+//!
+//! They run on the hop-free writer's connection (direct.rs), taking the write gate for the
+//! few microseconds of the read. A separate reader connection would read beside the writer,
+//! but in WAL mode SQLite throws a connection's whole page cache away whenever another
+//! connection has committed since its last read, and an order commits about ten times: the
+//! profile showed a tenth of the server's CPU re-reading pages (`pread`) into reader caches.
+//! The writer's cache survives its own commits, so reads on it find their pages in memory.
+//! Like the sqlx reader pool these reads see the last committed state. A memory database
+//! has no second connection, so it keeps the sqlx path.
 
 use crate::StoreError;
 use crate::account::Account;
@@ -17,23 +23,16 @@ use cobble_core::account::AccountStatus;
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
 use cobble_core::status::{AuthzStatus, ChallengeStatus, OrderStatus};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use rusqlite::{Connection, OptionalExtension, Row};
 
-/// A few read-only connections, each used by one caller at a time.
+/// The hot reads, on the hop-free writer's connection.
 pub(crate) struct Readers {
-    conns: Vec<Mutex<Connection>>,
-    next: AtomicUsize,
+    gate: crate::direct::Gate,
 }
 
 impl std::fmt::Debug for Readers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readers")
-            .field("connections", &self.conns.len())
-            .finish()
+        f.debug_struct("Readers").finish_non_exhaustive()
     }
 }
 
@@ -49,54 +48,29 @@ fn corrupt(what: &str, v: &str) -> StoreError {
 }
 
 impl Readers {
-    /// Opens `n` read-only connections to the database file at `path` (which the writer has
-    /// already created and migrated).
-    pub(crate) fn open(path: &Path, n: usize, busy: Duration) -> Result<Self, StoreError> {
-        let mut conns = Vec::with_capacity(n);
-        for _ in 0..n.max(1) {
-            let c = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                    | OpenFlags::SQLITE_OPEN_URI,
-            )?;
-            c.busy_timeout(busy)?;
-            c.set_prepared_statement_cache_capacity(64);
-            conns.push(Mutex::new(c));
-        }
-        Ok(Self {
-            conns,
-            next: AtomicUsize::new(0),
-        })
+    /// Reads on the connection behind `gate`.
+    pub(crate) fn new(gate: crate::direct::Gate) -> Self {
+        Self { gate }
     }
 
-    /// A free connection if there is one, else waits for the next in turn.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.conns.len();
-        for i in 0..n {
-            if let Ok(g) = self.conns[(start + i) % n].try_lock() {
-                return g;
-            }
-        }
-        self.conns[start % n]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` in one read transaction (one snapshot for every statement in it).
-    fn read<T>(
+    /// Runs `f` in one read transaction (one snapshot for every statement in it), holding
+    /// the write gate for its duration (microseconds: pages are cached and nothing waits).
+    async fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let c = self.conn();
+        let c = self.gate.lock().await?;
         let tx = c.unchecked_transaction()?;
         let out = f(&tx);
         drop(tx); // read only: nothing to commit
         out
     }
 
-    pub(crate) fn account(&self, column: &str, value: &str) -> Result<Option<Account>, StoreError> {
+    pub(crate) async fn account(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<Account>, StoreError> {
         let sql = format!(
             "SELECT {} FROM accounts WHERE {column} = ?1",
             crate::account::COLUMNS
@@ -107,9 +81,10 @@ impl Readers {
                 .optional()?
                 .transpose()
         })
+        .await
     }
 
-    pub(crate) fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+    pub(crate) async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
         let sql = format!(
             "SELECT {} FROM orders WHERE id = ?1",
             crate::order::ORDER_COLS
@@ -138,9 +113,10 @@ impl Readers {
             }
             Ok(Some(order))
         })
+        .await
     }
 
-    pub(crate) fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
+    pub(crate) async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
         let sql = format!(
             "SELECT {} FROM authzs WHERE id = ?1",
             crate::order::AUTHZ_COLS
@@ -167,9 +143,10 @@ impl Readers {
                 .sort_by_key(|c| ChallengeType::ALL.iter().position(|t| *t == c.kind));
             Ok(Some(a))
         })
+        .await
     }
 
-    pub(crate) fn reusable_authz(
+    pub(crate) async fn reusable_authz(
         &self,
         account_id: &str,
         identifier: &Identifier,
@@ -200,9 +177,10 @@ impl Readers {
                 .optional()?;
             row.transpose()
         })
+        .await
     }
 
-    pub(crate) fn challenge_authz_id(&self, id: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn challenge_authz_id(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.read(|c| {
             Ok(
                 c.prepare_cached(logged("SELECT authz_id FROM challenges WHERE id = ?1"))?
@@ -210,9 +188,10 @@ impl Readers {
                     .optional()?,
             )
         })
+        .await
     }
 
-    pub(crate) fn certificate(
+    pub(crate) async fn certificate(
         &self,
         column: &str,
         value: &str,
@@ -227,9 +206,10 @@ impl Readers {
                 .optional()?
                 .transpose()
         })
+        .await
     }
 
-    pub(crate) fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
         self.read(|c| {
             let n: i64 = c
                 .prepare_cached(logged(
@@ -238,6 +218,7 @@ impl Readers {
                 .query_row([spki_sha256], |r| r.get(0))?;
             Ok(n > 0)
         })
+        .await
     }
 }
 

@@ -15,6 +15,15 @@ pub struct ValidationJob {
     pub attempts: i64,
 }
 
+/// A validation job claimed as it is queued: by `worker` until `lease_until_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The holder's name (as [`Tx::claim_validation_job`] takes it).
+    pub worker: &'a str,
+    /// When the lease runs out and another worker may take the job.
+    pub lease_until_ms: i64,
+}
+
 /// A finished validation.
 #[derive(Debug, Clone)]
 pub struct ValidationOutcome {
@@ -46,15 +55,47 @@ impl Tx {
         run_after_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        self.start_challenge_claimed(challenge_id, run_after_ms, now_ms, None)
+            .await
+    }
+
+    /// [`Self::start_challenge`], the job optionally claimed at once by `claim`'s worker (a
+    /// worker of the inserting instance, to which the job is handed in process): no claim
+    /// transaction follows, and should that worker die the lease runs out and any instance
+    /// takes the job, as with one claimed from the queue.
+    pub async fn start_challenge_claimed(
+        &mut self,
+        challenge_id: &str,
+        run_after_ms: i64,
+        now_ms: i64,
+        claim: Option<Claim<'_>>,
+    ) -> Result<bool, StoreError> {
         // Correlated on the challenge's own authorization: an `IN (SELECT ...)` over every
         // pending authorization made SQLite scan the table (tests/plans.rs).
         const START: &str = "UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND EXISTS \
              (SELECT 1 FROM authzs a WHERE a.id = challenges.authz_id AND a.status = 'pending' AND a.expires_ms >= $2)";
-        const QUEUE: &str = "INSERT INTO validation_jobs (challenge_id, run_after_ms, attempts, created_ms) VALUES ($1, $2, 0, $3)";
+        const QUEUE: &str = "INSERT INTO validation_jobs (challenge_id, run_after_ms, attempts, created_ms, claimed_by, lease_until_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)";
+        let attempts = i64::from(claim.is_some());
+        let (holder, lease) = match &claim {
+            Some(c) => (Some(c.worker), Some(c.lease_until_ms)),
+            None => (None, None),
+        };
         if let Some(c) = self.direct() {
             let n = direct::exec(c, START, &[&challenge_id, &now_ms])?;
             if n == 1 {
-                direct::exec(c, QUEUE, &[&challenge_id, &run_after_ms, &now_ms])?;
+                direct::exec(
+                    c,
+                    QUEUE,
+                    &[
+                        &challenge_id,
+                        &run_after_ms,
+                        &attempts,
+                        &now_ms,
+                        &holder,
+                        &lease,
+                    ],
+                )?;
             }
             return Ok(n == 1);
         }
@@ -69,7 +110,10 @@ impl Tx {
                 sqlx::query(QUEUE)
                     .bind(challenge_id)
                     .bind(run_after_ms)
+                    .bind(attempts)
                     .bind(now_ms)
+                    .bind(holder)
+                    .bind(lease)
                     .execute(&mut *tx)
                     .await?;
             }

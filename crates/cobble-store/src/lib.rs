@@ -25,7 +25,7 @@ mod stats;
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};
 pub use issuance_jobs::IssuanceJob;
-pub use jobs::{ValidationJob, ValidationOutcome};
+pub use jobs::{Claim, ValidationJob, ValidationOutcome};
 pub use limits::{IssuanceKeys, KeyUsage, StoredOverride, Window};
 pub use operator::{
     AuditEntry, Debit, Document, DomainClaim, ExternalAccount, ExternalAccountUpdate, ListQuery,
@@ -151,9 +151,9 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits for another process's write lock.
     pub busy_timeout: Duration,
-    /// SQLite file: serve the hot reads on hop-free rusqlite connections (fast_read.rs)
-    /// rather than sqlx's reader pool, and the hot writes on a hop-free rusqlite writer
-    /// (direct.rs) rather than sqlx's writer. Off only to compare the designs in benchmarks.
+    /// SQLite file: run the hot writes and reads on one hop-free rusqlite connection
+    /// (direct.rs, fast_read.rs) rather than sqlx's writer and reader pool. Off only to
+    /// compare the designs in benchmarks.
     pub sqlite_hop_free_reads: bool,
 }
 
@@ -168,8 +168,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// Hop-free SQLite read connections (fast_read.rs).
-const SQLITE_FAST_READERS: usize = 4;
 /// Most connections of the sqlx SQLite reader pool (reads off the hot path).
 const SQLITE_POOL_READERS: u32 = 4;
 
@@ -420,20 +418,8 @@ impl Store {
                 // A memory database lives in its one connection: read through the writer.
                 (writer.clone(), None, None)
             } else {
-                // The hot reads go to a few hop-free connections (fast_read.rs); the sqlx
-                // pool serves the others. Few connections each, so their page caches stay
-                // warm instead of being thrown away whenever the writer commits.
-                let fast = if opts.sqlite_hop_free_reads {
-                    let r = fast_read::Readers::open(
-                        common.get_filename(),
-                        SQLITE_FAST_READERS,
-                        opts.busy_timeout,
-                    )?;
-                    Some(std::sync::Arc::new(r))
-                } else {
-                    None
-                };
-                // The hot-path writes likewise, on a rusqlite writer beside sqlx's.
+                // The hot-path writes and reads run hop-free on one rusqlite connection
+                // beside sqlx's writer (direct.rs, fast_read.rs).
                 let gate = if opts.sqlite_hop_free_reads {
                     Some(direct::open(
                         common.get_filename(),
@@ -443,6 +429,9 @@ impl Store {
                 } else {
                     None
                 };
+                let fast = gate
+                    .clone()
+                    .map(|g| std::sync::Arc::new(fast_read::Readers::new(g)));
                 let reader = SqlitePoolOptions::new()
                     .max_connections(opts.max_connections.clamp(1, SQLITE_POOL_READERS))
                     .acquire_timeout(opts.acquire_timeout)

@@ -46,6 +46,11 @@ const SQLITE: &[Migration] = &[
         "limit_overrides",
         include_str!("../../../migrations/sqlite/0008_limit_overrides.sql"),
     ),
+    (
+        9,
+        "lean_indexes",
+        include_str!("../../../migrations/sqlite/0009_lean_indexes.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -88,6 +93,11 @@ const POSTGRES: &[Migration] = &[
         8,
         "limit_overrides",
         include_str!("../../../migrations/postgres/0008_limit_overrides.sql"),
+    ),
+    (
+        9,
+        "lean_indexes",
+        include_str!("../../../migrations/postgres/0009_lean_indexes.sql"),
     ),
 ];
 

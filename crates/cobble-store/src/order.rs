@@ -347,7 +347,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<Authz>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.reusable_authz(account_id, identifier, wildcard, include_pending, now_ms);
+            return r
+                .reusable_authz(account_id, identifier, wildcard, include_pending, now_ms)
+                .await;
         }
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {AUTHZ_COLS} FROM authzs WHERE account_id = $1 AND identifier_type = $2 AND identifier_value = $3 \
@@ -371,7 +373,7 @@ impl Store {
     /// An order with its authorizations' statuses.
     pub async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.order(id);
+            return r.order(id).await;
         }
         // One statement (one round trip): the order on every row, one row per authorization.
         let cols: Vec<String> = ORDER_COLS.split(", ").map(|c| format!("o.{c}")).collect();
@@ -439,7 +441,7 @@ impl Store {
     /// An authorization with its challenges.
     pub async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.authz(id);
+            return r.authz(id).await;
         }
         // One statement (one round trip): the authorization on every row, one row per challenge.
         let a_cols: Vec<String> = AUTHZ_COLS.split(", ").map(|c| format!("a.{c}")).collect();
@@ -474,7 +476,7 @@ impl Store {
         challenge_id: &str,
     ) -> Result<Option<String>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.challenge_authz_id(challenge_id);
+            return r.challenge_authz_id(challenge_id).await;
         }
         read_pool!(&self.db, p => {
             Ok(sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = $1").bind(challenge_id).fetch_optional(p).await?)

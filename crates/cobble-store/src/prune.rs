@@ -41,8 +41,9 @@ impl Store {
         let batch = batch.max(1) as i64;
         let cutoff = now_ms.saturating_sub(retention_ms);
         let mut out = Pruned::default();
-        let nonces = ["DELETE FROM used_nonces WHERE nonce IN \
-             (SELECT nonce FROM used_nonces WHERE expires_ms < $1 ORDER BY expires_ms LIMIT $2)"];
+        // The key is (expires_ms, nonce): a batch is a prefix of it.
+        let nonces = ["DELETE FROM used_nonces WHERE (expires_ms, nonce) IN \
+             (SELECT expires_ms, nonce FROM used_nonces WHERE expires_ms < $1 ORDER BY expires_ms, nonce LIMIT $2)"];
         out.nonces = self.prune_kind(&nonces, now_ms, batch).await?;
         let certificates = ["DELETE FROM certificates WHERE id IN \
              (SELECT id FROM certificates WHERE not_after_ms < $1 ORDER BY not_after_ms, id LIMIT $2)"];

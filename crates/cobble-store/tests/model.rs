@@ -274,6 +274,9 @@ struct Model {
     /// Order id -> job.
     issuance_jobs: BTreeMap<String, Job>,
     nonces: BTreeMap<String, i64>,
+    /// The expiry each nonce was minted with: a nonce seals its expiry, so every attempt
+    /// to redeem the same value carries the same one.
+    minted: BTreeMap<String, i64>,
     revocations: i64,
     blocked: BTreeSet<String>,
     serial: u32,
@@ -879,7 +882,10 @@ async fn step(store: &Store, m: &mut Model, op: &Op) -> Result<(), TestCaseError
         }
         Op::RedeemNonce { n, life, keep } => {
             let value = format!("nonce-{n}");
-            let expires = now + [0, 1_000, 100_000][usize::from(life % 3)];
+            let expires = *m
+                .minted
+                .entry(value.clone())
+                .or_insert(now + [0, 1_000, 100_000][usize::from(life % 3)]);
             let nonce = OpenedNonce {
                 value: value.clone(),
                 expires_ms: expires,

@@ -329,6 +329,117 @@ async fn valid_order(
     (order_id, authz.id)
 }
 
+/// An order with one pending http-01 authorization for `name`; its challenge's id.
+async fn pending_challenge(store: &Store, account: &str, name: &str) -> String {
+    let id = Identifier::from_wire("dns", name).unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let order_id = tx
+        .create_order(NewOrder {
+            account_id: account.to_owned(),
+            identifiers: vec![id.clone()],
+            not_before_ms: None,
+            not_after_ms: None,
+            expires_ms: 500_000,
+            profile: None,
+            authzs: vec![AuthzPlan::New {
+                identifier: id,
+                wildcard: false,
+                challenges: vec![cobble_core::challenge::ChallengeType::Http01],
+                expires_ms: 500_000,
+            }],
+            replaces: None,
+            now_ms: 1_000,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let order = store.order(&order_id).await.unwrap().unwrap();
+    let authz = store.authz(&order.authzs[0].0).await.unwrap().unwrap();
+    authz.challenges[0].id.clone()
+}
+
+/// The in-process handoff: a validation job queued already claimed is its holder's until
+/// the lease runs out (no other worker claims it, the holder records the outcome); should
+/// the holder die, any worker takes it after the lease, and the late holder's outcome is
+/// then discarded.
+#[tokio::test]
+async fn a_job_claimed_as_it_is_queued_is_its_holders_until_the_lease_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        let mut tx = store.begin().await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("handoff")).await.unwrap()
+        else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        let outcome = cobble_store::ValidationOutcome {
+            status: cobble_core::status::ChallengeStatus::Valid,
+            valid_authz_expires_ms: 400_000,
+            error: None,
+            record: None,
+        };
+        let queue = |ch: String| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin_hot().await.unwrap();
+                let claim = cobble_store::Claim {
+                    worker: "mine",
+                    lease_until_ms: 61_000,
+                };
+                assert!(
+                    tx.start_challenge_claimed(&ch, 1_000, 1_000, Some(claim))
+                        .await
+                        .unwrap()
+                );
+                tx.commit().await.unwrap();
+            }
+        };
+        let claim = |worker: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin_hot().await.unwrap();
+                let job = tx.claim_validation_job(worker, now, 60_000).await.unwrap();
+                tx.commit().await.unwrap();
+                job
+            }
+        };
+        // The holder finishes in time.
+        let ch = pending_challenge(&store, &a.id, "held.example.com").await;
+        queue(ch.clone()).await;
+        assert_eq!(claim("other", 2_000).await, None, "{engine:?}");
+        let mut tx = store.begin_hot().await.unwrap();
+        assert!(
+            tx.finish_validation("mine", &ch, &outcome, 3_000)
+                .await
+                .unwrap(),
+            "{engine:?}"
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(store.validation_jobs_pending().await.unwrap(), 0);
+        // The holder dies: after the lease another worker takes the job (second attempt).
+        let ch = pending_challenge(&store, &a.id, "lost.example.com").await;
+        queue(ch.clone()).await;
+        assert_eq!(claim("other", 60_999).await, None, "{engine:?}");
+        let job = claim("other", 61_001).await.expect("the lease ran out");
+        assert_eq!((job.challenge_id.as_str(), job.attempts), (ch.as_str(), 2));
+        let mut tx = store.begin_hot().await.unwrap();
+        assert!(
+            !tx.finish_validation("mine", &ch, &outcome, 61_002)
+                .await
+                .unwrap(),
+            "the late holder's outcome is discarded ({engine:?})"
+        );
+        assert!(
+            tx.finish_validation("other", &ch, &outcome, 61_002)
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        store.close().await;
+    }
+}
+
 /// Bounded growth: nonces go once expired; orders and authorizations go the retention
 /// after they expired; a certificate keeps its order until the retention after its own
 /// expiry. Each kind goes in batches.

@@ -206,14 +206,30 @@ pub async fn challenge(
             ))
             .into());
         }
+        // A job due now goes straight to a validation slot of this process when one is
+        // free, claimed as it is queued; otherwise (a delay, no room) the dispatcher
+        // claims it from the queue.
+        let delay = validation_delay_ms(&s);
+        let handoff = if delay == 0 {
+            s.validations.handoff(&s.instance_id)
+        } else {
+            None
+        };
+        let claim = handoff.as_ref().map(|h| cobble_store::Claim {
+            worker: &h.worker_id,
+            lease_until_ms: now + s.cfg.validation_lease_secs as i64 * 1000,
+        });
         let mut tx = s.begin_hot(&r).await?;
         let started = tx
-            .start_challenge(&id, now + validation_delay_ms(&s), now)
+            .start_challenge_claimed(&id, now + delay, now, claim)
             .await?;
         tx.commit().await?;
         if started {
             ch.status = ChallengeStatus::Processing;
-            s.wake_workers.notify_one();
+            match handoff {
+                Some(h) => h.start(&s, id.clone()),
+                None => s.validations.notify(),
+            }
         }
     }
     let u = Urls(&r.base);
