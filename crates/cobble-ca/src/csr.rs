@@ -105,7 +105,7 @@ pub fn check_csr(
     let key = match classify_key(spki)? {
         KeyKind::Known(k) if profile.allowed_keys.allows(k) => k,
         KeyKind::Known(k) => return Err(key_not_allowed(&k.describe(), profile)),
-        KeyKind::Unsupported(desc) => return Err(key_not_allowed(&desc, profile)),
+        KeyKind::Unsupported(desc) => return Err(key_not_supported(&desc, profile)),
     };
 
     let sig_oid = csr.signature_algorithm.algorithm.to_id_string();
@@ -223,6 +223,17 @@ enum KeyKind {
 fn key_not_allowed(key: &str, profile: &Profile) -> Problem {
     bad(format!(
         "CSR key {key} is not allowed by profile {:?}; allowed: {}",
+        profile.name,
+        profile.allowed_keys.describe()
+    ))
+}
+
+/// The badCSR problem for a key this CA can never certify, whatever its profiles say (P-521:
+/// ring, the one crypto provider, cannot write one into a certificate), naming the allowed set.
+fn key_not_supported(key: &str, profile: &Profile) -> Problem {
+    bad(format!(
+        "CSR key {key} is not supported (ring, this CA's crypto provider, cannot certify it) \
+         and is not allowed by profile {:?}; allowed: {}",
         profile.name,
         profile.allowed_keys.describe()
     ))

@@ -257,13 +257,21 @@ fn csr_key_policy_names_the_key_and_the_allowed_set() {
             "p521",
             ec("ec_paramgen_curve:P-521"),
             &classic,
-            Err(("CSR key ECDSA P-521 ", CLASSIC)),
+            Err((
+                "CSR key ECDSA P-521 is not supported (ring, this CA's crypto provider, cannot \
+                 certify it) and ",
+                CLASSIC,
+            )),
         ),
         (
             "secp256k1",
             ec("ec_paramgen_curve:secp256k1"),
             &classic,
-            Err(("CSR key ECDSA on curve \"1.3.132.0.10\" ", CLASSIC)),
+            Err((
+                "CSR key ECDSA on curve \"1.3.132.0.10\" is not supported (ring, this CA's \
+                 crypto provider, cannot certify it) and ",
+                CLASSIC,
+            )),
         ),
         (
             "ed25519",
@@ -363,7 +371,9 @@ fn openssl_csrs_issue_and_verify_or_are_refused() {
             "p521",
             ec("ec_paramgen_curve:P-521"),
             vec![],
-            Err("CSR key ECDSA P-521 is not allowed by profile \"classic\""),
+            Err(
+                "CSR key ECDSA P-521 is not supported (ring, this CA's crypto provider, cannot certify it) and is not allowed by profile \"classic\"",
+            ),
         ),
         (
             "sha1",
@@ -467,7 +477,7 @@ fn pebble_key_policy_issues_rsa_1024() {
             vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
             "-sha512",
             Err(
-                "CSR key ECDSA P-521 is not allowed by profile \"classic\"; allowed: RSA-1024, RSA-2048",
+                "CSR key ECDSA P-521 is not supported (ring, this CA's crypto provider, cannot certify it) and is not allowed by profile \"classic\"; allowed: RSA-1024, RSA-2048",
             ),
         ),
     ];
