@@ -235,6 +235,8 @@ fn drop_in_defaults(data_dir: &Path) -> ServerConfig {
         // Pebble's validator follows http-01 redirects to any port (Go's HTTP client).
         va_redirect_any_port: true,
         serve_ca_keys: true,
+        // Pebble's management routes, as Pebble answers them, with no token.
+        pebble_management: true,
         // Pebble's CA keys are RSA unless keyAlgorithm says ecdsa.
         ca: cobble_ca::CaConfig {
             key_type: cobble_ca::KeyType::Rsa2048,
@@ -321,8 +323,12 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     if flags.flag("strict") {
         println!("Running in strict mode");
     }
-    let token = random_token()?;
-    cfg.admin_token = Some(token.clone());
+    // Cobble's own admin routes (not Pebble's, which need none) keep the token:
+    // COBBLE_ADMIN_TOKEN's when set, else a random one nobody is told.
+    cfg.admin_token = Some(match std::env::var("COBBLE_ADMIN_TOKEN") {
+        Ok(t) if !t.is_empty() => t,
+        _ => random_token()?,
+    });
 
     println!(
         "Pebble {} Starting Pebble ACME server (Cobble {} drop-in)",
@@ -331,6 +337,7 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     );
     let listen = cfg.listen;
     let mgmt = cfg.admin_listen;
+    let alternates = cfg.ca.alternate_roots;
     let running = cobble_server::start(cfg, Arc::new(SystemClock))
         .await
         .context("starting the server")?;
@@ -341,10 +348,12 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
                 "Pebble {} Root CA certificate available at: https://{m}/roots/0",
                 now()
             );
-            println!(
-                "Pebble {} CA private keys (Authorization: Bearer {token}) at: https://{m}/root-keys/0",
-                now()
-            );
+            for i in 1..=alternates {
+                println!(
+                    "Pebble {} Alternate ({i}) root CA certificate available at: https://{m}/roots/{i}",
+                    now()
+                );
+            }
         }
         None => println!("Pebble {} Management interface is disabled", now()),
     }
@@ -440,7 +449,8 @@ async fn challtestsrv(flags: &flags::Parsed) -> anyhow::Result<()> {
         default_ipv4: v4,
         default_ipv6: v6,
     };
-    crate::challtestsrv::serve(cfg, &log_filter()).await
+    // pebble-challtestsrv logs a listener it cannot bind and serves the others.
+    crate::challtestsrv::serve(cfg, &log_filter(), true).await
 }
 
 #[cfg(test)]
