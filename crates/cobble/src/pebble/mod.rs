@@ -304,7 +304,8 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
         .context("making a temporary data directory")?;
     let mut cfg = file.apply(drop_in_defaults(temp.path()))?;
     // Pebble's environment knobs, then Cobble's own "told to keep it" settings.
-    crate::serve::pebble_knobs(&Default::default(), &mut cfg)?;
+    // A value Pebble would ignore is ignored here too, with a warning.
+    crate::knobs::pebble_knobs(&Default::default(), &mut cfg, crate::knobs::BadKnob::Ignore)?;
     if let Ok(d) = std::env::var("COBBLE_DATA_DIR")
         && !d.is_empty()
     {
@@ -335,6 +336,9 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
         now(),
         env!("CARGO_PKG_VERSION")
     );
+    for line in knob_lines(&cfg) {
+        println!("Pebble {} {line}", now());
+    }
     let listen = cfg.listen;
     let mgmt = cfg.admin_listen;
     let alternates = cfg.ca.alternate_roots;
@@ -368,6 +372,35 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     running.shutdown().await;
     drop(temp);
     Ok(())
+}
+
+/// Pebble's start-up lines for its environment knobs, in its order, from the settings in
+/// effect (so a suite, or a person, sees what a knob did, as with Pebble).
+fn knob_lines(cfg: &ServerConfig) -> Vec<String> {
+    let mut lines = Vec::new();
+    match cfg.va_sleep_max_secs {
+        0 => lines.push("Disabling random VA sleeps".to_owned()),
+        15 => {}
+        n => lines.push(format!(
+            "Setting maximum random VA sleep time to {n} seconds"
+        )),
+    }
+    if cfg.va_always_valid {
+        lines.push("Disabling VA challenge requests. VA always returns valid".to_owned());
+    }
+    lines.push(format!(
+        "Configured to reject {}% of good nonces",
+        cfg.nonce_reject_percent
+    ));
+    lines.push(format!(
+        "Configured to attempt authz reuse for each identifier {}% of the time",
+        cfg.authz_reuse_percent
+    ));
+    lines.push(format!(
+        "Configured to show {} orders per page",
+        cfg.orders_per_page
+    ));
+    lines
 }
 
 /// Go's log timestamp, `2006/01/02 15:04:05`, in UTC.
