@@ -4,8 +4,9 @@
 //! answer with the same status, media type, `Link` and `Location` headers and body shape, and
 //! the certificate status of an issued, then revoked, certificate must be the same text. The
 //! expected answers are written down (as observed from Pebble 2.4) and checked against both
-//! servers, so a row that stops holding for Pebble shows up too. Without Debian's `pebble`
-//! installed only the drop-in is checked.
+//! servers, so a row that stops holding for Pebble shows up too. Beside it, Pebble's key
+//! policy: a P-521 CSR key (certified by Pebble, refused by the drop-in) and an RSA-1024
+//! account key (taken by both). Without Debian's `pebble` installed only the drop-in is checked.
 
 mod common;
 
@@ -365,6 +366,78 @@ async fn check_p521(side: &Side, dir: &Path) {
     );
 }
 
+/// Runs openssl in `dir`; its stdout.
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    out.stdout
+}
+
+/// Pebble takes an RSA-1024 account key (`cobble serve` wants 2048 bits): a newAccount JWS
+/// signed by openssl (ring cannot sign with a 1024-bit key) gets 201 from both.
+async fn check_rsa1024_account(side: &Side, http: &reqwest::Client, dir: &Path) {
+    use cobble_core::b64;
+    let key = format!("acct1024-{}.pem", side.listen);
+    openssl(dir, &["genrsa", "-out", &key, "1024"]);
+    let modulus =
+        String::from_utf8(openssl(dir, &["rsa", "-in", &key, "-noout", "-modulus"])).unwrap();
+    let hex = modulus.trim().trim_start_matches("Modulus=");
+    let n: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let base = format!("https://localhost:{}", side.listen);
+    let dir_doc: serde_json::Value = http
+        .get(format!("{base}/dir"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_nonce = dir_doc["newNonce"].as_str().unwrap();
+    let new_account = dir_doc["newAccount"].as_str().unwrap();
+    let nonce = http.head(new_nonce).send().await.unwrap().headers()["replay-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let protected = serde_json::json!({
+        "alg": "RS256",
+        "jwk": {"kty": "RSA", "n": b64::encode(&n), "e": "AQAB"},
+        "nonce": nonce,
+        "url": new_account,
+    });
+    let payload = serde_json::json!({"termsOfServiceAgreed": true});
+    let input = format!(
+        "{}.{}",
+        common::b64json(&protected),
+        common::b64json(&payload)
+    );
+    let input_file = format!("jws-input-{}", side.listen);
+    std::fs::write(dir.join(&input_file), &input).unwrap();
+    let sig = openssl(dir, &["dgst", "-sha256", "-sign", &key, &input_file]);
+    let (protected, payload) = input.split_once('.').unwrap();
+    let body = serde_json::json!({
+        "protected": protected,
+        "payload": payload,
+        "signature": b64::encode(sig),
+    });
+    let r = http
+        .post(new_account)
+        .header("content-type", "application/jose+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 201, "{}: {text}", side.name);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_api_answers_as_pebble_2_4() {
     common::install_crypto();
@@ -391,5 +464,6 @@ async fn management_api_answers_as_pebble_2_4() {
         check_rows(side, &http).await;
         check_cert_status(side, &http).await;
         check_p521(side, dir.path()).await;
+        check_rsa1024_account(side, &http, dir.path()).await;
     }
 }
