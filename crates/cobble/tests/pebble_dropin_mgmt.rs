@@ -5,8 +5,7 @@
 //! the certificate status of an issued, then revoked, certificate must be the same text. The
 //! expected answers are written down (as observed from Pebble 2.4) and checked against both
 //! servers, so a row that stops holding for Pebble shows up too. Beside it, Pebble's key
-//! policy: a P-521 CSR key (certified by Pebble, refused by the drop-in) and an RSA-1024
-//! account key (taken by both). Without Debian's `pebble` installed only the drop-in is checked.
+//! policy: a P-521 CSR key and an RSA-1024 account key, taken by both. Without Debian's `pebble` installed only the drop-in is checked.
 
 mod common;
 
@@ -14,13 +13,14 @@ use common::dropin::{
     Proc, free_port, pebble_account, pebble_config, symlinks, wait_listening, workspace_root,
 };
 use instant_acme::{
-    Account, ChallengeType, Error, Identifier, NewOrder, OrderStatus, RetryPolicy,
-    RevocationReason, RevocationRequest,
+    Account, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy, RevocationReason,
+    RevocationRequest,
 };
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use x509_parser::prelude::FromDer;
 
 /// Debian's Pebble.
 const DEBIAN_PEBBLE: &str = "/usr/bin/pebble";
@@ -39,13 +39,12 @@ const KNOBS: &[(&str, &str)] = &[
 /// One running server: Debian's Pebble or the drop-in.
 struct Side {
     name: &'static str,
-    drop_in: bool,
     listen: u16,
     mgmt: u16,
     _proc: Proc,
 }
 
-fn start(name: &'static str, program: &Path, dir: &Path, tmp: &Path, drop_in: bool) -> Side {
+fn start(name: &'static str, program: &Path, dir: &Path, tmp: &Path) -> Side {
     let (listen, mgmt) = (free_port(), free_port());
     let cfg = pebble_config(dir, &format!("{name}.json"), listen, mgmt, |c| {
         c["httpPort"] = free_port().into();
@@ -62,7 +61,6 @@ fn start(name: &'static str, program: &Path, dir: &Path, tmp: &Path, drop_in: bo
         .unwrap();
     Side {
         name,
-        drop_in,
         listen,
         mgmt,
         _proc: Proc(child),
@@ -341,28 +339,59 @@ fn p521_csr(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join("p521.csr")).unwrap()
 }
 
-/// Pebble certifies a P-521 CSR key; the drop-in refuses it with a badCSR naming P-521
-/// (ring, Cobble's one crypto provider, cannot put a P-521 key in a certificate).
-async fn check_p521(side: &Side, dir: &Path) {
+/// Pebble certifies a P-521 CSR key, and so does the drop-in (ring has no P-521: the `p521`
+/// crate checks the CSR and the certificate is relabelled), the leaf carrying the CSR's key.
+async fn check_p521(side: &Side, http: &reqwest::Client, dir: &Path) {
     let (_, mut order) = ready_order(side, "p521.example.com").await;
-    let result = order.finalize_csr(&p521_csr(dir, "p521.example.com")).await;
-    if !side.drop_in {
-        result.unwrap();
-        order.poll_certificate(&retry()).await.unwrap();
-        return;
-    }
-    let Err(Error::Api(problem)) = result else {
-        panic!("{}: a P-521 CSR must get a problem: {result:?}", side.name)
-    };
+    let csr = p521_csr(dir, "p521.example.com");
+    order.finalize_csr(&csr).await.unwrap();
+    let chain = order.poll_certificate(&retry()).await.unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    let leaf = x509_parser::parse_x509_certificate(&pem.contents)
+        .unwrap()
+        .1;
+    let (_, req) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&csr).unwrap();
     assert_eq!(
-        problem.r#type.as_deref(),
-        Some("urn:ietf:params:acme:error:badCSR")
+        leaf.public_key().raw,
+        req.certification_request_info.subject_pki.raw,
+        "{}: the leaf carries the CSR's P-521 key",
+        side.name
     );
-    assert_eq!(problem.status, Some(400));
-    let detail = problem.detail.unwrap_or_default();
+    // The chain verifies up to root 0 (the issuer signed the relabelled TBSCertificate).
+    let root = http
+        .get(format!("https://localhost:{}/roots/0", side.mgmt))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let end = "-----END CERTIFICATE-----\n";
+    let cut = chain.find(end).unwrap() + end.len();
+    let files = [
+        (format!("p521-root-{}.pem", side.mgmt), root.as_str()),
+        (format!("p521-leaf-{}.pem", side.mgmt), &chain[..cut]),
+        (format!("p521-chain-{}.pem", side.mgmt), &chain[cut..]),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let out = openssl(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            &files[0].0,
+            "-untrusted",
+            &files[2].0,
+            &files[1].0,
+        ],
+    );
     assert!(
-        detail.contains("P-521") && detail.contains("not supported"),
-        "{detail}"
+        String::from_utf8_lossy(&out).contains("OK"),
+        "{}",
+        side.name
     );
 }
 
@@ -444,16 +473,10 @@ async fn management_api_answers_as_pebble_2_4() {
     let dir = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (pebble, _) = symlinks(dir.path());
-    let mut sides = vec![start("drop-in", &pebble, dir.path(), tmp.path(), true)];
+    let mut sides = vec![start("drop-in", &pebble, dir.path(), tmp.path())];
     if Path::new(DEBIAN_PEBBLE).exists() {
         let debian = Path::new(DEBIAN_PEBBLE);
-        sides.push(start(
-            "Debian's pebble",
-            debian,
-            dir.path(),
-            tmp.path(),
-            false,
-        ));
+        sides.push(start("Debian's pebble", debian, dir.path(), tmp.path()));
     } else {
         eprintln!("{DEBIAN_PEBBLE} is missing: only the drop-in is checked");
     }
@@ -463,7 +486,7 @@ async fn management_api_answers_as_pebble_2_4() {
         wait_listening(SocketAddr::from(([127, 0, 0, 1], side.mgmt))).await;
         check_rows(side, &http).await;
         check_cert_status(side, &http).await;
-        check_p521(side, dir.path()).await;
+        check_p521(side, &http, dir.path()).await;
         check_rsa1024_account(side, &http, dir.path()).await;
     }
 }
