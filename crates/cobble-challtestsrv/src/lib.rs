@@ -322,6 +322,7 @@ async fn start_with(cfg: ChalltestConfig, tolerant: bool) -> Result<Running, Err
                 running.tasks.push(tokio::spawn(tlsalpn01::serve(
                     listener,
                     config,
+                    state.clone(),
                     stop_rx.clone(),
                 )));
             }
