@@ -71,6 +71,7 @@ const SIG_ALGS: &[(&str, &str)] = &[
     ("1.2.840.113549.1.1.10", "RSASSA-PSS"),
     ("1.2.840.10045.4.3.2", "ecdsa-with-SHA256"),
     ("1.2.840.10045.4.3.3", "ecdsa-with-SHA384"),
+    ("1.2.840.10045.4.3.4", "ecdsa-with-SHA512"),
     ("1.3.101.112", "Ed25519"),
 ];
 const SIG_SHA1: &[&str] = &[
@@ -105,7 +106,7 @@ pub fn check_csr(
     let key = match classify_key(spki)? {
         KeyKind::Known(k) if profile.allowed_keys.allows(k) => k,
         KeyKind::Known(k) => return Err(key_not_allowed(&k.describe(), profile)),
-        KeyKind::Unsupported(desc) => return Err(key_not_allowed(&desc, profile)),
+        KeyKind::Unsupported(desc) => return Err(key_not_supported(&desc, profile)),
     };
 
     let sig_oid = csr.signature_algorithm.algorithm.to_id_string();
@@ -188,6 +189,16 @@ fn verify_csr_signature(
         ))
     };
     match key {
+        CsrKey::Ec(EcCurve::P521) => {
+            let info = &csr.certification_request_info;
+            crate::p521::verify(
+                &info.subject_pki.subject_public_key.data,
+                info.raw,
+                &csr.signature_value.data,
+                sig_oid,
+            )
+            .map_err(failed)
+        }
         CsrKey::Rsa(bits) if bits < 2048 => {
             let alg: &dyn ring::signature::VerificationAlgorithm = match sig_oid {
                 "1.2.840.113549.1.1.11" => {
@@ -228,6 +239,17 @@ fn key_not_allowed(key: &str, profile: &Profile) -> Problem {
     ))
 }
 
+/// The badCSR problem for a key this CA can never certify, whatever its profiles say (P-521:
+/// ring, the one crypto provider, cannot write one into a certificate), naming the allowed set.
+fn key_not_supported(key: &str, profile: &Profile) -> Problem {
+    bad(format!(
+        "CSR key {key} is not supported (ring, this CA's crypto provider, cannot certify it) \
+         and is not allowed by profile {:?}; allowed: {}",
+        profile.name,
+        profile.allowed_keys.describe()
+    ))
+}
+
 /// The key's kind from the SPKI algorithm (RFC 5480, RFC 3279, RFC 8410).
 fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeyKind, Problem> {
     let alg = spki.algorithm.algorithm.to_id_string();
@@ -249,7 +271,7 @@ fn classify_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<Ke
             match curve.as_str() {
                 OID_P256 => known(CsrKey::Ec(EcCurve::P256)),
                 OID_P384 => known(CsrKey::Ec(EcCurve::P384)),
-                OID_P521 => unsupported("ECDSA P-521".into()),
+                OID_P521 => known(CsrKey::Ec(EcCurve::P521)),
                 other => unsupported(format!("ECDSA on curve {other:?}")),
             }
         }

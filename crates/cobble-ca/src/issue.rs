@@ -83,8 +83,6 @@ impl Hierarchy {
                 "a certificate needs at least one name".into(),
             ));
         }
-        let spki = SubjectPublicKeyInfo::from_der(req.spki_der)
-            .map_err(|e| CaError::Request(format!("subject key not supported for signing: {e}")))?;
         let is_rsa = x509_parser::prelude::FromDer::from_der(req.spki_der)
             .map(|(_, s): (_, x509_parser::x509::SubjectPublicKeyInfo<'_>)| {
                 s.algorithm.algorithm.to_id_string() == OID_RSA
@@ -153,13 +151,29 @@ impl Hierarchy {
             p.custom_extensions.push(must_staple_extension());
         }
 
-        let cert = p.signed_by(&spki, &self.issuer)?;
-        let pem = cert.pem();
+        let (der, pem) = match crate::p521::point(req.spki_der) {
+            // ring cannot hold a P-521 key: sign for a stand-in, then relabel (p521.rs).
+            Some(point) => {
+                let stand_in = crate::p521::StandIn(point);
+                let cert = p.signed_by(&stand_in, &self.issuer)?;
+                let der =
+                    crate::p521::relabel(cert.der(), &stand_in, req.spki_der, self.issuer.key())?;
+                let pem = crate::pem::encode("CERTIFICATE", &der);
+                (der, pem)
+            }
+            None => {
+                let spki = SubjectPublicKeyInfo::from_der(req.spki_der).map_err(|e| {
+                    CaError::Request(format!("subject key not supported for signing: {e}"))
+                })?;
+                let cert = p.signed_by(&spki, &self.issuer)?;
+                (cert.der().to_vec(), cert.pem())
+            }
+        };
         let chains = (0..self.root_count())
             .map(|i| format!("{pem}{}", self.chain_pem(i).unwrap_or_default()))
             .collect();
         Ok(IssuedCert {
-            der: cert.der().to_vec(),
+            der,
             serial_hex: hex(&serial),
             serial: serial.to_vec(),
             pem,

@@ -131,6 +131,17 @@ pub fn load_key_pem(pem_text: &str) -> Result<KeyPair, CaError> {
 }
 
 /// True if the PKCS#8 blob's algorithm is rsaEncryption (OID 1.2.840.113549.1.1.1).
+/// A PKCS#8 PEM private key in the form Go's `crypto/x509` writes, as Pebble serves its CA
+/// keys: RSA as PKCS#1 (`RSA PRIVATE KEY`, RFC 8017 §A.1.2); any other key as given.
+pub fn traditional_pem(pkcs8_pem: &str) -> String {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    rsa::RsaPrivateKey::from_pkcs8_pem(pkcs8_pem)
+        .ok()
+        .and_then(|k| k.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).ok())
+        .map_or_else(|| pkcs8_pem.to_owned(), |p| p.as_str().to_owned())
+}
+
 fn is_rsa_pkcs8(der: &[u8]) -> bool {
     const RSA_OID: &[u8] = &[
         0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,

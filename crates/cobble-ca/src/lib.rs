@@ -5,6 +5,7 @@
 
 pub mod crl;
 pub mod ocsp;
+mod p521;
 
 pub mod ari;
 pub mod csr;

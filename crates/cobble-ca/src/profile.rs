@@ -14,6 +14,10 @@ pub enum EcCurve {
     /// NIST P-384 (secp384r1).
     #[serde(rename = "P-384", alias = "p384")]
     P384,
+    /// NIST P-521 (secp521r1), checked and certified through the `p521` crate (ring has
+    /// none); the Pebble drop-in's policy allows it, Boulder's default does not.
+    #[serde(rename = "P-521", alias = "p521")]
+    P521,
 }
 
 impl EcCurve {
@@ -22,6 +26,7 @@ impl EcCurve {
         match self {
             EcCurve::P256 => "P-256",
             EcCurve::P384 => "P-384",
+            EcCurve::P521 => "P-521",
         }
     }
 }
@@ -50,12 +55,12 @@ impl Default for AllowedKeys {
 }
 
 impl AllowedKeys {
-    /// Pebble's leniency, for the Pebble drop-in: RSA from 1024 bits (Pebble accepts RSA-1024
-    /// CSR keys) besides Boulder's set. P-521 is not in it: ring, the one crypto provider,
-    /// cannot write a P-521 key into a certificate through rcgen, so it is refused cleanly.
+    /// Pebble's leniency, for the Pebble drop-in: RSA from 1024 bits and ECDSA P-521 (Pebble
+    /// certifies both) besides Boulder's set.
     pub fn pebble() -> Self {
         AllowedKeys {
             rsa_sizes: vec![1024, 2048, 3072, 4096],
+            ec_curves: vec![EcCurve::P256, EcCurve::P384, EcCurve::P521],
             ..Self::default()
         }
     }

@@ -263,7 +263,11 @@ fn csr_key_policy_names_the_key_and_the_allowed_set() {
             "secp256k1",
             ec("ec_paramgen_curve:secp256k1"),
             &classic,
-            Err(("CSR key ECDSA on curve \"1.3.132.0.10\" ", CLASSIC)),
+            Err((
+                "CSR key ECDSA on curve \"1.3.132.0.10\" is not supported (ring, this CA's \
+                 crypto provider, cannot certify it) and ",
+                CLASSIC,
+            )),
         ),
         (
             "ed25519",
@@ -432,7 +436,8 @@ fn openssl_csrs_issue_and_verify_or_are_refused() {
 
 /// The Pebble drop-in's key policy (`AllowedKeys::pebble`): an RSA-1024 CSR (openssl-made,
 /// SHA-256 and SHA-512) passes and its leaf verifies; a SHA-384 one is refused naming the
-/// digests ring can verify at that size; P-521 stays refused, naming the allowed set.
+/// digests ring can verify at that size; P-521 CSRs (SHA-256 and SHA-512) pass through the
+/// `p521` crate and their leaves carry the CSR's key and verify.
 #[test]
 fn pebble_key_policy_issues_rsa_1024() {
     let tmp = tempfile::tempdir().unwrap();
@@ -443,7 +448,7 @@ fn pebble_key_policy_issues_rsa_1024() {
     pebble.allowed_keys = cobble_ca::AllowedKeys::pebble();
     // (tag, key args, digest, Ok(key description) or refusal fragment)
     type Row<'a> = (&'a str, Vec<&'a str>, &'a str, Result<&'a str, &'a str>);
-    let rows: [Row; 4] = [
+    let rows: [Row; 5] = [
         (
             "rsa1024-256",
             vec!["-newkey", "rsa:1024"],
@@ -463,12 +468,16 @@ fn pebble_key_policy_issues_rsa_1024() {
             Err("sign it with sha256WithRSAEncryption or sha512WithRSAEncryption"),
         ),
         (
-            "p521",
+            "p521-256",
+            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+            "-sha256",
+            Ok("ECDSA P-521"),
+        ),
+        (
+            "p521-512",
             vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
             "-sha512",
-            Err(
-                "CSR key ECDSA P-521 is not allowed by profile \"classic\"; allowed: RSA-1024, RSA-2048",
-            ),
+            Ok("ECDSA P-521"),
         ),
     ];
     for (tag, key_args, digest, want) in rows {
@@ -493,6 +502,12 @@ fn pebble_key_policy_issues_rsa_1024() {
                     .unwrap_or_else(|e| panic!("{tag}: {e}"));
                 let out = openssl_verify(d, &h.roots()[0], &h.chain_pem(0).unwrap(), &leaf.pem);
                 assert!(out.contains("OK"), "{tag}: {out}");
+                let (_, cert) = x509_parser::parse_x509_certificate(&leaf.der).unwrap();
+                assert_eq!(
+                    cert.public_key().raw,
+                    c.spki_der.as_slice(),
+                    "{tag}: the CSR's key"
+                );
             }
             (Err(fragment), Err(p)) => {
                 assert_eq!(p.kind, ProblemType::BadCsr, "{tag}");
@@ -501,16 +516,16 @@ fn pebble_key_policy_issues_rsa_1024() {
             (want, got) => panic!("{tag}: wanted {want:?}, got {got:?}"),
         }
     }
-    // A broken RSA-1024 signature is refused, not issued.
-    let mut der = openssl_csr(
-        d,
-        "rsa1024-flip",
-        &["-newkey", "rsa:1024"],
-        &["-subj", "/CN=a.test"],
-    );
-    let last = der.len() - 1;
-    der[last] ^= 0x01;
-    let p = check_csr(&der, &dns(&["a.test"]), &account, &pebble, &|_| false).unwrap_err();
-    assert_eq!(p.kind, ProblemType::BadCsr);
-    assert!(p.detail.contains("does not verify"), "{}", p.detail);
+    // A broken RSA-1024 or P-521 signature is refused, not issued (a byte of the signature
+    // flipped: RSA's last, inside P-521's DER-encoded s).
+    let rsa: &[&str] = &["-newkey", "rsa:1024"];
+    let p521: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"];
+    for (tag, key_args, from_end) in [("rsa1024-flip", rsa, 1), ("p521-flip", p521, 20)] {
+        let mut der = openssl_csr(d, tag, key_args, &["-subj", "/CN=a.test"]);
+        let at = der.len() - from_end;
+        der[at] ^= 0x01;
+        let p = check_csr(&der, &dns(&["a.test"]), &account, &pebble, &|_| false).unwrap_err();
+        assert_eq!(p.kind, ProblemType::BadCsr, "{tag}");
+        assert!(p.detail.contains("does not verify"), "{tag}: {}", p.detail);
+    }
 }

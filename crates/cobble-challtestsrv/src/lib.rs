@@ -142,6 +142,7 @@ pub struct Running {
     dns_server: Option<dns::DnsServer>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    skipped: Vec<String>,
 }
 
 impl Running {
@@ -180,6 +181,11 @@ impl Running {
         self.management
     }
 
+    /// The listeners [`start_tolerant`] could not bind and runs without, each with why.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
     /// Stops every listener and waits for them to end.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
@@ -192,8 +198,37 @@ impl Running {
     }
 }
 
-/// Binds the listeners of `cfg` and starts serving; returns once all are bound.
+/// Binds the listeners of `cfg` and starts serving; returns once all are bound, or the
+/// first that cannot be.
 pub async fn start(cfg: ChalltestConfig) -> Result<Running, Error> {
+    start_with(cfg, false).await
+}
+
+/// As [`start`], but a listener whose address cannot be bound (e.g. in use) is logged and
+/// left out while the others serve, as pebble-challtestsrv does; [`Running::skipped`] says
+/// which. Other errors (TLS files, certificates) still fail.
+pub async fn start_tolerant(cfg: ChalltestConfig) -> Result<Running, Error> {
+    start_with(cfg, true).await
+}
+
+/// A listener's start failed: with `tolerant` and a bind error, log it and note it in
+/// `skipped`; otherwise the error.
+fn skip_or_fail(tolerant: bool, e: Error, skipped: &mut Vec<String>) -> Result<(), Error> {
+    match e {
+        Error::Bind { listener, .. } if tolerant => {
+            tracing::warn!(
+                listener,
+                error = %e,
+                "not listening; the other listeners serve (as pebble-challtestsrv does)"
+            );
+            skipped.push(e.to_string());
+            Ok(())
+        }
+        e => Err(e),
+    }
+}
+
+async fn start_with(cfg: ChalltestConfig, tolerant: bool) -> Result<Running, Error> {
     let state = ChallState::new(cfg.default_ipv4, cfg.default_ipv6);
     let (stop, stop_rx) = watch::channel(false);
     let mut running = Running {
@@ -207,28 +242,40 @@ pub async fn start(cfg: ChalltestConfig) -> Result<Running, Error> {
         dns_server: None,
         stop,
         tasks: Vec::new(),
+        skipped: Vec::new(),
     };
     if let Some(addr) = cfg.dns01 {
-        let (server, bound) = dns::DnsServer::start(addr, state.clone())
-            .await
-            .map_err(|source| bind_error("dns01", addr, source))?;
-        running.dns_server = Some(server);
-        running.dns01 = Some(bound);
+        match dns::DnsServer::start(addr, state.clone()).await {
+            Ok((server, bound)) => {
+                running.dns_server = Some(server);
+                running.dns01 = Some(bound);
+            }
+            Err(source) => skip_or_fail(
+                tolerant,
+                bind_error("dns01", addr, source),
+                &mut running.skipped,
+            )?,
+        }
     }
     if let Some(addr) = cfg.http01 {
-        let (bound, task) = serve_http(
+        match serve_http(
             "http01",
             addr,
             http01::router(state.clone()),
             stop_rx.clone(),
         )
-        .await?;
-        running.http01 = Some(bound);
-        running.tasks.push(task);
+        .await
+        {
+            Ok((bound, task)) => {
+                running.http01 = Some(bound);
+                running.tasks.push(task);
+            }
+            Err(e) => skip_or_fail(tolerant, e, &mut running.skipped)?,
+        }
     }
     if let Some(addr) = cfg.https01 {
         let tls = tls::Identity::self_signed()?.server_config()?;
-        let (bound, task) = serve_https(
+        match serve_https(
             "https01",
             addr,
             http01::router(state.clone()),
@@ -236,16 +283,21 @@ pub async fn start(cfg: ChalltestConfig) -> Result<Running, Error> {
             stop_rx.clone(),
             &mut running.tasks,
         )
-        .await?;
-        running.https01 = Some(bound);
-        running.tasks.push(task);
+        .await
+        {
+            Ok((bound, task)) => {
+                running.https01 = Some(bound);
+                running.tasks.push(task);
+            }
+            Err(e) => skip_or_fail(tolerant, e, &mut running.skipped)?,
+        }
     }
     if let Some(addr) = cfg.doh {
         let identity = match &cfg.doh_tls {
             Some(files) => tls::Identity::load(files)?,
             None => tls::Identity::self_signed()?,
         };
-        let (bound, task) = serve_https(
+        match serve_https(
             "doh",
             addr,
             doh::router(state.clone()),
@@ -253,30 +305,45 @@ pub async fn start(cfg: ChalltestConfig) -> Result<Running, Error> {
             stop_rx.clone(),
             &mut running.tasks,
         )
-        .await?;
-        running.doh = Some(bound);
-        running.tasks.push(task);
+        .await
+        {
+            Ok((bound, task)) => {
+                running.doh = Some(bound);
+                running.tasks.push(task);
+            }
+            Err(e) => skip_or_fail(tolerant, e, &mut running.skipped)?,
+        }
     }
     if let Some(addr) = cfg.tlsalpn01 {
-        let listener = bind_tcp("tlsalpn01", addr).await?;
-        running.tlsalpn01 = Some(local_addr("tlsalpn01", addr, &listener)?);
-        let config = tlsalpn01::server_config(state.clone())?;
-        running.tasks.push(tokio::spawn(tlsalpn01::serve(
-            listener,
-            config,
-            stop_rx.clone(),
-        )));
+        match bind_tcp("tlsalpn01", addr).await {
+            Ok(listener) => {
+                running.tlsalpn01 = Some(local_addr("tlsalpn01", addr, &listener)?);
+                let config = tlsalpn01::server_config(state.clone())?;
+                running.tasks.push(tokio::spawn(tlsalpn01::serve(
+                    listener,
+                    config,
+                    state.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+            Err(e) => skip_or_fail(tolerant, e, &mut running.skipped)?,
+        }
     }
     if let Some(addr) = cfg.management {
-        let (bound, task) = serve_http(
+        match serve_http(
             "management",
             addr,
             management::router(state.clone()),
             stop_rx.clone(),
         )
-        .await?;
-        running.management = Some(bound);
-        running.tasks.push(task);
+        .await
+        {
+            Ok((bound, task)) => {
+                running.management = Some(bound);
+                running.tasks.push(task);
+            }
+            Err(e) => skip_or_fail(tolerant, e, &mut running.skipped)?,
+        }
     }
     tracing::info!(
         dns01 = ?running.dns01, http01 = ?running.http01, https01 = ?running.https01,

@@ -64,7 +64,7 @@ struct Alternates<'a> {
 }
 
 /// The authority of a request: the URI's (HTTP/2) or the Host header (HTTP/1.1).
-fn authority(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn authority(uri: &Uri, headers: &HeaderMap) -> Option<String> {
     uri.authority().map(|a| a.to_string()).or_else(|| {
         headers
             .get(header::HOST)
@@ -277,7 +277,10 @@ async fn put_faults(State(s): State<AppState>, body: axum::body::Bytes) -> Respo
 /// Pebble's `POST /set-renewal-info/`: `{"certificate": PEM, "ariResponse": "<JSON text>"}`
 /// (keys matched without case, as Pebble's decoder does) makes this instance answer that
 /// renewalInfo for the certificate (RFC 9773), so clients can be tested against any window.
-async fn set_renewal_info(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+pub(crate) async fn set_renewal_info(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Response {
     let bad = |why: String| crate::error::problem_response(&Problem::malformed(why));
     let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(&body)
     else {
@@ -380,14 +383,30 @@ pub fn token(cfg: &ServerConfig) -> std::io::Result<(String, Option<PathBuf>)> {
     Ok((t, Some(path)))
 }
 
-/// The management router.
+/// The management router. With `pebble_management` (the Pebble drop-in), Pebble's routes
+/// answer as Pebble 2.4's do, without the token ([`crate::pebble_mgmt`]); Cobble's own
+/// routes keep the token either way.
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
-        .route("/root-keys/{i}", get(root_keys))
-        .route("/intermediate-keys/{i}", get(intermediate_keys))
+    let cobble_only = Router::new()
         .merge(crate::admin_api::router())
         .route("/metrics", get(metrics))
-        .route("/admin/faults", get(get_faults).put(put_faults))
+        .route("/admin/faults", get(get_faults).put(put_faults));
+    if state.cfg.pebble_management {
+        return Router::new()
+            .route("/health", get(health))
+            .route("/ready", get(ready))
+            .merge(
+                cobble_only.route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    require_token,
+                )),
+            )
+            .fallback(crate::pebble_mgmt::mux)
+            .with_state(state);
+    }
+    let protected = cobble_only
+        .route("/root-keys/{i}", get(root_keys))
+        .route("/intermediate-keys/{i}", get(intermediate_keys))
         .route("/set-renewal-info/", axum::routing::post(set_renewal_info))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -105,6 +105,10 @@ pub struct ServerConfig {
     /// Serve the private keys of a generated CA on the management listener (with the token),
     /// as Pebble's test set-ups expect; an operator-supplied CA's keys are never served.
     pub serve_ca_keys: bool,
+    /// Serve Pebble's management routes exactly as Pebble 2.4 does, without the token (the
+    /// Pebble drop-in only; not a config-file setting).
+    #[serde(skip)]
+    pub pebble_management: bool,
     /// How long a request waits for a free database connection before it gets 503, in ms.
     pub database_acquire_timeout_ms: u64,
     /// The CA hierarchy made at first start (key type, chain length, alternate roots).
@@ -214,6 +218,7 @@ impl Default for ServerConfig {
             admin_listen: Some("127.0.0.1:15000".parse().expect("valid")),
             admin_token: None,
             serve_ca_keys: false,
+            pebble_management: false,
             database_acquire_timeout_ms: 2000,
             ca: cobble_ca::CaConfig::default(),
             ca_files: None,

@@ -96,17 +96,23 @@ where
 /// Starts the listeners, prints them, and serves until Ctrl-C/SIGTERM.
 pub async fn run(args: ChalltestsrvArgs) -> anyhow::Result<()> {
     let cfg = args.config()?;
-    serve(cfg, &args.log).await
+    serve(cfg, &args.log, false).await
 }
 
 /// Serves `cfg` with logs filtered by `log` until Ctrl-C/SIGTERM (also the
-/// `pebble-challtestsrv` drop-in's way).
-pub async fn serve(cfg: ChalltestConfig, log: &str) -> anyhow::Result<()> {
+/// `pebble-challtestsrv` drop-in's way). With `tolerant` (the drop-in), a listener whose
+/// address is in use is logged and left out while the others serve, as pebble-challtestsrv
+/// does; otherwise it is fatal.
+pub async fn serve(cfg: ChalltestConfig, log: &str, tolerant: bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).context("log filter")?)
         .with_writer(std::io::stderr)
         .init();
-    let running = cobble_challtestsrv::start(cfg.clone()).await?;
+    let running = if tolerant {
+        cobble_challtestsrv::start_tolerant(cfg.clone()).await?
+    } else {
+        cobble_challtestsrv::start(cfg.clone()).await?
+    };
     let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
     let show_ip = |ip: Option<String>| ip.unwrap_or_else(|| "none".to_owned());
     println!("Cobble challtestsrv {} is ready", env!("CARGO_PKG_VERSION"));
@@ -124,6 +130,9 @@ pub async fn serve(cfg: ChalltestConfig, log: &str) -> anyhow::Result<()> {
         "  default AAAA:    {}",
         show_ip(cfg.default_ipv6.map(|i| i.to_string()))
     );
+    for why in running.skipped() {
+        println!("  not listening:   {why}");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;

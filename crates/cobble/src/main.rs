@@ -3,6 +3,7 @@
 
 mod admin;
 mod challtestsrv;
+mod knobs;
 mod pebble;
 mod seed;
 mod serve;

@@ -51,7 +51,7 @@ pub struct ServeArgs {
     nonce_lifetime_secs: Option<u64>,
     /// Percentage of valid nonces refused with badNonce (test knob; also PEBBLE_WFE_NONCEREJECT) [default: 0].
     #[arg(long, env = "COBBLE_NONCE_REJECT_PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
-    nonce_reject_percent: Option<u8>,
+    pub(crate) nonce_reject_percent: Option<u8>,
     /// Terms of service URL; "" for none (then agreement is not required) [default: Cobble's own at /terms].
     #[arg(long, env = "COBBLE_TERMS_OF_SERVICE")]
     terms_of_service: Option<String>,
@@ -85,7 +85,7 @@ pub struct ServeArgs {
     valid_authz_lifetime_secs: Option<u64>,
     /// Percentage of valid authorizations reused by new orders (also PEBBLE_AUTHZREUSE) [default: 100].
     #[arg(long, env = "COBBLE_AUTHZ_REUSE_PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
-    authz_reuse_percent: Option<u8>,
+    pub(crate) authz_reuse_percent: Option<u8>,
     /// Offer newAuthz pre-authorization (RFC 8555 §7.4.1) [default: true].
     #[arg(long, env = "COBBLE_PRE_AUTHORIZATION", num_args = 0..=1, default_missing_value = "true")]
     pre_authorization: Option<bool>,
@@ -138,7 +138,7 @@ pub struct ServeArgs {
     validation_timeout_secs: Option<u64>,
     /// Pass every challenge without network checks (also PEBBLE_VA_ALWAYS_VALID=1) [default: false].
     #[arg(long, env = "COBBLE_VA_ALWAYS_VALID", num_args = 0..=1, default_missing_value = "true")]
-    va_always_valid: Option<bool>,
+    pub(crate) va_always_valid: Option<bool>,
     /// Let validation reach RFC 1918, CGNAT and ULA addresses (and accept them as ip identifiers), for lab networks; link-local stays refused [default: false].
     #[arg(long, env = "COBBLE_VA_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
     va_allow_private: Option<bool>,
@@ -165,13 +165,13 @@ pub struct ServeArgs {
     ca_key_type: Option<String>,
     /// Intermediates between root and leaf (also PEBBLE_CHAIN_LENGTH) [default: 1].
     #[arg(long, env = "COBBLE_CHAIN_LENGTH")]
-    chain_length: Option<usize>,
+    pub(crate) chain_length: Option<usize>,
     /// Extra cross-signing roots, offered as alternate chains (also PEBBLE_ALTERNATE_ROOTS) [default: 0].
     #[arg(long, env = "COBBLE_ALTERNATE_ROOTS")]
-    alternate_roots: Option<usize>,
+    pub(crate) alternate_roots: Option<usize>,
     /// Delay validations by a random time up to this many seconds (also PEBBLE_VA_SLEEPTIME; PEBBLE_VA_NOSLEEP=1 sets 0) [default: 0].
     #[arg(long, env = "COBBLE_VA_SLEEP_MAX_SECS")]
-    va_sleep_max_secs: Option<u64>,
+    pub(crate) va_sleep_max_secs: Option<u64>,
     /// Refuse new accounts without External Account Binding [default: false].
     #[arg(long, env = "COBBLE_EAB_REQUIRED", num_args = 0..=1, default_missing_value = "true")]
     eab_required: Option<bool>,
@@ -347,74 +347,9 @@ impl ServeArgs {
             c.database_url = url;
         }
         // Pebble's knobs, where Cobble's own setting was not given.
-        pebble_knobs(self, &mut c)?;
+        crate::knobs::pebble_knobs(self, &mut c, crate::knobs::BadKnob::Refuse)?;
         Ok(c)
     }
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"))
-}
-
-fn env_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<T>()
-            .map(Some)
-            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a number")),
-        Err(_) => Ok(None),
-    }
-}
-
-/// Pebble's environment knobs, with Pebble's meaning, where Cobble's own setting was not given.
-pub(crate) fn pebble_knobs(a: &ServeArgs, c: &mut ServerConfig) -> anyhow::Result<()> {
-    if a.nonce_reject_percent.is_none()
-        && let Ok(v) = std::env::var("PEBBLE_WFE_NONCEREJECT")
-    {
-        c.nonce_reject_percent = v
-            .trim()
-            .parse::<u8>()
-            .ok()
-            .filter(|p| *p <= 100)
-            .with_context(|| format!("PEBBLE_WFE_NONCEREJECT={v:?} is not a percentage 0-100"))?;
-    }
-    if let Some(n) = env_number::<usize>("PEBBLE_WFE_ORDERS_PER_PAGE")? {
-        anyhow::ensure!(
-            n > 0,
-            "PEBBLE_WFE_ORDERS_PER_PAGE must be a positive integer"
-        );
-        c.orders_per_page = n;
-    }
-    if a.va_always_valid.is_none() && env_flag("PEBBLE_VA_ALWAYS_VALID") {
-        c.va_always_valid = true;
-    }
-    if a.va_sleep_max_secs.is_none() {
-        if let Some(secs) = env_number::<u64>("PEBBLE_VA_SLEEPTIME")? {
-            c.va_sleep_max_secs = secs;
-        }
-        if env_flag("PEBBLE_VA_NOSLEEP") {
-            c.va_sleep_max_secs = 0;
-        }
-    }
-    if a.chain_length.is_none()
-        && let Some(n) = env_number::<usize>("PEBBLE_CHAIN_LENGTH")?
-    {
-        // Pebble: the number of intermediates, default and minimum 1.
-        c.ca.chain_length = n.max(1);
-    }
-    if a.alternate_roots.is_none()
-        && let Some(n) = env_number::<usize>("PEBBLE_ALTERNATE_ROOTS")?
-    {
-        c.ca.alternate_roots = n;
-    }
-    if a.authz_reuse_percent.is_none()
-        && let Some(p) = env_number::<u8>("PEBBLE_AUTHZREUSE")?
-    {
-        anyhow::ensure!(p <= 100, "PEBBLE_AUTHZREUSE={p} is not a percentage 0-100");
-        c.authz_reuse_percent = p;
-    }
-    Ok(())
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {

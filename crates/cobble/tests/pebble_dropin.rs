@@ -9,76 +9,14 @@
 
 mod common;
 
+use common::dropin::{Proc, free_port, pebble_config, symlinks, wait_listening, workspace_root};
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Error, Identifier, NewAccount, NewOrder,
-    OrderStatus, RetryPolicy,
+    AuthorizationStatus, ChallengeType, Error, Identifier, NewOrder, OrderStatus, RetryPolicy,
 };
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `pebble` and `pebble-challtestsrv` symlinks to the cobble binary in `dir`.
-fn symlinks(dir: &Path) -> (PathBuf, PathBuf) {
-    let cobble = env!("CARGO_BIN_EXE_cobble");
-    let (p, c) = (dir.join("pebble"), dir.join("pebble-challtestsrv"));
-    std::os::unix::fs::symlink(cobble, &p).unwrap();
-    std::os::unix::fs::symlink(cobble, &c).unwrap();
-    (p, c)
-}
-
-/// A child process stopped with SIGTERM (then killed) when dropped.
-struct Proc(Child);
-
-impl Proc {
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        for _ in 0..100 {
-            if let Some(st) = self.0.try_wait().unwrap() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        self.0.wait().unwrap()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Waits for a listener, at most 60 s: a drop-in making Pebble's RSA hierarchy (several roots
-/// and a longer chain) in a debug build on a busy 2-core machine takes a while.
-async fn wait_listening(addr: SocketAddr) {
-    for _ in 0..1200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on {addr} after 60 s");
-}
 
 fn retry() -> RetryPolicy {
     RetryPolicy::new()
@@ -103,14 +41,10 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
         free_port(),
     );
     // Pebble's config file, on free ports so tests can run side by side.
-    let text = std::fs::read_to_string(root.join("testdata/pebble-config.json")).unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cfg["pebble"]["listenAddress"] = format!("127.0.0.1:{listen}").into();
-    cfg["pebble"]["managementListenAddress"] = format!("127.0.0.1:{mgmt}").into();
-    cfg["pebble"]["httpPort"] = http01.into();
-    cfg["pebble"]["tlsPort"] = free_port().into();
-    let cfg_path = dir.path().join("pebble-config.json");
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let cfg_path = pebble_config(dir.path(), "pebble-config.json", listen, mgmt, |c| {
+        c["httpPort"] = http01.into();
+        c["tlsPort"] = free_port().into();
+    });
 
     let _chall = Proc(
         Command::new(&challtestsrv)
@@ -147,20 +81,7 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
     );
 
     // The HTTPS identity is the config's certificate, issued by testdata/pebble/ca.pem.
-    let trust = root.join("testdata/pebble/ca.pem");
-    let (account, _) = Account::builder_with_root(&trust)
-        .unwrap()
-        .create(
-            &NewAccount {
-                contact: &[],
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            format!("https://localhost:{listen}/dir"),
-            None,
-        )
-        .await
-        .unwrap();
+    let account = common::dropin::pebble_account(listen).await;
 
     let ids = [Identifier::Dns("drop-in.example.com".into())];
     let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
@@ -241,10 +162,7 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
     let chain = order.poll_certificate(&retry()).await.unwrap();
 
     // The issuing root from Pebble's management endpoint verifies the chain.
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&trust).unwrap()).unwrap()])
-        .build()
-        .unwrap();
+    let client = common::dropin::pebble_tls_client();
     let roots = client
         .get(format!("https://localhost:{mgmt}/roots/0"))
         .send()
@@ -304,80 +222,6 @@ async fn pebble_and_challtestsrv_drop_ins_issue_a_certificate() {
         0,
         "the throwaway data directory is gone"
     );
-}
-
-/// With alternate roots (`PEBBLE_ALTERNATE_ROOTS`), the management listener's `/roots/{i}`
-/// and `/intermediates/{i}` name every other chain in `Link: <...>;rel="alternate"`, with
-/// Pebble's media type, as Pebble 2.4 does (observed); an unknown index is a 404.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn management_links_alternate_chains() {
-    common::install_crypto();
-    let dir = tempfile::tempdir().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let (pebble, _) = symlinks(dir.path());
-    let root = workspace_root();
-    let (listen, mgmt) = (free_port(), free_port());
-    let text = std::fs::read_to_string(root.join("testdata/pebble-config.json")).unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cfg["pebble"]["listenAddress"] = format!("127.0.0.1:{listen}").into();
-    cfg["pebble"]["managementListenAddress"] = format!("127.0.0.1:{mgmt}").into();
-    let cfg_path = dir.path().join("pebble-config.json");
-    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let _server = Proc(
-        Command::new(&pebble)
-            .args(["-config", cfg_path.to_str().unwrap()])
-            .current_dir(&root)
-            .env("TMPDIR", tmp.path())
-            .env("PEBBLE_ALTERNATE_ROOTS", "2")
-            .env("PEBBLE_CHAIN_LENGTH", "3")
-            .env("COBBLE_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(SocketAddr::from(([127, 0, 0, 1], mgmt))).await;
-    let trust = root.join("testdata/pebble/ca.pem");
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&trust).unwrap()).unwrap()])
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    for (kind, i, others) in [
-        ("roots", 0, [1, 2]),
-        ("roots", 2, [0, 1]),
-        ("intermediates", 0, [1, 2]),
-        ("intermediates", 1, [0, 2]),
-    ] {
-        let r = client
-            .get(format!("https://localhost:{mgmt}/{kind}/{i}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{kind}/{i}");
-        assert_eq!(
-            r.headers()["content-type"],
-            "application/pem-certificate-chain; charset=utf-8"
-        );
-        let links: Vec<&str> = r
-            .headers()
-            .get_all("link")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect();
-        let want: Vec<String> = others
-            .iter()
-            .map(|j| format!("<https://localhost:{mgmt}/{kind}/{j}>;rel=\"alternate\""))
-            .collect();
-        assert_eq!(links, want, "{kind}/{i}");
-        assert!(r.text().await.unwrap().contains("BEGIN CERTIFICATE"));
-    }
-    let r = client
-        .get(format!("https://localhost:{mgmt}/roots/3"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert!(r.headers().get("link").is_none());
 }
 
 /// A DNS query for `name`'s A record (RFC 1035 §4.1), id 0 as RFC 8484 §4.1 asks.
@@ -475,6 +319,73 @@ async fn challtestsrv_drop_in_serves_https01_and_doh() {
         .unwrap();
     assert_eq!(r.status(), 415);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
+
+/// A busy port is not fatal to `pebble-challtestsrv`: Debian's 2.4 logs `listen tcp ...:
+/// bind: address already in use` and serves its other listeners (observed), and so does the
+/// drop-in, with a warning naming the listener and the address. Both are run when Debian's
+/// is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challtestsrv_serves_on_when_a_port_is_busy() {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, drop_in) = symlinks(dir.path());
+    let mut programs = vec![drop_in];
+    let debian = Path::new("/usr/bin/pebble-challtestsrv");
+    if debian.exists() {
+        programs.push(debian.to_owned());
+    }
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let http = reqwest::Client::new();
+    for (n, program) in programs.iter().enumerate() {
+        let (mgmt, http01) = (free_port(), free_port());
+        let lo = |p: u16| format!("127.0.0.1:{p}");
+        let log = dir.path().join(format!("challtestsrv-{n}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut proc = Proc(
+            Command::new(program)
+                .args(["-management", &lo(mgmt), "-dns01", &lo(free_port())])
+                .args(["-http01", &lo(http01), "-https01", &lo(busy_port)])
+                .args(["-tlsalpn01", &lo(free_port())])
+                .env("COBBLE_LOG", "warn")
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap(),
+        );
+        wait_listening(SocketAddr::from(([127, 0, 0, 1], mgmt))).await;
+        let r = http
+            .post(format!("http://{}/add-http01", lo(mgmt)))
+            .json(&serde_json::json!({"token": "busy", "content": "busy.k"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}: {r:?}", program.display());
+        let r = http
+            .get(format!(
+                "http://{}/.well-known/acme-challenge/busy",
+                lo(http01)
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", program.display());
+        assert_eq!(r.text().await.unwrap(), "busy.k", "{}", program.display());
+        assert!(
+            proc.0.try_wait().unwrap().is_none(),
+            "{} keeps running",
+            program.display()
+        );
+        proc.terminate();
+        let text = std::fs::read_to_string(&log).unwrap().to_lowercase();
+        assert!(
+            text.contains(&format!("127.0.0.1:{busy_port}")) && text.contains("already in use"),
+            "{}: {text}",
+            program.display()
+        );
+    }
+    drop(busy);
 }
 
 /// Pebble's flags, Go style: unknown flags exit 2, `-h` prints the usage and exits 0,

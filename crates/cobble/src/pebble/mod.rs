@@ -235,6 +235,8 @@ fn drop_in_defaults(data_dir: &Path) -> ServerConfig {
         // Pebble's validator follows http-01 redirects to any port (Go's HTTP client).
         va_redirect_any_port: true,
         serve_ca_keys: true,
+        // Pebble's management routes, as Pebble answers them, with no token.
+        pebble_management: true,
         // Pebble's CA keys are RSA unless keyAlgorithm says ecdsa.
         ca: cobble_ca::CaConfig {
             key_type: cobble_ca::KeyType::Rsa2048,
@@ -302,7 +304,8 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
         .context("making a temporary data directory")?;
     let mut cfg = file.apply(drop_in_defaults(temp.path()))?;
     // Pebble's environment knobs, then Cobble's own "told to keep it" settings.
-    crate::serve::pebble_knobs(&Default::default(), &mut cfg)?;
+    // A value Pebble would ignore is ignored here too, with a warning.
+    crate::knobs::pebble_knobs(&Default::default(), &mut cfg, crate::knobs::BadKnob::Ignore)?;
     if let Ok(d) = std::env::var("COBBLE_DATA_DIR")
         && !d.is_empty()
     {
@@ -321,16 +324,24 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     if flags.flag("strict") {
         println!("Running in strict mode");
     }
-    let token = random_token()?;
-    cfg.admin_token = Some(token.clone());
+    // Cobble's own admin routes (not Pebble's, which need none) keep the token:
+    // COBBLE_ADMIN_TOKEN's when set, else a random one nobody is told.
+    cfg.admin_token = Some(match std::env::var("COBBLE_ADMIN_TOKEN") {
+        Ok(t) if !t.is_empty() => t,
+        _ => random_token()?,
+    });
 
     println!(
         "Pebble {} Starting Pebble ACME server (Cobble {} drop-in)",
         now(),
         env!("CARGO_PKG_VERSION")
     );
+    for line in knob_lines(&cfg) {
+        println!("Pebble {} {line}", now());
+    }
     let listen = cfg.listen;
     let mgmt = cfg.admin_listen;
+    let alternates = cfg.ca.alternate_roots;
     let running = cobble_server::start(cfg, Arc::new(SystemClock))
         .await
         .context("starting the server")?;
@@ -341,10 +352,12 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
                 "Pebble {} Root CA certificate available at: https://{m}/roots/0",
                 now()
             );
-            println!(
-                "Pebble {} CA private keys (Authorization: Bearer {token}) at: https://{m}/root-keys/0",
-                now()
-            );
+            for i in 1..=alternates {
+                println!(
+                    "Pebble {} Alternate ({i}) root CA certificate available at: https://{m}/roots/{i}",
+                    now()
+                );
+            }
         }
         None => println!("Pebble {} Management interface is disabled", now()),
     }
@@ -359,6 +372,35 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     running.shutdown().await;
     drop(temp);
     Ok(())
+}
+
+/// Pebble's start-up lines for its environment knobs, in its order, from the settings in
+/// effect (so a suite, or a person, sees what a knob did, as with Pebble).
+fn knob_lines(cfg: &ServerConfig) -> Vec<String> {
+    let mut lines = Vec::new();
+    match cfg.va_sleep_max_secs {
+        0 => lines.push("Disabling random VA sleeps".to_owned()),
+        15 => {}
+        n => lines.push(format!(
+            "Setting maximum random VA sleep time to {n} seconds"
+        )),
+    }
+    if cfg.va_always_valid {
+        lines.push("Disabling VA challenge requests. VA always returns valid".to_owned());
+    }
+    lines.push(format!(
+        "Configured to reject {}% of good nonces",
+        cfg.nonce_reject_percent
+    ));
+    lines.push(format!(
+        "Configured to attempt authz reuse for each identifier {}% of the time",
+        cfg.authz_reuse_percent
+    ));
+    lines.push(format!(
+        "Configured to show {} orders per page",
+        cfg.orders_per_page
+    ));
+    lines
 }
 
 /// Go's log timestamp, `2006/01/02 15:04:05`, in UTC.
@@ -440,7 +482,8 @@ async fn challtestsrv(flags: &flags::Parsed) -> anyhow::Result<()> {
         default_ipv4: v4,
         default_ipv6: v6,
     };
-    crate::challtestsrv::serve(cfg, &log_filter()).await
+    // pebble-challtestsrv logs a listener it cannot bind and serves the others.
+    crate::challtestsrv::serve(cfg, &log_filter(), true).await
 }
 
 #[cfg(test)]

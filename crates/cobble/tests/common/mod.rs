@@ -2,6 +2,7 @@
 //! real PostgreSQL, and a hand-rolled ACME client for the bad paths.
 #![allow(dead_code)]
 
+pub mod dropin;
 pub mod prom;
 
 use cobble_core::b64;
