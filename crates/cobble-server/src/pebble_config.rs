@@ -1,13 +1,70 @@
 //! Pebble's JSON configuration (`{"pebble": {...}}`, as `pebble -config FILE` reads it) and
-//! its mapping onto Cobble's [`ServerConfig`]. Go's JSON decoding matches field names
-//! without regard to case and ignores fields it does not know; so does this.
+//! its mapping onto Cobble's [`ServerConfig`], for the `cobble` binary's Pebble drop-in.
+//! Go's JSON decoding matches field names without regard to case and ignores fields it
+//! does not know; so does this. Untrusted text reaches it, so it is a fuzz target
+//! (`fuzz/`, `pebble_config`).
 
-use anyhow::Context;
-use cobble_server::config::ServerConfig;
+use crate::config::ServerConfig;
+use cobble_core::go_addr::AddrError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// Why a Pebble config file could not be read or mapped; the messages are the drop-in's.
+#[derive(Debug, thiserror::Error)]
+pub enum PebbleConfigError {
+    /// The text is not JSON.
+    #[error("not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// The `pebble` object does not have the shape of Pebble's config.
+    #[error("the \"pebble\" object")]
+    Shape(#[source] serde_json::Error),
+    /// `listenAddress` is not a Go listen address.
+    #[error("listenAddress {addr:?}")]
+    ListenAddress {
+        /// As written.
+        addr: String,
+        /// Why not.
+        #[source]
+        source: AddrError,
+    },
+    /// `listenAddress` is missing or empty: the ACME listener cannot be off.
+    #[error("listenAddress is empty")]
+    NoListenAddress,
+    /// `managementListenAddress` is not a Go listen address.
+    #[error("managementListenAddress {addr:?}")]
+    ManagementListenAddress {
+        /// As written.
+        addr: String,
+        /// Why not.
+        #[source]
+        source: AddrError,
+    },
+    /// `keyAlgorithm` is neither `rsa` nor `ecdsa`.
+    #[error("keyAlgorithm {0:?} is not one of [\"rsa\", \"ecdsa\"] (invalid key algorithm)")]
+    KeyAlgorithm(String),
+    /// Cobble's profile table is empty, so Pebble's profiles have nothing to start from.
+    #[error("Cobble has no built-in profile to base Pebble's on")]
+    NoBuiltInProfile,
+}
+
+/// Why a Go dial address (`-dnsserver`) could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialAddrError {
+    /// Not `HOST:PORT` or `:PORT`, or the port is not a number up to 65535.
+    #[error("{addr:?} is not HOST:PORT")]
+    NotHostPort {
+        /// As written.
+        addr: String,
+        /// The port's error, when there is a port.
+        #[source]
+        source: Option<std::num::ParseIntError>,
+    },
+    /// A host other than an IP address or `localhost` (the drop-in resolves no names).
+    #[error("{0:?} is not an IP address and port")]
+    NotIp(String),
+}
 
 /// The `pebble` object of Pebble's config file, every key lower-cased.
 #[derive(Debug, Default, Deserialize)]
@@ -83,8 +140,9 @@ fn lower_keys(v: serde_json::Value) -> serde_json::Value {
 
 impl PebbleConfig {
     /// Reads Pebble's config file text.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let v: serde_json::Value = serde_json::from_str(text).context("not JSON")?;
+    pub fn parse(text: &str) -> Result<Self, PebbleConfigError> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(PebbleConfigError::NotJson)?;
         let mut v = lower_keys(v);
         let inner = v
             .get_mut("pebble")
@@ -93,19 +151,25 @@ impl PebbleConfig {
         if inner.is_null() {
             return Ok(Self::default());
         }
-        serde_json::from_value(inner).context("the \"pebble\" object")
+        serde_json::from_value(inner).map_err(PebbleConfigError::Shape)
     }
 
     /// The server configuration this Pebble config means, on top of `base` (which carries
     /// the drop-in's defaults: a throwaway data dir and Pebble's lenient policies).
-    pub fn apply(&self, mut c: ServerConfig) -> anyhow::Result<ServerConfig> {
+    pub fn apply(&self, mut c: ServerConfig) -> Result<ServerConfig, PebbleConfigError> {
         c.listen = go_listen_addr(&self.listenaddress)
-            .with_context(|| format!("listenAddress {:?}", self.listenaddress))?
-            .context("listenAddress is empty")?;
+            .map_err(|source| PebbleConfigError::ListenAddress {
+                addr: self.listenaddress.clone(),
+                source,
+            })?
+            .ok_or(PebbleConfigError::NoListenAddress)?;
         c.admin_listen = match self.managementlistenaddress.as_deref() {
             None => None,
             Some(a) => {
-                go_listen_addr(a).with_context(|| format!("managementListenAddress {a:?}"))?
+                go_listen_addr(a).map_err(|source| PebbleConfigError::ManagementListenAddress {
+                    addr: a.to_owned(),
+                    source,
+                })?
             }
         };
         if let Some(p) = self.httpport {
@@ -140,9 +204,7 @@ impl PebbleConfig {
             c.ca.key_type = match alg {
                 "rsa" => cobble_ca::KeyType::Rsa2048,
                 "ecdsa" => cobble_ca::KeyType::EcdsaP256,
-                other => anyhow::bail!(
-                    "keyAlgorithm {other:?} is not one of [\"rsa\", \"ecdsa\"] (invalid key algorithm)"
-                ),
+                other => return Err(PebbleConfigError::KeyAlgorithm(other.to_owned())),
             };
         }
         c.profiles = self.profiles()?;
@@ -151,11 +213,11 @@ impl PebbleConfig {
 
     /// Pebble's profiles as Cobble's, `default` first (Cobble's first profile is the one
     /// an order without `profile` gets, as Pebble's `default` is).
-    fn profiles(&self) -> anyhow::Result<Vec<cobble_ca::Profile>> {
+    fn profiles(&self) -> Result<Vec<cobble_ca::Profile>, PebbleConfigError> {
         let base = cobble_ca::Profile::defaults()
             .into_iter()
             .next()
-            .context("Cobble has a built-in profile")?;
+            .ok_or(PebbleConfigError::NoBuiltInProfile)?;
         let make = |name: &str, p: &PebbleProfile| {
             let validity = if p.validityperiod == 0 || p.validityperiod >= 9_223_372_038 {
                 PEBBLE_DEFAULT_VALIDITY
@@ -195,29 +257,34 @@ impl PebbleConfig {
 
 /// A Go listen address: `:PORT` and `0.0.0.0:PORT` are every interface, `localhost:PORT`
 /// is 127.0.0.1; empty is `None`.
-pub fn go_listen_addr(s: &str) -> anyhow::Result<Option<SocketAddr>> {
-    Ok(cobble_challtestsrv::parse_listen_addr(s)?)
+pub fn go_listen_addr(s: &str) -> Result<Option<SocketAddr>, AddrError> {
+    cobble_core::go_addr::parse_listen_addr(s)
 }
 
 /// A Go dial address for `-dnsserver`: `:PORT` means this host (127.0.0.1).
-pub fn go_dial_addr(s: &str) -> anyhow::Result<SocketAddr> {
-    if let Some(port) = s.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("{s:?} is not HOST:PORT"))?;
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+pub fn go_dial_addr(s: &str) -> Result<SocketAddr, DialAddrError> {
+    let port = |p: &str| {
+        p.parse::<u16>().map_err(|e| DialAddrError::NotHostPort {
+            addr: s.to_owned(),
+            source: Some(e),
+        })
+    };
+    if let Some(p) = s.strip_prefix(':') {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port(p)?)));
     }
     if let Ok(a) = s.parse() {
         return Ok(a);
     }
-    let (host, port) = s
+    let (host, p) = s
         .rsplit_once(':')
-        .with_context(|| format!("{s:?} is not HOST:PORT"))?;
-    anyhow::ensure!(host == "localhost", "{s:?} is not an IP address and port");
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("{s:?} is not HOST:PORT"))?;
-    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+        .ok_or_else(|| DialAddrError::NotHostPort {
+            addr: s.to_owned(),
+            source: None,
+        })?;
+    if host != "localhost" {
+        return Err(DialAddrError::NotIp(s.to_owned()));
+    }
+    Ok(SocketAddr::from(([127, 0, 0, 1], port(p)?)))
 }
 
 #[cfg(test)]
@@ -314,8 +381,21 @@ mod tests {
             let err = PebbleConfig::parse(text)
                 .and_then(|p| p.apply(ServerConfig::default()))
                 .unwrap_err();
-            assert!(format!("{err:#}").contains(want), "{text}: {err:#}");
+            let chain = chain(&err);
+            assert!(chain.contains(want), "{text}: {chain}");
         }
+    }
+
+    /// The error and its sources, as anyhow's `{:#}` prints them in the binary.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
     }
 
     #[test]
@@ -328,7 +408,21 @@ mod tests {
             go_dial_addr("[::1]:8053").unwrap(),
             "[::1]:8053".parse().unwrap()
         );
-        assert!(go_dial_addr("8053").is_err());
-        assert!(go_dial_addr("dns.example:53").is_err());
+        assert_eq!(
+            chain(&go_dial_addr("8053").unwrap_err()),
+            "\"8053\" is not HOST:PORT"
+        );
+        assert_eq!(
+            chain(&go_dial_addr(":x").unwrap_err()),
+            "\":x\" is not HOST:PORT: invalid digit found in string"
+        );
+        assert_eq!(
+            chain(&go_dial_addr("dns.example:53").unwrap_err()),
+            "\"dns.example:53\" is not an IP address and port"
+        );
+        assert_eq!(
+            go_dial_addr("localhost:53").unwrap(),
+            "127.0.0.1:53".parse().unwrap()
+        );
     }
 }
