@@ -6,8 +6,9 @@
 
 use crate::config::ServerConfig;
 use cobble_core::go_addr::AddrError;
-use serde::Deserialize;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -66,9 +67,8 @@ pub enum DialAddrError {
     NotIp(String),
 }
 
-/// The `pebble` object of Pebble's config file, every key lower-cased.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "lowercase")]
+/// The `pebble` object of Pebble's config file; each field is named as its key lower-cased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PebbleConfig {
     /// ACME listener, Go form (`0.0.0.0:14000`, `:14000`, `[::1]:14000`).
     pub listenaddress: String,
@@ -103,8 +103,7 @@ pub struct PebbleConfig {
 }
 
 /// One of Pebble's profiles.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "lowercase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PebbleProfile {
     /// Shown in `meta.profiles`.
     pub description: String,
@@ -115,8 +114,7 @@ pub struct PebbleProfile {
 }
 
 /// Pebble's `retryAfter` object.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "lowercase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetryAfter {
     /// Seconds, for pending authorizations.
     pub authz: u64,
@@ -127,31 +125,149 @@ pub struct RetryAfter {
 /// Pebble's lifetime for a profile without one (`defaultValidityPeriod`): 90 days.
 const PEBBLE_DEFAULT_VALIDITY: u64 = 7_776_000;
 
-/// Lower-cases every object key, recursively (Go's case-insensitive field matching).
-fn lower_keys(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => m
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), lower_keys(v)))
-            .collect(),
-        other => other,
+/// Decodes JSON into a struct as Go's `encoding/json` does: a member sets the field whose
+/// name it matches without regard to ASCII case, members are read in document order (of
+/// two that name one field, the later wins), `null` leaves a field as it was, unknown
+/// members are skipped. Map keys (EAB kids, profile names) are data, kept as written. Not
+/// as Go: a repeated struct member replaces the earlier one instead of merging into it, and
+/// only ASCII letters fold.
+macro_rules! go_struct {
+    ($ty:ident, $what:literal, [$($field:ident),* $(,)?]) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_none<E>(self) -> Result<$ty, E> {
+                        Ok($ty::default())
+                    }
+                    fn visit_unit<E>(self) -> Result<$ty, E> {
+                        Ok($ty::default())
+                    }
+                    fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<$ty, D2::Error> {
+                        d.deserialize_map(self)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<$ty, A::Error> {
+                        let mut out = $ty::default();
+                        while let Some(key) = m.next_key::<String>()? {
+                            match key.to_ascii_lowercase().as_str() {
+                                $(stringify!($field) => {
+                                    if let Some(v) = m.next_value::<Option<_>>()? {
+                                        out.$field = v;
+                                    }
+                                })*
+                                _ => {
+                                    m.next_value::<IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_option(V)
+            }
+        }
+    };
+}
+
+go_struct!(
+    PebbleConfig,
+    "Pebble's configuration object",
+    [
+        listenaddress,
+        managementlistenaddress,
+        httpport,
+        tlsport,
+        certificate,
+        privatekey,
+        ocspresponderurl,
+        externalaccountbindingrequired,
+        externalaccountmackeys,
+        caaidentities,
+        domainblocklist,
+        keyalgorithm,
+        profiles,
+        retryafter,
+        certificatevalidityperiod,
+    ]
+);
+go_struct!(
+    PebbleProfile,
+    "a profile object",
+    [description, promotecommonname, validityperiod]
+);
+go_struct!(RetryAfter, "a retryAfter object", [authz, order]);
+
+/// The whole file, `{"pebble": {...}}`. Text that is JSON but not an object means no
+/// `pebble` object, so Pebble's defaults (as before; Go would refuse it).
+struct ConfigFile(PebbleConfig);
+
+impl<'de> Deserialize<'de> for ConfigFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PebbleConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<PebbleConfig, A::Error> {
+                let mut out = PebbleConfig::default();
+                while let Some(key) = m.next_key::<String>()? {
+                    if key.eq_ignore_ascii_case("pebble") {
+                        if let Some(p) = m.next_value::<Option<PebbleConfig>>()? {
+                            out = p;
+                        }
+                    } else {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<PebbleConfig, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(PebbleConfig::default())
+            }
+            fn visit_unit<E>(self) -> Result<PebbleConfig, E> {
+                Ok(PebbleConfig::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<PebbleConfig, E> {
+                Ok(PebbleConfig::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<PebbleConfig, E> {
+                Ok(PebbleConfig::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<PebbleConfig, E> {
+                Ok(PebbleConfig::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<PebbleConfig, E> {
+                Ok(PebbleConfig::default())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<PebbleConfig, E> {
+                Ok(PebbleConfig::default())
+            }
+        }
+        d.deserialize_any(V).map(ConfigFile)
     }
 }
 
 impl PebbleConfig {
-    /// Reads Pebble's config file text.
+    /// Reads Pebble's config file text: first whether it is JSON at all (as Go checks the
+    /// whole text before decoding), then the `pebble` object.
     pub fn parse(text: &str) -> Result<Self, PebbleConfigError> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(PebbleConfigError::NotJson)?;
-        let mut v = lower_keys(v);
-        let inner = v
-            .get_mut("pebble")
-            .map(serde_json::Value::take)
-            .unwrap_or(serde_json::Value::Null);
-        if inner.is_null() {
-            return Ok(Self::default());
-        }
-        serde_json::from_value(inner).map_err(PebbleConfigError::Shape)
+        serde_json::from_str::<IgnoredAny>(text).map_err(PebbleConfigError::NotJson)?;
+        // Syntax errors the first pass skips (a key with a lone surrogate escape is not
+        // checked until it is read as a string) are still "not JSON".
+        let ConfigFile(p) = serde_json::from_str(text).map_err(|e| {
+            if e.is_data() {
+                PebbleConfigError::Shape(e)
+            } else {
+                PebbleConfigError::NotJson(e)
+            }
+        })?;
+        Ok(p)
     }
 
     /// The server configuration this Pebble config means, on top of `base` (which carries
@@ -359,6 +475,45 @@ mod tests {
         assert_eq!(c.profiles[0].validity_secs, PEBBLE_DEFAULT_VALIDITY);
     }
 
+    /// Found by the `pebble_config` fuzz target (fuzz/corpus/pebble_config/regress-*):
+    /// every key was lower-cased, EAB kids and profile names (map keys, data) too, and of
+    /// two members naming one field in different case, the one first in byte order won.
+    #[test]
+    fn map_keys_stay_as_written_and_the_later_member_wins() {
+        let p = PebbleConfig::parse(
+            r#"{"pebble": {"listenAddress": "127.0.0.1:1", "LISTENADDRESS": "127.0.0.1:2",
+                "externalAccountMACKeys": {"Kid-1": "a2V5"},
+                "profiles": {"shortLived": {"VALIDITYPERIOD": 1, "validityPeriod": 2}},
+                "httpPort": 80, "HttpPort": null}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.listenaddress, "127.0.0.1:2",
+            "the later member wins, as in Go"
+        );
+        assert_eq!(
+            p.externalaccountmackeys.keys().collect::<Vec<_>>(),
+            ["Kid-1"]
+        );
+        assert_eq!(p.profiles.keys().collect::<Vec<_>>(), ["shortLived"]);
+        assert_eq!(p.profiles["shortLived"].validityperiod, 2);
+        assert_eq!(
+            p.httpport,
+            Some(80),
+            "null leaves a field as it was, as in Go"
+        );
+        let c = p.apply(ServerConfig::default()).unwrap();
+        assert!(c.eab_mac_keys.contains_key("Kid-1"));
+        assert_eq!(c.profiles[0].name, "shortLived");
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_pebble_s_defaults() {
+        for text in ["null", "1", "[1, {}]", "\"x\"", "{\"pebble\": null}", "{}"] {
+            assert_eq!(PebbleConfig::parse(text).unwrap(), PebbleConfig::default());
+        }
+    }
+
     #[test]
     fn bad_configs_say_what_is_wrong() {
         let rows = [
@@ -375,7 +530,15 @@ mod tests {
                 r#"{"pebble": {"listenAddress": ":1", "keyAlgorithm": "dsa"}}"#,
                 "keyAlgorithm \"dsa\"",
             ),
-            (r#"{"pebble": {"httpPort": "x"}}"#, "the \"pebble\" object"),
+            (
+                r#"{"pebble": {"httpPort": "x"}}"#,
+                "the \"pebble\" object: invalid type: string \"x\", expected u16",
+            ),
+            (r#"{"pebble": {"httpPort": "x"}} x"#, "not JSON"),
+            (r#"{"pebble": []}"#, "the \"pebble\" object"),
+            // Found by the fuzz target: a lone surrogate escape in a key passed the syntax
+            // check and was called a shape error (Go would read it as U+FFFD).
+            (r#"{"pebble": {"Pr\ud800ofiles": {}}}"#, "not JSON"),
         ];
         for (text, want) in rows {
             let err = PebbleConfig::parse(text)
