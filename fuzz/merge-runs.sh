@@ -33,7 +33,7 @@ grown() { find "$1" -type f -regextype egrep -regex '.*/[0-9a-f]{40}'; }
 bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 for t in "${targets[@]}"; do
     features=()
-    case "$t" in auth | server_config) features=(--features server) ;; esac
+    case "$t" in auth | server_config | pebble_config) features=(--features server) ;; esac
     c=fuzz/corpus/$t
     if [ ! -d "fuzz/libfuzzer/runs/$t" ]; then
         echo "$t: no run directory, nothing to merge"
