@@ -14,7 +14,9 @@
 # (fuzz/libfuzzer/runs/<target>) and the committed corpus; fuzz/merge-runs.sh folds the new
 # inputs into the latter, minimized.
 # COBBLE_FUZZ_TARGET_DIR picks another target directory (default fuzz/libfuzzer/target),
-# e.g. to build the server targets while the others run. Memory is limited to 256 MiB.
+# e.g. to build the server targets while the others run; COBBLE_FUZZ_SERVER=1 builds every
+# target with the `server` feature, so that one build serves them all. Memory is limited
+# to 256 MiB.
 #
 # libFuzzer's -timeout is wall-clock time, and at nice 19 on a busy machine a process can
 # wait seconds for a core, so the runs allow 10 s per input; the slowest input's time is
@@ -65,6 +67,7 @@ for t in "${targets[@]}"; do
     fi
     features=()
     case "$t" in auth | server_config | pebble_config) features=(--features server) ;; esac
+    if [ -n "${COBBLE_FUZZ_SERVER:-}" ]; then features=(--features server); fi
     mkdir -p "fuzz/libfuzzer/runs/$t"
     result=""
     if ! nice -n 19 cargo +nightly fuzz run -s none "${features[@]}" \
