@@ -9,11 +9,14 @@
 #
 # Needs nightly and cargo-fuzz. New inputs go to fuzz/libfuzzer/runs/<target>, findings to
 # fuzz/libfuzzer/artifacts/<target>/, logs to fuzz/libfuzzer/logs/<target>.log (all ignored
-# by git). Targets that reach cobble-server (auth, server_config) build with the `server`
-# feature. Each run resumes from what earlier runs grew (fuzz/libfuzzer/runs/<target>) and
-# the committed corpus; fuzz/merge-runs.sh folds the new inputs into the latter, minimized.
+# by git). Targets that reach cobble-server (auth, server_config, pebble_config) build
+# with the `server` feature. Each run resumes from what earlier runs grew
+# (fuzz/libfuzzer/runs/<target>) and the committed corpus; fuzz/merge-runs.sh folds the new
+# inputs into the latter, minimized.
 # COBBLE_FUZZ_TARGET_DIR picks another target directory (default fuzz/libfuzzer/target),
-# e.g. to build the server targets while the others run. Memory is limited to 256 MiB.
+# e.g. to build the server targets while the others run; COBBLE_FUZZ_SERVER=1 builds every
+# target with the `server` feature, so that one build serves them all. Memory is limited
+# to 256 MiB.
 #
 # libFuzzer's -timeout is wall-clock time, and at nice 19 on a busy machine a process can
 # wait seconds for a core, so the runs allow 10 s per input; the slowest input's time is
@@ -63,7 +66,8 @@ for t in "${targets[@]}"; do
         continue
     fi
     features=()
-    case "$t" in auth | server_config) features=(--features server) ;; esac
+    case "$t" in auth | server_config | pebble_config) features=(--features server) ;; esac
+    if [ -n "${COBBLE_FUZZ_SERVER:-}" ]; then features=(--features server); fi
     mkdir -p "fuzz/libfuzzer/runs/$t"
     result=""
     if ! nice -n 19 cargo +nightly fuzz run -s none "${features[@]}" \

@@ -13,7 +13,8 @@
 # past that the merge counts edges only (`-use_counters=0`, libFuzzer's `cov` rather than
 # `ft`), and if that is still too many it keeps the first ones by name, a uniform sample
 # since names are hashes. Prints one line per target. Needs nightly and cargo-fuzz, like
-# long-runs.sh.
+# long-runs.sh. COBBLE_FUZZ_SERVER=1 builds every target with the `server` feature, as
+# long-runs.sh does with it, so that one build serves them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -gt 0 ]; then
@@ -33,7 +34,8 @@ grown() { find "$1" -type f -regextype egrep -regex '.*/[0-9a-f]{40}'; }
 bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 for t in "${targets[@]}"; do
     features=()
-    case "$t" in auth | server_config) features=(--features server) ;; esac
+    case "$t" in auth | server_config | pebble_config) features=(--features server) ;; esac
+    if [ -n "${COBBLE_FUZZ_SERVER:-}" ]; then features=(--features server); fi
     c=fuzz/corpus/$t
     if [ ! -d "fuzz/libfuzzer/runs/$t" ]; then
         echo "$t: no run directory, nothing to merge"

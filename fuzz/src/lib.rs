@@ -10,6 +10,8 @@ pub mod challtestsrv;
 pub mod driver;
 pub mod jose;
 pub mod keys;
+#[cfg(feature = "server")]
+pub mod pebble;
 pub mod policy;
 #[cfg(feature = "server")]
 pub mod server;
@@ -17,6 +19,8 @@ pub mod server;
 pub use ca::{ari, csr, ocsp, ocsp_get};
 pub use challtestsrv::{challtestsrv_dns, challtestsrv_mgmt};
 pub use jose::{jwk, jws, jws_sign, nonce, payload};
+#[cfg(feature = "server")]
+pub use pebble::pebble_config;
 pub use policy::{contact, identifier};
 #[cfg(feature = "server")]
 pub use server::{auth, server_config};
@@ -44,6 +48,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("auth", auth),
     #[cfg(feature = "server")]
     ("server_config", server_config),
+    #[cfg(feature = "server")]
+    ("pebble_config", pebble_config),
 ];
 
 /// Reads a structured input from fuzz bytes: fixed-size choices first, the rest as data.

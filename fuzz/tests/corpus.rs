@@ -75,6 +75,7 @@ targets! {
     challtestsrv_mgmt: 1000,
     auth: 1000,
     server_config: 2000,
+    pebble_config: 2000,
 }
 
 /// Whether a corpus file is an input the libFuzzer runs grew (`fuzz/merge-runs.sh` keeps
@@ -161,6 +162,14 @@ fn seeds_reach_the_accepting_paths() {
         for (name, text) in seeds("server_config") {
             let text = String::from_utf8(text).unwrap();
             toml::from_str::<cobble_server::config::ServerConfig>(&text).expect(&name);
+        }
+        // `bad-*` seeds are configs the drop-in refuses, on purpose.
+        for (name, text) in seeds("pebble_config") {
+            use cobble_server::pebble_config::PebbleConfig;
+            let text = String::from_utf8(text).unwrap();
+            let got = PebbleConfig::parse(&text)
+                .and_then(|p| p.apply(cobble_server::config::ServerConfig::default()));
+            assert_eq!(got.is_ok(), !name.starts_with("bad-"), "{name}: {got:?}");
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod state;
 mod tls;
 pub mod tlsalpn01;
 
-pub use addr::{AddrError, parse_listen_addr};
+pub use cobble_core::go_addr::{AddrError, parse_listen_addr};
 pub use history::{EventKind, RequestEvent};
 pub use state::{CaaPolicy, ChallState};
 pub use tls::{SELF_SIGNED_CN, TlsFiles, TlsPeer};

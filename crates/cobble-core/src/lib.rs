@@ -8,6 +8,7 @@ pub mod account;
 pub mod b64;
 pub mod clock;
 pub mod contact;
+pub mod go_addr;
 pub mod jwk;
 pub mod jws;
 pub mod nonce;

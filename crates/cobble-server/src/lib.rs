@@ -12,6 +12,7 @@ pub mod error;
 pub mod faults;
 pub mod issuer;
 pub mod metrics;
+pub mod pebble_config;
 pub mod pebble_mgmt;
 pub mod proxy;
 pub mod ra;

@@ -4,12 +4,12 @@
 //! and uses Pebble's documented behaviour where Cobble's own defaults are stricter, so
 //! client test suites written for Pebble run unchanged.
 
-mod config;
 mod flags;
 
 use anyhow::Context;
 use cobble_core::clock::SystemClock;
 use cobble_server::config::ServerConfig;
+use cobble_server::pebble_config::{PebbleConfig, go_dial_addr};
 use flags::{Flag, FlagError};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -217,7 +217,8 @@ fn drop_in_defaults(data_dir: &Path) -> ServerConfig {
         eab_reusable: true,
         // Pebble has no rate limits.
         no_rate_limits: true,
-        // Pebble checks no CAA (unless the config names caaIdentities, see config.rs).
+        // Pebble checks no CAA (unless the config names caaIdentities, see
+        // cobble_server::pebble_config).
         caa_check: false,
         // Pebble answers a deactivated account's requests with 403 unauthorized.
         deactivated_account_status: 403,
@@ -293,7 +294,7 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    let file = config::PebbleConfig::parse(&text)
+    let file = PebbleConfig::parse(&text)
         .with_context(|| format!("Reading JSON config file {}", path.display()))?;
 
     let tmp = std::env::temp_dir();
@@ -319,7 +320,7 @@ async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     }
     let dns = flags.get("dnsserver");
     if !dns.is_empty() {
-        cfg.dns_server = Some(config::go_dial_addr(dns).context("-dnsserver")?);
+        cfg.dns_server = Some(go_dial_addr(dns).context("-dnsserver")?);
     }
     if flags.flag("strict") {
         println!("Running in strict mode");
