@@ -47,6 +47,27 @@ fn nonce(v: &str) -> OpenedNonce {
     }
 }
 
+/// A newOrder for one DNS name with one pending http-01 authorization.
+fn one_name_order(account: &str, name: &str, order_expires: i64, authz_expires: i64) -> NewOrder {
+    let id = Identifier::from_wire("dns", name).unwrap();
+    NewOrder {
+        account_id: account.to_owned(),
+        identifiers: vec![id.clone()],
+        not_before_ms: None,
+        not_after_ms: None,
+        expires_ms: order_expires,
+        profile: None,
+        authzs: vec![AuthzPlan::New {
+            identifier: id,
+            wildcard: false,
+            challenges: vec![cobble_core::challenge::ChallengeType::Http01],
+            expires_ms: authz_expires,
+        }],
+        replaces: None,
+        now_ms: 1_000,
+    }
+}
+
 fn new_account(thumb: &str) -> NewAccount {
     NewAccount {
         key_thumbprint: thumb.to_owned(),
@@ -78,24 +99,8 @@ async fn a_dropped_transaction_leaves_nothing_and_a_committed_one_everything() {
         let AccountCreated::New(a) = tx.create_account(new_account("t1")).await.unwrap() else {
             panic!("a new account");
         };
-        let id = Identifier::from_wire("dns", "tx.example.com").unwrap();
         let order_id = tx
-            .create_order(NewOrder {
-                account_id: a.id.clone(),
-                identifiers: vec![id.clone()],
-                not_before_ms: None,
-                not_after_ms: None,
-                expires_ms: 10_000,
-                profile: None,
-                authzs: vec![AuthzPlan::New {
-                    identifier: id,
-                    wildcard: false,
-                    challenges: vec![cobble_core::challenge::ChallengeType::Http01],
-                    expires_ms: 10_000,
-                }],
-                replaces: None,
-                now_ms: 1_000,
-            })
+            .create_order(one_name_order(&a.id, "tx.example.com", 10_000, 10_000))
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -134,23 +139,7 @@ async fn a_hot_transaction_commits_or_rolls_back_like_any_other() {
             panic!("a new account");
         };
         tx.commit().await.unwrap();
-        let id = Identifier::from_wire("dns", "hot.example.com").unwrap();
-        let new_order = || NewOrder {
-            account_id: a.id.clone(),
-            identifiers: vec![id.clone()],
-            not_before_ms: None,
-            not_after_ms: None,
-            expires_ms: 10_000,
-            profile: None,
-            authzs: vec![AuthzPlan::New {
-                identifier: id.clone(),
-                wildcard: false,
-                challenges: vec![cobble_core::challenge::ChallengeType::Http01],
-                expires_ms: 10_000,
-            }],
-            replaces: None,
-            now_ms: 1_000,
-        };
+        let new_order = || one_name_order(&a.id, "hot.example.com", 10_000, 10_000);
         // Dropped: neither the nonce nor the order is kept.
         let mut tx = store.begin_hot().await.unwrap();
         tx.redeem_nonce(&nonce("h1")).await.unwrap();
@@ -280,25 +269,9 @@ async fn valid_order(
     order_expires: i64,
     authz_expires: i64,
 ) -> (String, String) {
-    let id = Identifier::from_wire("dns", name).unwrap();
     let mut tx = store.begin().await.unwrap();
     let order_id = tx
-        .create_order(NewOrder {
-            account_id: account.to_owned(),
-            identifiers: vec![id.clone()],
-            not_before_ms: None,
-            not_after_ms: None,
-            expires_ms: order_expires,
-            profile: None,
-            authzs: vec![AuthzPlan::New {
-                identifier: id,
-                wildcard: false,
-                challenges: vec![cobble_core::challenge::ChallengeType::Http01],
-                expires_ms: authz_expires,
-            }],
-            replaces: None,
-            now_ms: 1_000,
-        })
+        .create_order(one_name_order(account, name, order_expires, authz_expires))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -331,25 +304,9 @@ async fn valid_order(
 
 /// An order with one pending http-01 authorization for `name`; its challenge's id.
 async fn pending_challenge(store: &Store, account: &str, name: &str) -> String {
-    let id = Identifier::from_wire("dns", name).unwrap();
     let mut tx = store.begin().await.unwrap();
     let order_id = tx
-        .create_order(NewOrder {
-            account_id: account.to_owned(),
-            identifiers: vec![id.clone()],
-            not_before_ms: None,
-            not_after_ms: None,
-            expires_ms: 500_000,
-            profile: None,
-            authzs: vec![AuthzPlan::New {
-                identifier: id,
-                wildcard: false,
-                challenges: vec![cobble_core::challenge::ChallengeType::Http01],
-                expires_ms: 500_000,
-            }],
-            replaces: None,
-            now_ms: 1_000,
-        })
+        .create_order(one_name_order(account, name, 500_000, 500_000))
         .await
         .unwrap();
     tx.commit().await.unwrap();
