@@ -14,6 +14,10 @@
 //! The writer's cache survives its own commits, so reads on it find their pages in memory.
 //! Like the sqlx reader pool these reads see the last committed state. A memory database
 //! has no second connection, so it keeps the sqlx path.
+//!
+//! The gate is not reentrant: a task that holds it (an open [`crate::Store::begin_hot`] or
+//! [`crate::Store::begin`] transaction) must read through its `Tx`, never through these
+//! `Store` reads, or it waits for itself until the gate's wait runs out.
 
 use crate::StoreError;
 use crate::account::Account;
