@@ -26,6 +26,24 @@ const PEM_KEY: &str = "application/x-pem-file; charset=utf-8";
 /// `/root-keys/{i}`, `/intermediate-keys/{i}`): `text` with `media`, and, as Pebble does when
 /// there are alternate chains (`PEBBLE_ALTERNATE_ROOTS`), one `Link: <.../{kind}/{j}>;
 /// rel="alternate"` per other chain `j`, so that client suites find every issuer.
+/// One `Link: <https://HOST/{kind}/{j}>;rel="alternate"` per chain `j` other than `index`
+/// (Pebble's way of naming every issuer), here and on the Pebble drop-in's listener.
+pub(crate) fn link_alternates(
+    resp: &mut Response,
+    host: &str,
+    kind: &str,
+    index: usize,
+    count: usize,
+) {
+    for j in (0..count).filter(|j| *j != index) {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("<https://{host}/{kind}/{j}>;rel=\"alternate\""))
+        {
+            resp.headers_mut().append(header::LINK, v);
+        }
+    }
+}
+
 fn pem(
     text: Option<String>,
     media: &'static str,
@@ -43,13 +61,7 @@ fn pem(
         count,
     } = alternates;
     if let Some(host) = host {
-        for j in (0..count).filter(|j| *j != index) {
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("<https://{host}/{kind}/{j}>;rel=\"alternate\""))
-            {
-                resp.headers_mut().append(header::LINK, v);
-            }
-        }
+        link_alternates(&mut resp, host, kind, index, count);
     }
     resp
 }

@@ -530,7 +530,7 @@ pub async fn start(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, 
         None => (None, None),
     };
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let mut workers = worker::spawn(state.clone(), validator);
+    let mut workers = worker::spawn(state.clone());
     workers.push(issuer::spawn_worker(state.clone()));
     Ok(Running {
         addr,

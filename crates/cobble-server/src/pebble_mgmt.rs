@@ -150,13 +150,7 @@ fn family(
     };
     let mut r = ([(header::CONTENT_TYPE, media)], text).into_response();
     if let Some(host) = host {
-        for j in (0..count).filter(|j| *j != i) {
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("<https://{host}/{kind}/{j}>;rel=\"alternate\""))
-            {
-                r.headers_mut().append(header::LINK, v);
-            }
-        }
+        crate::admin::link_alternates(&mut r, &host, kind, i, count);
     }
     r
 }

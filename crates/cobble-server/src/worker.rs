@@ -75,13 +75,12 @@ impl Handoff {
     /// Runs the validation of the job just committed under [`Self::worker_id`].
     pub fn start(self, state: &AppState, challenge_id: String) {
         let state = state.clone();
-        let validator = state.validator.clone();
         let job = ValidationJob {
             challenge_id,
             attempts: 1,
         };
         tokio::spawn(async move {
-            process(&state, validator.as_ref(), &self.worker_id, job).await;
+            process(&state, state.validator.as_ref(), &self.worker_id, job).await;
             drop(self.slot);
         });
     }
@@ -90,11 +89,8 @@ impl Handoff {
 /// Starts the dispatcher: it claims due jobs from the store's queue (queued with a delay, by
 /// another instance, or left by a worker that died) while this process has validation
 /// budget, and runs each in a task of its own. Returns its task (aborted at shutdown).
-pub fn spawn(
-    state: AppState,
-    validator: Arc<dyn ChallengeValidator>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![tokio::spawn(dispatch(state, validator))]
+pub fn spawn(state: AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![tokio::spawn(dispatch(state))]
 }
 
 /// The overall deadline of one validation: every hop, both address families and the CAA
@@ -108,7 +104,7 @@ pub fn deadline(cfg: &crate::config::ServerConfig) -> Duration {
     )
 }
 
-async fn dispatch(state: AppState, validator: Arc<dyn ChallengeValidator>) {
+async fn dispatch(state: AppState) {
     let poll = Duration::from_millis(state.cfg.validation_poll_ms.max(10));
     let lease_ms = state.cfg.validation_lease_secs as i64 * 1000;
     let v = &state.validations;
@@ -127,9 +123,9 @@ async fn dispatch(state: AppState, validator: Arc<dyn ChallengeValidator>) {
         };
         match claimed.await {
             Ok(Some(job)) => {
-                let (state, validator) = (state.clone(), validator.clone());
+                let state = state.clone();
                 tokio::spawn(async move {
-                    process(&state, validator.as_ref(), &worker_id, job).await;
+                    process(&state, state.validator.as_ref(), &worker_id, job).await;
                     drop(slot);
                 });
             }
