@@ -198,11 +198,7 @@ fn own_cluster() -> Option<OwnCluster> {
         "initdb: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::ports::free_port();
     let c = OwnCluster { bin, dir, port };
     c.start();
     Some(c)

@@ -90,15 +90,6 @@ async fn certbot_account_lifecycle(e: Engine) {
     s.stop().await;
 }
 
-/// A free TCP port on loopback for a client's own challenge server.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Checks a certificate file against /roots/0 and returns `openssl ocsp`'s view of it.
 async fn verify_and_ocsp(
     s: &TestServer,
@@ -134,7 +125,7 @@ async fn certbot_issues_renews_and_revokes(e: Engine) {
     }
     // certbot answers http-01 itself (standalone) on a port Cobble validates against; the
     // names resolve to 127.0.0.1 through challtestsrv's DNS.
-    let port = free_port();
+    let port = common::ports::free_port();
     let env = ValidationEnv::start(e, |c| c.http01_port = port).await;
     let s = &env.server;
     let work = tempfile::tempdir().unwrap();
@@ -309,7 +300,7 @@ async fn lego_issues_renews_and_revokes(e: Engine) {
     if !client_available("lego") {
         return;
     }
-    let port = free_port();
+    let port = common::ports::free_port();
     let env = ValidationEnv::start(e, |c| c.http01_port = port).await;
     let s = &env.server;
     let work = tempfile::tempdir().unwrap();

@@ -132,7 +132,7 @@ both_engines!(cobble);
 /// the http-01 checks (the suite's names resolve to 127.0.0.1 through Cobble's mock DNS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cobble_own_http01_responder() {
-    let port = free_port();
+    let port = common::ports::free_port();
     let env = ValidationEnv::start(Engine::Sqlite, |c| c.http01_port = port).await;
     let opts = Options {
         ca_bundle: Some(env.server.trust_root()),
@@ -278,14 +278,6 @@ fn on_path(program: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A CA and a `localhost`/127.0.0.1 certificate it signed, for Pebble's HTTPS listener:
 /// (ca.pem, cert.pem, key.pem) written into `dir`.
 fn pebble_tls(
@@ -353,12 +345,12 @@ async fn start_pebble(extra: serde_json::Value) -> Option<Pebble> {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = pebble_tls(dir.path());
     let (mgmt, dns, http, tls, acme, acme_mgmt) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
+        common::ports::free_port(),
+        common::ports::free_port(),
+        common::ports::free_port(),
+        common::ports::free_port(),
+        common::ports::free_port(),
+        common::ports::free_port(),
     );
     let mut config = serde_json::json!({"pebble": {
         "listenAddress": format!("127.0.0.1:{acme}"),

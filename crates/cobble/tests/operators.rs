@@ -143,14 +143,6 @@ fn client_available(program: &str) -> bool {
     false
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// openssl's view of `leaf` in OCSP, and whether its serial is on the CRL.
 async fn ocsp_and_crl(
     s: &TestServer,
@@ -197,7 +189,7 @@ async fn certigna_flow_with_certbot_and_cobble_admin(e: Engine) {
     if !client_available(&certbot_program()) {
         return;
     }
-    let port = free_port();
+    let port = common::ports::free_port();
     let env = ValidationEnv::start(e, |c| {
         c.http01_port = port;
         c.eab_required = true;
@@ -332,7 +324,7 @@ async fn lego_binds_with_eab_and_a_key_binds_once(e: Engine) {
     if !client_available("lego") {
         return;
     }
-    let port = free_port();
+    let port = common::ports::free_port();
     let env = ValidationEnv::start(e, |c| {
         c.http01_port = port;
         c.eab_required = true;

@@ -9,7 +9,8 @@
 
 mod common;
 
-use common::dropin::{Proc, free_port, pebble_config, symlinks, wait_listening, workspace_root};
+use common::dropin::{Proc, pebble_config, symlinks, wait_listening, workspace_root};
+use common::ports::free_port;
 use instant_acme::{
     AuthorizationStatus, ChallengeType, Error, Identifier, NewOrder, OrderStatus, RetryPolicy,
 };

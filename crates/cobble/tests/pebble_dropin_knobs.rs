@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::dropin::{Proc, free_port, pebble_config, symlinks, workspace_root};
+use common::dropin::{Proc, pebble_config, symlinks, workspace_root};
+use common::ports::free_port;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

@@ -10,8 +10,9 @@
 mod common;
 
 use common::dropin::{
-    Proc, free_port, pebble_account, pebble_config, symlinks, wait_listening, workspace_root,
+    Proc, pebble_account, pebble_config, symlinks, wait_listening, workspace_root,
 };
+use common::ports::free_port;
 use instant_acme::{
     Account, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy, RevocationReason,
     RevocationRequest,

@@ -342,11 +342,7 @@ async fn certbot_prints_the_limit(e: Engine) {
         return;
     }
     let certbot = std::env::var("COBBLE_TEST_CERTBOT").unwrap_or_else(|_| "certbot".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::ports::free_port();
     let env = ValidationEnv::start(e, |c| {
         c.http01_port = port;
         c.no_rate_limits = false;

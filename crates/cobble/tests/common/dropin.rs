@@ -1,8 +1,8 @@
 //! Helpers of the Pebble drop-in tests: `pebble` / `pebble-challtestsrv` symlinks to the
-//! cobble binary, free ports, Pebble's JSON config on those ports, child processes stopped
+//! cobble binary, Pebble's JSON config on those ports, child processes stopped
 //! when dropped, and waiting for a listener.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -10,15 +10,6 @@ use std::time::Duration;
 /// The workspace root (where `testdata/` lives; Pebble's config names files under it).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A port free on 127.0.0.1 now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `pebble` and `pebble-challtestsrv` symlinks to the cobble binary in `dir`.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dropin;
+pub mod ports;
 pub mod prom;
 
 use cobble_core::b64;
