@@ -51,6 +51,11 @@ const SQLITE: &[Migration] = &[
         "lean_indexes",
         include_str!("../../../migrations/sqlite/0009_lean_indexes.sql"),
     ),
+    (
+        10,
+        "authz_reuse_index",
+        include_str!("../../../migrations/sqlite/0010_authz_reuse_index.sql"),
+    ),
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -98,6 +103,11 @@ const POSTGRES: &[Migration] = &[
         9,
         "lean_indexes",
         include_str!("../../../migrations/postgres/0009_lean_indexes.sql"),
+    ),
+    (
+        10,
+        "authz_reuse_index",
+        include_str!("../../../migrations/postgres/0010_authz_reuse_index.sql"),
     ),
 ];
 
