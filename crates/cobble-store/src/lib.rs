@@ -344,6 +344,10 @@ pub struct Store {
     db: Db,
 }
 
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its way
+/// out.
+const PG_PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Store {
     /// Opens a write transaction (see [`Tx`]).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
@@ -388,9 +392,23 @@ impl Store {
     /// `sqlite::memory:` keeps nothing; `postgres://...` uses PostgreSQL.
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // sqlx pings a connection (a round trip) before handing it out and again when it
+            // comes back; on the hot path a statement on the pool cost three round trips.
+            // A connection that was in use moments ago is alive, so only one idle for a while
+            // is tested; a connection broken meanwhile fails its statement (503, the client
+            // retries) and is closed by the ping on release.
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PG_PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await?;
             Db::Pg(pool)
