@@ -184,18 +184,14 @@ impl AppState {
     /// Opens the request's one store transaction with its nonce redeemed inside it
     /// (RFC 8555 §6.5), so the nonce commits with the request's change or not at all.
     pub async fn begin(&self, r: &Authed) -> AcmeResult<Tx> {
-        let mut tx = self.store.begin().await?;
-        tx.redeem_nonce(&r.nonce).await?;
-        Ok(tx)
+        Ok(self.store.begin_redeeming(&r.nonce).await?)
     }
 
     /// [`Self::begin`] for the hot request shapes (newOrder, challenge, finalize): on a SQLite
     /// file the transaction runs without a thread hop per statement, and only the store
     /// methods of those shapes run on it ([`cobble_store::Store::begin_hot`]).
     pub async fn begin_hot(&self, r: &Authed) -> AcmeResult<Tx> {
-        let mut tx = self.store.begin_hot().await?;
-        tx.redeem_nonce(&r.nonce).await?;
-        Ok(tx)
+        Ok(self.store.begin_hot_redeeming(&r.nonce).await?)
     }
 
     /// Loads the valid account a `kid` names.

@@ -254,7 +254,7 @@ macro_rules! on_tx {
         match &mut $tx.inner {
             crate::TxInner::Pg(t) => {
                 #[allow(unused_variables)]
-                let $c: &mut sqlx::PgConnection = &mut **t;
+                let $c: &mut sqlx::PgConnection = t.conn();
                 $body
             }
             crate::TxInner::Sqlite(t, _) => {
@@ -279,7 +279,7 @@ pub struct Tx {
 }
 
 enum TxInner {
-    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    Pg(PgTx),
     /// sqlx's writer, and the write gate held until the transaction ends (declared after
     /// it, so it is released after the commit or rollback).
     Sqlite(
@@ -338,6 +338,79 @@ impl Tx {
     }
 }
 
+/// A PostgreSQL transaction on a pooled connection, begun and ended by hand rather than with
+/// `sqlx::Transaction`, so that its `BEGIN` can travel with the request's nonce redemption in
+/// one simple-protocol round trip (sqlx sends `BEGIN` alone and waits for it). Dropped
+/// without [`PgTx::commit`], it is rolled back in a task before the connection goes back to
+/// the pool; a connection whose rollback fails is closed instead.
+struct PgTx {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+}
+
+impl PgTx {
+    /// Takes a connection and begins; with `nonce`, redeems it in the same round trip
+    /// ([`StoreError::NonceReused`] when it was used, and the transaction rolls back).
+    async fn begin(pool: &PgPool, nonce: Option<&OpenedNonce>) -> Result<Self, StoreError> {
+        let mut tx = Self {
+            conn: Some(pool.acquire().await?),
+        };
+        match nonce {
+            // The nonce goes into the SQL text as a literal (the simple protocol takes no
+            // parameters): only when it is plain base64url, as every nonce this CA mints is.
+            Some(n) if nonce::is_literal_safe(&n.value) => {
+                let sql = format!(
+                    "BEGIN; INSERT INTO used_nonces (nonce, expires_ms) VALUES ('{}', {}) ON CONFLICT DO NOTHING",
+                    n.value, n.expires_ms
+                );
+                let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(tx.conn())
+                    .await?
+                    .rows_affected();
+                if done == 0 {
+                    return Err(StoreError::NonceReused);
+                }
+            }
+            other => {
+                sqlx::raw_sql("BEGIN").execute(tx.conn()).await?;
+                if let Some(n) = other {
+                    let c = tx.conn();
+                    redeem_nonce_in!(c, n);
+                }
+            }
+        }
+        Ok(tx)
+    }
+
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        self.conn
+            .as_mut()
+            .expect("an open transaction has its connection")
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let mut c = self
+            .conn
+            .take()
+            .expect("an open transaction has its connection");
+        // A failed COMMIT ends the transaction too (PostgreSQL rolls it back).
+        sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+        Ok(())
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.conn.take() {
+            tokio::spawn(async move {
+                if let Err(e) = sqlx::raw_sql("ROLLBACK").execute(&mut *c).await {
+                    tracing::warn!(error = %e, "rolling back a PostgreSQL transaction failed; closing its connection");
+                    c.close_on_drop();
+                }
+            });
+        }
+    }
+}
+
 /// The store: every piece of state that matters.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -352,7 +425,7 @@ impl Store {
     /// Opens a write transaction (see [`Tx`]).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.db {
-            Db::Pg(p) => TxInner::Pg(p.begin().await?),
+            Db::Pg(p) => TxInner::Pg(PgTx::begin(p, None).await?),
             Db::Sqlite { writer, gate, .. } => {
                 let gate = match gate {
                     Some(g) => Some(g.lock().await?),
@@ -378,6 +451,30 @@ impl Store {
             });
         }
         self.begin().await
+    }
+
+    /// [`Store::begin`] with `nonce` redeemed in the transaction ([`Tx::redeem_nonce`]); on
+    /// PostgreSQL the `BEGIN` and the redemption travel in one round trip.
+    pub async fn begin_redeeming(&self, nonce: &OpenedNonce) -> Result<Tx, StoreError> {
+        if let Db::Pg(p) = &self.db {
+            return Ok(Tx {
+                inner: TxInner::Pg(PgTx::begin(p, Some(nonce)).await?),
+            });
+        }
+        let mut tx = self.begin().await?;
+        tx.redeem_nonce(nonce).await?;
+        Ok(tx)
+    }
+
+    /// [`Store::begin_hot`] with `nonce` redeemed in the transaction, as
+    /// [`Store::begin_redeeming`].
+    pub async fn begin_hot_redeeming(&self, nonce: &OpenedNonce) -> Result<Tx, StoreError> {
+        if self.gate().is_none() {
+            return self.begin_redeeming(nonce).await;
+        }
+        let mut tx = self.begin_hot().await?;
+        tx.redeem_nonce(nonce).await?;
+        Ok(tx)
     }
 
     /// The hop-free SQLite writer, for single-statement writes outside a transaction.

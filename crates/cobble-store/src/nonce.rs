@@ -18,6 +18,16 @@ pub(crate) fn redeem_direct(
     Ok(())
 }
 
+/// Whether `value` may go into SQL text as a quoted literal: non-empty plain base64url, as
+/// every nonce this CA mints (no quote, backslash or other character SQL treats specially).
+pub(crate) fn is_literal_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl Store {
     /// The nonce sealing key shared by every instance on this database; made on first use.
     pub async fn nonce_key(&self) -> Result<Vec<u8>, StoreError> {
@@ -73,5 +83,27 @@ impl Store {
         Ok(
             read_pool!(&self.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM used_nonces").fetch_one(p).await?),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_literal_safe;
+
+    #[test]
+    fn only_plain_base64url_goes_into_sql_text() {
+        assert!(is_literal_safe("AbC-_09"));
+        for bad in [
+            "",
+            "a'b",
+            "a\\b",
+            "a b",
+            "a;b",
+            "é",
+            "a\0b",
+            &"a".repeat(257),
+        ] {
+            assert!(!is_literal_safe(bad), "{bad:?}");
+        }
     }
 }

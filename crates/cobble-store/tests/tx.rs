@@ -616,3 +616,82 @@ async fn limit_overrides_and_shared_request_buckets() {
         );
     }
 }
+
+/// `begin_redeeming` and `begin_hot_redeeming` (on PostgreSQL `BEGIN` and the redemption in
+/// one round trip, the transaction ended by hand): a dropped transaction leaves neither its
+/// nonce nor its change and hands back a connection outside any transaction, a committed one
+/// keeps both, a used nonce is refused; a nonce that cannot be a SQL literal takes the
+/// two-statement path and is kept verbatim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_begun_with_its_nonce_commits_or_rolls_back_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        // Dropped and committed in turn: if a dropped transaction's connection came back to
+        // the pool still inside it, the next commit would keep the dropped nonce too.
+        for i in 0..20 {
+            let tx = store
+                .begin_redeeming(&nonce(&format!("dropped{i}")))
+                .await
+                .unwrap();
+            drop(tx);
+            let tx = store
+                .begin_hot_redeeming(&nonce(&format!("dropped-hot{i}")))
+                .await
+                .unwrap();
+            drop(tx);
+            let tx = store
+                .begin_redeeming(&nonce(&format!("kept{i}")))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut kept = 20;
+        assert_eq!(store.used_nonce_count().await.unwrap(), kept, "{engine:?}");
+        // With a change: dropped, nothing; committed, both.
+        let mut tx = store.begin_redeeming(&nonce("acct")).await.unwrap();
+        tx.create_account(new_account("redeeming")).await.unwrap();
+        drop(tx);
+        let mut tx = store.begin_redeeming(&nonce("acct")).await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("redeeming")).await.unwrap()
+        else {
+            panic!("the dropped account was not kept ({engine:?})");
+        };
+        tx.commit().await.unwrap();
+        kept += 1;
+        let mut tx = store.begin_hot_redeeming(&nonce("order")).await.unwrap();
+        let order = tx
+            .create_order(one_name_order(
+                &a.id,
+                "redeeming.example.com",
+                10_000,
+                10_000,
+            ))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        kept += 1;
+        assert!(store.order(&order).await.unwrap().is_some(), "{engine:?}");
+        // Used: refused both ways, and nothing more is kept.
+        for used in ["acct", "order", "kept3"] {
+            let err = store.begin_redeeming(&nonce(used)).await.unwrap_err();
+            assert!(matches!(err, StoreError::NonceReused), "{engine:?} {err:?}");
+            let err = store.begin_hot_redeeming(&nonce(used)).await.unwrap_err();
+            assert!(matches!(err, StoreError::NonceReused), "{engine:?} {err:?}");
+        }
+        // Not plain base64url: the parameterized path, verbatim, refused the second time.
+        let odd = nonce("it's; DROP TABLE used_nonces; --");
+        store
+            .begin_redeeming(&odd)
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+        kept += 1;
+        let err = store.begin_redeeming(&odd).await.unwrap_err();
+        assert!(matches!(err, StoreError::NonceReused), "{engine:?} {err:?}");
+        assert_eq!(store.used_nonce_count().await.unwrap(), kept, "{engine:?}");
+        store.close().await;
+    }
+}

@@ -64,8 +64,7 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
         .reusable_authz(account_id, &id, false, false, now)
         .await
         .unwrap();
-    let mut tx = store.begin_hot().await.unwrap();
-    tx.redeem_nonce(&nonce()).await.unwrap();
+    let mut tx = store.begin_hot_redeeming(&nonce()).await.unwrap();
     let order_id = tx
         .create_order(NewOrder {
             account_id: account_id.to_owned(),
@@ -105,8 +104,7 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
         .unwrap()
         .unwrap();
     store.authz(&a).await.unwrap().unwrap();
-    let mut tx = store.begin_hot().await.unwrap();
-    tx.redeem_nonce(&nonce()).await.unwrap();
+    let mut tx = store.begin_hot_redeeming(&nonce()).await.unwrap();
     assert!(tx.start_challenge(&challenge_id, now, now).await.unwrap());
     tx.commit().await.unwrap();
     // The validation workers: claim a due job (with orders running side by side, maybe
@@ -154,8 +152,7 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
     store.order(&order_id).await.unwrap().unwrap();
     store.is_key_blocked(serial).await.unwrap();
     store.authz(&authz_id).await.unwrap().unwrap();
-    let mut tx = store.begin_hot().await.unwrap();
-    tx.redeem_nonce(&nonce()).await.unwrap();
+    let mut tx = store.begin_hot_redeeming(&nonce()).await.unwrap();
     assert!(tx.begin_finalize(&order_id, now).await.unwrap());
     tx.enqueue_issuance(&order_id, "{}", &worker, now, 60_000)
         .await
