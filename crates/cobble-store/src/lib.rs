@@ -18,6 +18,7 @@ mod migrate;
 mod nonce;
 mod operator;
 mod order;
+mod pg_read;
 mod prune;
 mod seed;
 mod stats;
@@ -182,7 +183,8 @@ pub enum Engine {
 
 #[derive(Clone, Debug)]
 enum Db {
-    Pg(PgPool),
+    /// sqlx's pool for transactions; lent connections for single statements (pg_read.rs).
+    Pg(PgPool, std::sync::Arc<pg_read::Conns>),
     /// One writer connection; a pool of read-only connections (WAL lets readers run beside the writer).
     Sqlite {
         writer: SqlitePool,
@@ -195,12 +197,25 @@ enum Db {
     },
 }
 
-/// Runs `$body` with `$p` bound to the pool for reads.
+/// Runs `$body` (which returns a `Result`) with `$p` bound to a connection for reads: on
+/// PostgreSQL one lent without sqlx's pool round trips (pg_read.rs), back in the list when
+/// the body succeeds, closed when it fails; on SQLite one of the reader pool. A `return` in
+/// the body ends the body, not the caller.
 macro_rules! read_pool {
     ($db:expr, $p:ident => $body:expr) => {
         match $db {
-            crate::Db::Pg($p) => $body,
-            crate::Db::Sqlite { reader: $p, .. } => $body,
+            crate::Db::Pg(_, conns) => {
+                let mut lent = conns.get().await?;
+                let $p: &mut sqlx::PgConnection = lent.conn();
+                let out = async move { $body }.await;
+                lent.settle(&out);
+                out
+            }
+            crate::Db::Sqlite { reader, .. } => {
+                let mut conn = reader.acquire().await?;
+                let $p: &mut sqlx::SqliteConnection = &mut *conn;
+                async move { $body }.await
+            }
         }
     };
 }
@@ -210,7 +225,7 @@ macro_rules! read_pool {
 macro_rules! write_tx {
     ($db:expr, $tx:ident => $body:expr) => {
         match $db {
-            crate::Db::Pg(p) => {
+            crate::Db::Pg(p, _) => {
                 #[allow(unused_mut)]
                 let mut $tx = p.begin().await?;
                 $body
@@ -425,7 +440,7 @@ impl Store {
     /// Opens a write transaction (see [`Tx`]).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.db {
-            Db::Pg(p) => TxInner::Pg(PgTx::begin(p, None).await?),
+            Db::Pg(p, _) => TxInner::Pg(PgTx::begin(p, None).await?),
             Db::Sqlite { writer, gate, .. } => {
                 let gate = match gate {
                     Some(g) => Some(g.lock().await?),
@@ -456,7 +471,7 @@ impl Store {
     /// [`Store::begin`] with `nonce` redeemed in the transaction ([`Tx::redeem_nonce`]); on
     /// PostgreSQL the `BEGIN` and the redemption travel in one round trip.
     pub async fn begin_redeeming(&self, nonce: &OpenedNonce) -> Result<Tx, StoreError> {
-        if let Db::Pg(p) = &self.db {
+        if let Db::Pg(p, _) = &self.db {
             return Ok(Tx {
                 inner: TxInner::Pg(PgTx::begin(p, Some(nonce)).await?),
             });
@@ -508,7 +523,12 @@ impl Store {
                 })
                 .connect(url)
                 .await?;
-            Db::Pg(pool)
+            let conns = pg_read::Conns::new(
+                pool.connect_options().as_ref().clone(),
+                opts.max_connections,
+                opts.acquire_timeout,
+            );
+            Db::Pg(pool, std::sync::Arc::new(conns))
         } else if url.starts_with("sqlite:") {
             let common = SqliteConnectOptions::from_str(url)?
                 .busy_timeout(opts.busy_timeout)
@@ -577,7 +597,7 @@ impl Store {
     /// The engine in use.
     pub fn engine(&self) -> Engine {
         match self.db {
-            Db::Pg(_) => Engine::Postgres,
+            Db::Pg(..) => Engine::Postgres,
             Db::Sqlite { .. } => Engine::Sqlite,
         }
     }
@@ -593,7 +613,10 @@ impl Store {
     /// Closes every connection; waits for checked-out ones to come back.
     pub async fn close(&self) {
         match &self.db {
-            Db::Pg(p) => p.close().await,
+            Db::Pg(p, conns) => {
+                conns.close().await;
+                p.close().await
+            }
             Db::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;

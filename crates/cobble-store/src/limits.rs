@@ -469,14 +469,16 @@ impl Store {
             return Ok(gcra_answer(allowed, tat, now_us, interval_us, tolerance_us));
         }
         let row = match &self.db {
-            crate::Db::Pg(p) => {
+            crate::Db::Pg(_, conns) => {
+                let mut lent = conns.get().await?;
                 let r = sqlx::query(GCRA_PG)
                     .bind(key)
                     .bind(now_us)
                     .bind(interval_us)
                     .bind(tolerance_us)
-                    .fetch_one(p)
+                    .fetch_one(lent.conn())
                     .await?;
+                lent.finish();
                 (
                     r.try_get::<bool, _>("allowed")?,
                     r.try_get::<i64, _>("tat_us")?,

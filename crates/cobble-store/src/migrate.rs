@@ -116,12 +116,12 @@ const CREATE_TABLE: &str =
 
 pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
     let set = match db {
-        Db::Pg(_) => POSTGRES,
+        Db::Pg(..) => POSTGRES,
         Db::Sqlite { .. } => SQLITE,
     };
     let known = set.last().map_or(0, |m| m.0);
     write_tx!(db, tx => {
-        if matches!(db, Db::Pg(_)) {
+        if matches!(db, Db::Pg(..)) {
             sqlx::query("SELECT pg_advisory_xact_lock(7283541009)").execute(&mut *tx).await?;
         }
         sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
@@ -151,13 +151,15 @@ pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
 /// Whether every migration this build knows is applied (for readiness checks).
 pub(crate) async fn is_current(db: &Db) -> Result<bool, StoreError> {
     let known = match db {
-        Db::Pg(_) => POSTGRES.len(),
+        Db::Pg(..) => POSTGRES.len(),
         Db::Sqlite { .. } => SQLITE.len(),
     } as i64;
     let found: Option<i64> = crate::read_pool!(db, p => {
-        sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(p)
-            .await?
-    });
+        Ok::<_, StoreError>(
+            sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+                .fetch_one(p)
+                .await?,
+        )
+    })?;
     Ok(found == Some(known))
 }

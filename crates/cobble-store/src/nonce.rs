@@ -59,12 +59,17 @@ impl Store {
         }
         let (value, expires) = (&nonce.value, nonce.expires_ms);
         let done = match &self.db {
-            crate::Db::Pg(p) => sqlx::query(SQL)
-                .bind(value)
-                .bind(expires)
-                .execute(p)
-                .await?
-                .rows_affected(),
+            crate::Db::Pg(_, conns) => {
+                let mut lent = conns.get().await?;
+                let done = sqlx::query(SQL)
+                    .bind(value)
+                    .bind(expires)
+                    .execute(lent.conn())
+                    .await?
+                    .rows_affected();
+                lent.finish();
+                done
+            }
             crate::Db::Sqlite { writer, .. } => sqlx::query(SQL)
                 .bind(value)
                 .bind(expires)
@@ -80,9 +85,7 @@ impl Store {
 
     /// How many used nonces are remembered (for tests and metrics).
     pub async fn used_nonce_count(&self) -> Result<i64, StoreError> {
-        Ok(
-            read_pool!(&self.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM used_nonces").fetch_one(p).await?),
-        )
+        read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM used_nonces").fetch_one(p).await?))
     }
 }
 

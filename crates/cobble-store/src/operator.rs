@@ -305,8 +305,8 @@ macro_rules! fetch_list {
                 };
             }
             let rows = q.fetch_all(p).await?;
-            rows.iter().map($decode).collect::<Result<Vec<_>, StoreError>>()?
-        })
+            rows.iter().map($decode).collect::<Result<Vec<_>, StoreError>>()
+        })?
     }};
 }
 
@@ -475,7 +475,7 @@ impl Store {
             "SELECT {EA_COLS} FROM external_accounts WHERE kid = $1"
         ));
         read_pool!(&self.db, p => {
-            let Some(row) = sqlx::query(sql).bind(kid).fetch_optional(p).await? else {
+            let Some(row) = sqlx::query(sql).bind(kid).fetch_optional(&mut *p).await? else {
                 return Ok(None);
             };
             let mut ea = ea_from_row(&row)?;
@@ -551,7 +551,7 @@ impl Store {
             "SELECT {DOC_COLS} FROM organization_documents WHERE organization_id = $1 ORDER BY created_ms DESC, id DESC"
         ));
         read_pool!(&self.db, p => {
-            let Some(row) = sqlx::query(sql).bind(id).fetch_optional(p).await? else {
+            let Some(row) = sqlx::query(sql).bind(id).fetch_optional(&mut *p).await? else {
                 return Ok(None);
             };
             let mut org = org_from_row(&row)?;

@@ -84,10 +84,12 @@ impl Store {
         let batch = plan.batch.max(1) as i64;
         let engine = self.engine();
         let done: i64 = crate::read_pool!(&self.db, p => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE id LIKE 'seed-x-%'")
-                .fetch_one(p)
-                .await?
-        });
+            Ok::<_, StoreError>(
+                sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE id LIKE 'seed-x-%'")
+                    .fetch_one(p)
+                    .await?,
+            )
+        })?;
         let mut tx = self.begin().await?;
         // `WHERE true`: SQLite needs a WHERE before an upsert clause in INSERT ... SELECT.
         let sql = sqlx::AssertSqlSafe(

@@ -34,8 +34,7 @@ impl Store {
                 }
                 _ => "SELECT COUNT(*), COALESCE(MIN(created_ms), 0) FROM issuance_jobs",
             };
-            let (depth, oldest): (i64, i64) =
-                read_pool!(&self.db, p => sqlx::query_as(sql).fetch_one(p).await?);
+            let (depth, oldest): (i64, i64) = read_pool!(&self.db, p => Ok::<_, StoreError>(sqlx::query_as(sql).fetch_one(p).await?))?;
             Ok::<_, StoreError>(QueueStats {
                 depth,
                 oldest_age_ms: if depth > 0 {
@@ -48,14 +47,18 @@ impl Store {
         Ok((one("validation_jobs").await?, one("issuance_jobs").await?))
     }
 
-    /// The pool's connections now.
+    /// The database connections now (on SQLite, the sqlx reader pool's).
     pub fn pool_stats(&self) -> PoolStats {
         let (open, idle, max) = match &self.db {
-            Db::Pg(p) => (
-                p.size(),
-                p.num_idle() as u32,
-                p.options().get_max_connections(),
-            ),
+            // sqlx's pool (transactions) and the lent connections (single statements).
+            Db::Pg(p, conns) => {
+                let lent = conns.stats();
+                (
+                    p.size() + lent.open,
+                    p.num_idle() as u32 + lent.idle,
+                    p.options().get_max_connections() + lent.max,
+                )
+            }
             Db::Sqlite { reader, .. } => (
                 reader.size(),
                 reader.num_idle() as u32,
@@ -68,7 +71,7 @@ impl Store {
     /// How long getting a connection from the pool takes now (a probe, taken at scrape time).
     pub async fn acquire_probe(&self) -> Result<Duration, StoreError> {
         let t = Instant::now();
-        read_pool!(&self.db, p => drop(p.acquire().await?));
+        read_pool!(&self.db, _p => Ok::<(), StoreError>(()))?;
         Ok(t.elapsed())
     }
 }
