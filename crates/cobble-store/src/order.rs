@@ -242,6 +242,26 @@ const INSERT_AUTHZ: &str = "INSERT INTO authzs (id, account_id, identifier_type,
 const INSERT_CHALLENGE: &str =
     "INSERT INTO challenges (id, authz_id, type, token, status) VALUES ($1, $2, $3, $4, 'pending')";
 
+/// [`INSERT_CHALLENGE`] for `n` challenges in one statement: `n` rows of four parameters.
+fn insert_challenges_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let b = i * 4;
+            format!(
+                "(${}, ${}, ${}, ${}, 'pending')",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO challenges (id, authz_id, type, token, status) VALUES {}",
+        rows.join(", ")
+    )
+}
+
 /// [`Tx::create_order`] on the hop-free SQLite writer (direct.rs): the same statements.
 fn create_order_direct(
     c: &rusqlite::Connection,
@@ -322,15 +342,19 @@ macro_rules! insert_authz_in {
             .bind($now)
             .execute(&mut *$tx)
             .await?;
-        for kind in $challenges.iter() {
-            let kind: &ChallengeType = kind;
-            sqlx::query(INSERT_CHALLENGE)
-                .bind(random_id())
-                .bind($id)
-                .bind(kind.as_str())
-                .bind(random_id())
-                .execute(&mut *$tx)
-                .await?;
+        // Every challenge in one statement (one round trip on PostgreSQL).
+        let kinds: &[ChallengeType] = &$challenges[..];
+        if !kinds.is_empty() {
+            let sql = sqlx::AssertSqlSafe(insert_challenges_sql(kinds.len()));
+            let mut q = sqlx::query(sql);
+            for kind in kinds {
+                q = q
+                    .bind(random_id())
+                    .bind($id)
+                    .bind(kind.as_str())
+                    .bind(random_id());
+            }
+            q.execute(&mut *$tx).await?;
         }
     }};
 }

@@ -672,6 +672,34 @@ async fn a_transaction_begun_with_its_nonce_commits_or_rolls_back_like_any_other
         tx.commit().await.unwrap();
         kept += 1;
         assert!(store.order(&order).await.unwrap().is_some(), "{engine:?}");
+        // An authorization's challenges go in one multi-row statement (sqlx's writer here):
+        // each its own row, id and token.
+        use cobble_core::challenge::ChallengeType;
+        let kinds = [
+            ChallengeType::Http01,
+            ChallengeType::Dns01,
+            ChallengeType::TlsAlpn01,
+        ];
+        let mut tx = store.begin_redeeming(&nonce("preauth")).await.unwrap();
+        let id = Identifier::from_wire("dns", "three.example.com").unwrap();
+        let pre = tx
+            .create_preauthorization(&a.id, &id, &kinds, 10_000, 1_000)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        kept += 1;
+        let authz = store.authz(&pre).await.unwrap().unwrap();
+        let got: Vec<ChallengeType> = authz.challenges.iter().map(|c| c.kind).collect();
+        assert_eq!(got, kinds, "{engine:?}");
+        let ids: std::collections::BTreeSet<&str> =
+            authz.challenges.iter().map(|c| c.id.as_str()).collect();
+        let tokens: std::collections::BTreeSet<&str> =
+            authz.challenges.iter().map(|c| c.token.as_str()).collect();
+        assert_eq!((ids.len(), tokens.len()), (3, 3), "{engine:?}");
+        assert!(
+            authz.challenges.iter().all(|c| c.authz_id == pre),
+            "{engine:?}"
+        );
         // Used: refused both ways, and nothing more is kept.
         for used in ["acct", "order", "kept3"] {
             let err = store.begin_redeeming(&nonce(used)).await.unwrap_err();
