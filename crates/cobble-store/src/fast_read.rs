@@ -64,10 +64,29 @@ impl Readers {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let c = self.gate.lock().await?;
-        let tx = c.unchecked_transaction()?;
-        let out = f(&tx);
-        drop(tx); // read only: nothing to commit
+        // BEGIN and its end as cached statements: parsed once per connection, not per read.
+        c.prepare_cached("BEGIN")?.execute([])?;
+        let out = f(&c);
+        // Read only: nothing to keep. The connection must never stay inside the read
+        // transaction (the next writer's BEGIN IMMEDIATE would fail).
+        let end = c
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut st| st.execute([]));
+        if end.is_err() && !c.is_autocommit() {
+            c.execute_batch("ROLLBACK")?;
+        }
+        end?;
         out
+    }
+
+    /// Runs `f`, one statement (which is its own snapshot), holding the write gate for its
+    /// duration: no transaction around it.
+    async fn read_one<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let c = self.gate.lock().await?;
+        f(&c)
     }
 
     pub(crate) async fn account(
@@ -79,7 +98,7 @@ impl Readers {
             "SELECT {} FROM accounts WHERE {column} = ?1",
             crate::account::COLUMNS
         );
-        self.read(|c| {
+        self.read_one(|c| {
             let mut st = c.prepare_cached(logged(&sql))?;
             st.query_row([value], |r| Ok(account_row(r)))
                 .optional()?
@@ -164,7 +183,7 @@ impl Readers {
              ORDER BY (status = 'valid') DESC, expires_ms DESC LIMIT 1",
             crate::order::AUTHZ_COLS
         );
-        self.read(|c| {
+        self.read_one(|c| {
             let row = c
                 .prepare_cached(logged(&sql))?
                 .query_row(
@@ -185,7 +204,7 @@ impl Readers {
     }
 
     pub(crate) async fn challenge_authz_id(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.read(|c| {
+        self.read_one(|c| {
             Ok(
                 c.prepare_cached(logged("SELECT authz_id FROM challenges WHERE id = ?1"))?
                     .query_row([id], |r| r.get(0))
@@ -204,7 +223,7 @@ impl Readers {
             "SELECT {} FROM certificates WHERE {column} = ?1",
             crate::cert::CERT_COLS
         );
-        self.read(|c| {
+        self.read_one(|c| {
             c.prepare_cached(logged(&sql))?
                 .query_row([value], |r| Ok(cert_row(r)))
                 .optional()?
@@ -214,7 +233,7 @@ impl Readers {
     }
 
     pub(crate) async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
-        self.read(|c| {
+        self.read_one(|c| {
             let n: i64 = c
                 .prepare_cached(logged(
                     "SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = ?1",
