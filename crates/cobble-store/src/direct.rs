@@ -83,7 +83,9 @@ impl DirectTx {
     /// Takes the gate and begins a write transaction.
     pub(crate) async fn begin(gate: &Gate) -> Result<Self, StoreError> {
         let conn = gate.lock().await?;
-        conn.execute_batch(logged("BEGIN IMMEDIATE"))?;
+        // Cached: parsed once per connection, not per transaction (the gate is held meanwhile).
+        conn.prepare_cached(logged("BEGIN IMMEDIATE"))?
+            .execute([])?;
         Ok(Self { conn, open: true })
     }
 
@@ -94,7 +96,7 @@ impl DirectTx {
 
     /// Commits (a failed commit rolls back when dropped).
     pub(crate) fn commit(mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch(logged("COMMIT"))?;
+        self.conn.prepare_cached(logged("COMMIT"))?.execute([])?;
         self.open = false;
         Ok(())
     }
