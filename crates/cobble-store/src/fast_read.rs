@@ -51,6 +51,29 @@ fn corrupt(what: &str, v: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} {v:?}"))
 }
 
+/// Ends a read transaction when dropped, also when the read failed or panicked: the
+/// connection must never stay inside it (the next writer's `BEGIN IMMEDIATE` would fail).
+struct EndRead<'c>(&'c Connection);
+
+impl Drop for EndRead<'_> {
+    fn drop(&mut self) {
+        let c = self.0;
+        if c.is_autocommit() {
+            return;
+        }
+        // Read only: nothing to keep.
+        let ended = c
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut st| st.execute([]));
+        if ended.is_err()
+            && !c.is_autocommit()
+            && let Err(e) = c.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "ending a SQLite read transaction failed");
+        }
+    }
+}
+
 impl Readers {
     /// Reads on the connection behind `gate`.
     pub(crate) fn new(gate: crate::direct::Gate) -> Self {
@@ -66,17 +89,8 @@ impl Readers {
         let c = self.gate.lock().await?;
         // BEGIN and its end as cached statements: parsed once per connection, not per read.
         c.prepare_cached("BEGIN")?.execute([])?;
-        let out = f(&c);
-        // Read only: nothing to keep. The connection must never stay inside the read
-        // transaction (the next writer's BEGIN IMMEDIATE would fail).
-        let end = c
-            .prepare_cached("ROLLBACK")
-            .and_then(|mut st| st.execute([]));
-        if end.is_err() && !c.is_autocommit() {
-            c.execute_batch("ROLLBACK")?;
-        }
-        end?;
-        out
+        let _end = EndRead(&c);
+        f(&c)
     }
 
     /// Runs `f`, one statement (which is its own snapshot), holding the write gate for its
@@ -377,4 +391,37 @@ fn cert_row(r: &Row<'_>) -> Result<Certificate, StoreError> {
         revoked_reason,
         replaced_by,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A read that fails or panics still ends its transaction: the connection is back in
+    /// autocommit, and a write transaction can begin on it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_or_panicking_read_leaves_no_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        // The hop-free writer opens an existing file (sqlx's writer makes it).
+        drop(Connection::open(&path).unwrap());
+        let gate =
+            crate::direct::open(&path, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        let readers = Arc::new(Readers::new(gate.clone()));
+        let failed: Result<(), _> = readers
+            .read(|_| Err(StoreError::Corrupt("a read that fails".into())))
+            .await;
+        assert!(failed.is_err());
+        assert!(gate.lock().await.unwrap().is_autocommit(), "after an error");
+        let r = readers.clone();
+        let panicked =
+            tokio::spawn(async move { r.read::<()>(|_| panic!("a read that panics")).await }).await;
+        assert!(panicked.is_err(), "the task panicked");
+        let c = gate.lock().await.unwrap();
+        assert!(c.is_autocommit(), "after a panic");
+        c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE t (x); COMMIT")
+            .unwrap();
+    }
 }
