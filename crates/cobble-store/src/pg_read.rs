@@ -72,7 +72,10 @@ impl Conns {
             let next = self.idle.lock().expect("not poisoned").pop();
             match next {
                 Some((mut conn, since)) if since.elapsed() >= crate::PG_PING_AFTER_IDLE => {
-                    if conn.ping().await.is_ok() {
+                    // Bounded as the rest of the wait: a server that stopped answering
+                    // must not hold the caller past it.
+                    let alive = tokio::time::timeout(self.wait, conn.ping()).await;
+                    if matches!(alive, Ok(Ok(()))) {
                         return Ok(lend(conn));
                     }
                 }
