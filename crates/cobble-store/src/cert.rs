@@ -1,8 +1,10 @@
 //! Certificates (RFC 8555 §7.4.2), finalization state, revocation (§7.6), blocked keys,
 //! CRL numbers.
 
+use crate::nonce::REDEEM_CTE;
 use crate::{Store, StoreError, Tx, direct, on_tx, random_id, read_pool};
 use cobble_core::identifier::Identifier;
+use cobble_core::nonce::OpenedNonce;
 use sqlx::Row;
 
 /// A stored certificate.
@@ -95,22 +97,57 @@ impl Store {
         &self,
         column: &'static str,
         value: &str,
+        redeem: Option<&OpenedNonce>,
     ) -> Result<Option<Certificate>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.certificate(column, value).await;
+            return r.certificate(column, value, redeem).await;
         }
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CERT_COLS} FROM certificates WHERE {column} = $1"
-        ));
+        let sql = sqlx::AssertSqlSafe(match redeem {
+            None => format!("SELECT {CERT_COLS} FROM certificates WHERE {column} = $1"),
+            // The redemption in front (one row even when there is no such certificate).
+            Some(_) => format!(
+                "{REDEEM_CTE} SELECT (SELECT COUNT(*) FROM n) AS redeemed, {CERT_COLS} \
+                 FROM (SELECT 1) one LEFT JOIN certificates ON {column} = $1"
+            ),
+        });
         read_pool!(&self.db, p => {
-            let row = sqlx::query(sql).bind(value).fetch_optional(p).await?;
-            row.as_ref().map(cert_from_row).transpose()
+            let mut q = sqlx::query(sql).bind(value);
+            if let Some(n) = redeem {
+                q = q.bind(&n.value).bind(n.expires_ms);
+            }
+            let Some(row) = q.fetch_optional(p).await? else {
+                return Ok(None);
+            };
+            if redeem.is_some() {
+                if row.try_get::<i64, _>("redeemed")? == 0 {
+                    return Err(StoreError::NonceReused);
+                }
+                if row.try_get::<Option<String>, _>("id")?.is_none() {
+                    return Ok(None);
+                }
+            }
+            cert_from_row(&row).map(Some)
         })
     }
 
     /// A certificate by id.
     pub async fn certificate(&self, id: &str) -> Result<Option<Certificate>, StoreError> {
-        self.certificate_where("id", id).await
+        self.certificate_where("id", id, None).await
+    }
+
+    /// [`Store::certificate`] for a POST-as-GET, with the request's nonce redeemed on the
+    /// same trip to the store, as [`Store::order_redeeming`].
+    pub async fn certificate_redeeming(
+        &self,
+        id: &str,
+        nonce: &OpenedNonce,
+    ) -> Result<Option<Certificate>, StoreError> {
+        if !self.redeems_in_read() {
+            let cert = self.certificate_where("id", id, None).await?;
+            self.redeem_nonce(nonce).await?;
+            return Ok(cert);
+        }
+        self.certificate_where("id", id, Some(nonce)).await
     }
 
     /// A certificate by serial (lowercase hex).
@@ -118,7 +155,7 @@ impl Store {
         &self,
         serial: &str,
     ) -> Result<Option<Certificate>, StoreError> {
-        self.certificate_where("serial", serial).await
+        self.certificate_where("serial", serial, None).await
     }
 
     /// A certificate by RFC 9773 certID.
@@ -126,7 +163,7 @@ impl Store {
         &self,
         ari_id: &str,
     ) -> Result<Option<Certificate>, StoreError> {
-        self.certificate_where("ari_id", ari_id).await
+        self.certificate_where("ari_id", ari_id, None).await
     }
 
     /// The revocation generation: it grows with every revocation, in the revocation's own

@@ -26,6 +26,7 @@ use crate::order::{Authz, Challenge, Order};
 use cobble_core::account::AccountStatus;
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
+use cobble_core::nonce::OpenedNonce;
 use cobble_core::status::{AuthzStatus, ChallengeStatus, OrderStatus};
 use rusqlite::{Connection, OptionalExtension, Row};
 
@@ -53,6 +54,8 @@ fn corrupt(what: &str, v: &str) -> StoreError {
 
 /// Ends a read transaction when dropped, also when the read failed or panicked: the
 /// connection must never stay inside it (the next writer's `BEGIN IMMEDIATE` would fail).
+/// A redeeming read that did not reach its `COMMIT` is rolled back with its nonce (the
+/// request's error path uses the nonce up on its own).
 struct EndRead<'c>(&'c Connection);
 
 impl Drop for EndRead<'_> {
@@ -61,7 +64,7 @@ impl Drop for EndRead<'_> {
         if c.is_autocommit() {
             return;
         }
-        // Read only: nothing to keep.
+        // Read only, or a redemption that did not commit: nothing to keep.
         let ended = c
             .prepare_cached("ROLLBACK")
             .and_then(|mut st| st.execute([]));
@@ -82,23 +85,42 @@ impl Readers {
 
     /// Runs `f` in one read transaction (one snapshot for every statement in it), holding
     /// the write gate for its duration (microseconds: pages are cached and nothing waits).
+    /// With `redeem`, the transaction is a write transaction that first redeems that nonce
+    /// (RFC 8555 §6.5) and commits once `f` has read: a POST-as-GET's nonce and its read in
+    /// one hold of the gate and one transaction, instead of two of each.
     async fn read<T>(
         &self,
+        redeem: Option<&OpenedNonce>,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let c = self.gate.lock().await?;
         // BEGIN and its end as cached statements: parsed once per connection, not per read.
-        c.prepare_cached("BEGIN")?.execute([])?;
+        c.prepare_cached(if redeem.is_some() {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        })?
+        .execute([])?;
         let _end = EndRead(&c);
-        f(&c)
+        let Some(nonce) = redeem else {
+            return f(&c);
+        };
+        crate::nonce::redeem_direct(&c, nonce)?;
+        let out = f(&c)?;
+        c.prepare_cached(logged("COMMIT"))?.execute([])?;
+        Ok(out)
     }
 
     /// Runs `f`, one statement (which is its own snapshot), holding the write gate for its
-    /// duration: no transaction around it.
+    /// duration: no transaction around it. With `redeem`, as [`Self::read`].
     async fn read_one<T>(
         &self,
+        redeem: Option<&OpenedNonce>,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if redeem.is_some() {
+            return self.read(redeem, f).await;
+        }
         let c = self.gate.lock().await?;
         f(&c)
     }
@@ -112,7 +134,7 @@ impl Readers {
             "SELECT {} FROM accounts WHERE {column} = ?1",
             crate::account::COLUMNS
         );
-        self.read_one(|c| {
+        self.read_one(None, |c| {
             let mut st = c.prepare_cached(logged(&sql))?;
             st.query_row([value], |r| Ok(account_row(r)))
                 .optional()?
@@ -121,12 +143,16 @@ impl Readers {
         .await
     }
 
-    pub(crate) async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+    pub(crate) async fn order(
+        &self,
+        id: &str,
+        redeem: Option<&OpenedNonce>,
+    ) -> Result<Option<Order>, StoreError> {
         let sql = format!(
             "SELECT {} FROM orders WHERE id = ?1",
             crate::order::ORDER_COLS
         );
-        self.read(|c| {
+        self.read(redeem, |c| {
             let Some(order) = c
                 .prepare_cached(logged(&sql))?
                 .query_row([id], |r| Ok(order_row(r)))
@@ -153,7 +179,11 @@ impl Readers {
         .await
     }
 
-    pub(crate) async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
+    pub(crate) async fn authz(
+        &self,
+        id: &str,
+        redeem: Option<&OpenedNonce>,
+    ) -> Result<Option<Authz>, StoreError> {
         let sql = format!(
             "SELECT {} FROM authzs WHERE id = ?1",
             crate::order::AUTHZ_COLS
@@ -162,7 +192,7 @@ impl Readers {
             "SELECT {} FROM challenges WHERE authz_id = ?1 ORDER BY type",
             crate::order::CHALL_COLS
         );
-        self.read(|c| {
+        self.read(redeem, |c| {
             let Some(a) = c
                 .prepare_cached(logged(&sql))?
                 .query_row([id], |r| Ok(authz_row(r)))
@@ -197,7 +227,7 @@ impl Readers {
              ORDER BY (status = 'valid') DESC, expires_ms DESC LIMIT 1",
             crate::order::AUTHZ_COLS
         );
-        self.read_one(|c| {
+        self.read_one(None, |c| {
             let row = c
                 .prepare_cached(logged(&sql))?
                 .query_row(
@@ -218,7 +248,7 @@ impl Readers {
     }
 
     pub(crate) async fn challenge_authz_id(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.read_one(|c| {
+        self.read_one(None, |c| {
             Ok(
                 c.prepare_cached(logged("SELECT authz_id FROM challenges WHERE id = ?1"))?
                     .query_row([id], |r| r.get(0))
@@ -232,12 +262,13 @@ impl Readers {
         &self,
         column: &str,
         value: &str,
+        redeem: Option<&OpenedNonce>,
     ) -> Result<Option<Certificate>, StoreError> {
         let sql = format!(
             "SELECT {} FROM certificates WHERE {column} = ?1",
             crate::cert::CERT_COLS
         );
-        self.read_one(|c| {
+        self.read_one(redeem, |c| {
             c.prepare_cached(logged(&sql))?
                 .query_row([value], |r| Ok(cert_row(r)))
                 .optional()?
@@ -247,7 +278,7 @@ impl Readers {
     }
 
     pub(crate) async fn is_key_blocked(&self, spki_sha256: &str) -> Result<bool, StoreError> {
-        self.read_one(|c| {
+        self.read_one(None, |c| {
             let n: i64 = c
                 .prepare_cached(logged(
                     "SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = ?1",
@@ -399,8 +430,9 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    /// A read that fails or panics still ends its transaction: the connection is back in
-    /// autocommit, and a write transaction can begin on it.
+    /// A read that fails or panics still ends its transaction, with or without a nonce to
+    /// redeem: the connection is back in autocommit, nothing of it is kept, and a write
+    /// transaction can begin on it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_or_panicking_read_leaves_no_transaction_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -410,17 +442,47 @@ mod tests {
         let gate =
             crate::direct::open(&path, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         let readers = Arc::new(Readers::new(gate.clone()));
-        let failed: Result<(), _> = readers
-            .read(|_| Err(StoreError::Corrupt("a read that fails".into())))
+        gate.lock()
+            .await
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE used_nonces (nonce TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)",
+            )
+            .unwrap();
+        let nonce = OpenedNonce {
+            value: "n1".into(),
+            expires_ms: 1,
+        };
+        for redeem in [None, Some(&nonce)] {
+            let failed: Result<(), _> = readers
+                .read(redeem, |_| {
+                    Err(StoreError::Corrupt("a read that fails".into()))
+                })
+                .await;
+            assert!(failed.is_err());
+            assert!(gate.lock().await.unwrap().is_autocommit(), "after an error");
+            let r = readers.clone();
+            let n = redeem.cloned();
+            let panicked = tokio::spawn(async move {
+                r.read::<()>(n.as_ref(), |_| panic!("a read that panics"))
+                    .await
+            })
             .await;
-        assert!(failed.is_err());
-        assert!(gate.lock().await.unwrap().is_autocommit(), "after an error");
-        let r = readers.clone();
-        let panicked =
-            tokio::spawn(async move { r.read::<()>(|_| panic!("a read that panics")).await }).await;
-        assert!(panicked.is_err(), "the task panicked");
+            assert!(panicked.is_err(), "the task panicked");
+            let c = gate.lock().await.unwrap();
+            assert!(c.is_autocommit(), "after a panic");
+            // A redemption whose read failed is rolled back with it.
+            let kept: i64 = c
+                .query_row("SELECT COUNT(*) FROM used_nonces", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(kept, 0);
+        }
+        // A redeeming read that succeeds commits its nonce; the nonce is then refused.
+        assert_eq!(readers.read(Some(&nonce), |_| Ok(7)).await.unwrap(), 7);
+        let again = readers.read(Some(&nonce), |_| Ok(7)).await.unwrap_err();
+        assert!(matches!(again, StoreError::NonceReused), "{again:?}");
         let c = gate.lock().await.unwrap();
-        assert!(c.is_autocommit(), "after a panic");
+        assert!(c.is_autocommit());
         c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE t (x); COMMIT")
             .unwrap();
     }

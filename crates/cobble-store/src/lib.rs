@@ -603,6 +603,12 @@ impl Store {
     }
 
     /// The hop-free SQLite readers, when this store has them.
+    /// Whether a read can redeem a POST-as-GET's nonce on the same trip (the hop-free SQLite
+    /// connection, PostgreSQL); a memory database reads, then redeems.
+    pub(crate) fn redeems_in_read(&self) -> bool {
+        self.fast().is_some() || matches!(self.db, Db::Pg(..))
+    }
+
     pub(crate) fn fast(&self) -> Option<&fast_read::Readers> {
         match &self.db {
             Db::Sqlite { fast: Some(r), .. } => Some(r),

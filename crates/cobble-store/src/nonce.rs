@@ -7,6 +7,11 @@ use cobble_core::nonce::OpenedNonce;
 const SQL: &str =
     "INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
+/// [`SQL`] as a PostgreSQL CTE named `n` (one row when the nonce was new, none when it was
+/// used), with the nonce in `$2` and its expiry in `$3`: a POST-as-GET puts it in front of
+/// its read, so that the read and the redemption take one statement.
+pub(crate) const REDEEM_CTE: &str = "WITH n AS (INSERT INTO used_nonces (nonce, expires_ms) VALUES ($2, $3) ON CONFLICT DO NOTHING RETURNING 1)";
+
 /// [`SQL`] on the hop-free SQLite writer (direct.rs), in its open transaction or on its own.
 pub(crate) fn redeem_direct(
     c: &rusqlite::Connection,

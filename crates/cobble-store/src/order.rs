@@ -1,8 +1,10 @@
 //! Orders, authorizations and challenges (RFC 8555 §7.1.3-§7.1.5, §7.4, §7.5).
 
+use crate::nonce::REDEEM_CTE;
 use crate::{Store, StoreError, Tx, on_tx, random_id, read_pool};
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
+use cobble_core::nonce::OpenedNonce;
 use cobble_core::status::{AuthzStatus, ChallengeStatus, OrderStatus};
 use sqlx::Row;
 
@@ -396,22 +398,69 @@ impl Store {
 
     /// An order with its authorizations' statuses.
     pub async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        if let Some(r) = self.fast() {
-            return r.order(id).await;
+        self.order_read(id, None).await
+    }
+
+    /// [`Store::order`] for a POST-as-GET, with the request's nonce redeemed on the same
+    /// trip to the store (RFC 8555 §6.5): on a SQLite file in one hold of the write gate and
+    /// one transaction, on PostgreSQL in the same statement. The nonce is used up whether
+    /// or not the order exists; [`StoreError::NonceReused`] when it was used before.
+    pub async fn order_redeeming(
+        &self,
+        id: &str,
+        nonce: &OpenedNonce,
+    ) -> Result<Option<Order>, StoreError> {
+        if !self.redeems_in_read() {
+            let order = self.order_read(id, None).await?;
+            self.redeem_nonce(nonce).await?;
+            return Ok(order);
         }
-        // One statement (one round trip): the order on every row, one row per authorization.
+        self.order_read(id, Some(nonce)).await
+    }
+
+    async fn order_read(
+        &self,
+        id: &str,
+        redeem: Option<&OpenedNonce>,
+    ) -> Result<Option<Order>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.order(id, redeem).await;
+        }
+        // One statement (one round trip): the order on every row, one row per authorization;
+        // on PostgreSQL with the nonce's redemption in front of it, which yields one row
+        // (its count, the order's columns NULL) even when there is no such order.
         let cols: Vec<String> = ORDER_COLS.split(", ").map(|c| format!("o.{c}")).collect();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {}, a.id AS a_id, a.status AS a_status, a.expires_ms AS a_expires_ms \
-             FROM orders o LEFT JOIN order_authzs oa ON oa.order_id = o.id LEFT JOIN authzs a ON a.id = oa.authz_id \
-             WHERE o.id = $1 ORDER BY oa.position",
-            cols.join(", ")
-        ));
+        let sql = sqlx::AssertSqlSafe(match redeem {
+            None => format!(
+                "SELECT {}, a.id AS a_id, a.status AS a_status, a.expires_ms AS a_expires_ms \
+                 FROM orders o LEFT JOIN order_authzs oa ON oa.order_id = o.id LEFT JOIN authzs a ON a.id = oa.authz_id \
+                 WHERE o.id = $1 ORDER BY oa.position",
+                cols.join(", ")
+            ),
+            Some(_) => format!(
+                "{REDEEM_CTE} SELECT (SELECT COUNT(*) FROM n) AS redeemed, {}, a.id AS a_id, a.status AS a_status, \
+                 a.expires_ms AS a_expires_ms FROM (SELECT 1) one LEFT JOIN orders o ON o.id = $1 \
+                 LEFT JOIN order_authzs oa ON oa.order_id = o.id LEFT JOIN authzs a ON a.id = oa.authz_id ORDER BY oa.position",
+                cols.join(", ")
+            ),
+        });
         read_pool!(&self.db, p => {
-            let rows = sqlx::query(sql).bind(id).fetch_all(p).await?;
+            let mut q = sqlx::query(sql).bind(id);
+            if let Some(n) = redeem {
+                q = q.bind(&n.value).bind(n.expires_ms);
+            }
+            let rows = q.fetch_all(p).await?;
             let Some(first) = rows.first() else {
                 return Ok(None);
             };
+            if redeem.is_some() {
+                if first.try_get::<i64, _>("redeemed")? == 0 {
+                    return Err(StoreError::NonceReused);
+                }
+                if first.try_get::<Option<String>, _>("id")?.is_none() {
+                    return Ok(None);
+                }
+            }
             let mut order = order_from_row(first)?;
             for r in &rows {
                 let Some(authz_id) = r.try_get::<Option<String>, _>("a_id")? else {
@@ -464,25 +513,69 @@ impl Store {
 
     /// An authorization with its challenges.
     pub async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
-        if let Some(r) = self.fast() {
-            return r.authz(id).await;
+        self.authz_read(id, None).await
+    }
+
+    /// [`Store::authz`] for a POST-as-GET, with the request's nonce redeemed on the same
+    /// trip to the store, as [`Store::order_redeeming`].
+    pub async fn authz_redeeming(
+        &self,
+        id: &str,
+        nonce: &OpenedNonce,
+    ) -> Result<Option<Authz>, StoreError> {
+        if !self.redeems_in_read() {
+            let authz = self.authz_read(id, None).await?;
+            self.redeem_nonce(nonce).await?;
+            return Ok(authz);
         }
-        // One statement (one round trip): the authorization on every row, one row per challenge.
+        self.authz_read(id, Some(nonce)).await
+    }
+
+    async fn authz_read(
+        &self,
+        id: &str,
+        redeem: Option<&OpenedNonce>,
+    ) -> Result<Option<Authz>, StoreError> {
+        if let Some(r) = self.fast() {
+            return r.authz(id, redeem).await;
+        }
+        // One statement (one round trip): the authorization on every row, one row per
+        // challenge; on PostgreSQL with the nonce's redemption in front, as in `order_read`.
         let a_cols: Vec<String> = AUTHZ_COLS.split(", ").map(|c| format!("a.{c}")).collect();
         let c_cols: Vec<String> = CHALL_COLS
             .split(", ")
             .map(|c| format!("c.{c} AS c_{c}"))
             .collect();
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {}, {} FROM authzs a LEFT JOIN challenges c ON c.authz_id = a.id WHERE a.id = $1 ORDER BY c.type",
-            a_cols.join(", "),
-            c_cols.join(", ")
-        ));
+        let sql = sqlx::AssertSqlSafe(match redeem {
+            None => format!(
+                "SELECT {}, {} FROM authzs a LEFT JOIN challenges c ON c.authz_id = a.id WHERE a.id = $1 ORDER BY c.type",
+                a_cols.join(", "),
+                c_cols.join(", ")
+            ),
+            Some(_) => format!(
+                "{REDEEM_CTE} SELECT (SELECT COUNT(*) FROM n) AS redeemed, {}, {} FROM (SELECT 1) one \
+                 LEFT JOIN authzs a ON a.id = $1 LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.type",
+                a_cols.join(", "),
+                c_cols.join(", ")
+            ),
+        });
         read_pool!(&self.db, p => {
-            let rows = sqlx::query(sql).bind(id).fetch_all(p).await?;
+            let mut q = sqlx::query(sql).bind(id);
+            if let Some(n) = redeem {
+                q = q.bind(&n.value).bind(n.expires_ms);
+            }
+            let rows = q.fetch_all(p).await?;
             let Some(first) = rows.first() else {
                 return Ok(None);
             };
+            if redeem.is_some() {
+                if first.try_get::<i64, _>("redeemed")? == 0 {
+                    return Err(StoreError::NonceReused);
+                }
+                if first.try_get::<Option<String>, _>("id")?.is_none() {
+                    return Ok(None);
+                }
+            }
             let mut a = authz_from_row(first)?;
             for r in &rows {
                 if r.try_get::<Option<String>, _>("c_id")?.is_some() {

@@ -723,3 +723,128 @@ async fn a_transaction_begun_with_its_nonce_commits_or_rolls_back_like_any_other
         store.close().await;
     }
 }
+
+/// A POST-as-GET's read with its nonce redeemed on the same trip (one hold of the SQLite
+/// writer, one PostgreSQL statement; a memory database reads, then redeems): the same
+/// object as the plain read, the nonce used up whether or not the object exists, and a used
+/// nonce refused without reading.
+#[tokio::test]
+async fn a_read_that_redeems_its_nonce_uses_it_up_found_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = stores(dir.path()).await;
+    all.push(
+        Store::connect("sqlite::memory:", &Default::default())
+            .await
+            .unwrap(),
+    );
+    for (i, store) in all.into_iter().enumerate() {
+        let engine = store.engine();
+        let mut tx = store.begin().await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("g1")).await.unwrap() else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        let (order_id, authz_id) =
+            valid_order(&store, &a.id, "get.example.com", i64::MAX / 4, i64::MAX / 4).await;
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.begin_finalize(&order_id, 2_000).await.unwrap());
+        tx.enqueue_issuance(&order_id, "{}", "issuer", 2_000, 60_000)
+            .await
+            .unwrap();
+        let new_cert = cobble_store::NewCertificate {
+            serial: format!("02{i}"),
+            pem: "PEM".into(),
+            spki_sha256: "00".into(),
+            ari_id: format!("ari.get.{i}"),
+            not_before_ms: 2_000,
+            not_after_ms: 50_000,
+        };
+        let cert_id = tx
+            .finish_issuance(&order_id, "issuer", &new_cert, 2_000)
+            .await
+            .unwrap()
+            .expect("issued");
+        tx.commit().await.unwrap();
+        let before = store.used_nonce_count().await.unwrap();
+
+        // Found: the same objects as the plain reads.
+        let order = store
+            .order_redeeming(&order_id, &nonce("o1"))
+            .await
+            .unwrap();
+        let plain = store.order(&order_id).await.unwrap();
+        assert_eq!(order, plain, "{engine:?}");
+        let authz = store
+            .authz_redeeming(&authz_id, &nonce("a1"))
+            .await
+            .unwrap();
+        let plain = store.authz(&authz_id).await.unwrap();
+        assert_eq!(authz, plain, "{engine:?}");
+        assert_eq!(authz.unwrap().challenges.len(), 1, "{engine:?}");
+        let cert = store
+            .certificate_redeeming(&cert_id, &nonce("c1"))
+            .await
+            .unwrap()
+            .expect("the certificate");
+        assert_eq!(
+            (cert.id.as_str(), cert.pem.as_str()),
+            (cert_id.as_str(), "PEM")
+        );
+
+        // Missing: nothing, and the nonce is used up all the same.
+        assert!(
+            store
+                .order_redeeming("nope", &nonce("o2"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .authz_redeeming("nope", &nonce("a2"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .certificate_redeeming("nope", &nonce("c2"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.used_nonce_count().await.unwrap(),
+            before + 6,
+            "{engine:?}"
+        );
+
+        // Used: refused, whichever read it comes with.
+        for used in ["o1", "a2", "c1"] {
+            let err = store
+                .order_redeeming(&order_id, &nonce(used))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NonceReused), "{engine:?} {err:?}");
+            let err = store
+                .authz_redeeming("nope", &nonce(used))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NonceReused), "{engine:?} {err:?}");
+            let err = store
+                .certificate_redeeming(&cert_id, &nonce(used))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NonceReused), "{engine:?} {err:?}");
+        }
+        assert_eq!(
+            store.used_nonce_count().await.unwrap(),
+            before + 6,
+            "{engine:?}"
+        );
+        // A hot write transaction still begins: the redeeming reads left none open.
+        let mut tx = store.begin_hot_redeeming(&nonce("after")).await.unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+    }
+}

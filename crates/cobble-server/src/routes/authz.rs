@@ -9,16 +9,22 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use cobble_core::Problem;
+use cobble_core::nonce::OpenedNonce;
 use cobble_core::status::{AuthzStatus, ChallengeStatus};
 use cobble_store::Authz;
 use serde::Deserialize;
 
-async fn owned_authz(s: &AppState, account_id: &str, id: &str) -> AcmeResult<Authz> {
-    let a = s
-        .store
-        .authz(id)
-        .await?
-        .ok_or_else(|| Problem::not_found(&format!("authorization {id}")))?;
+async fn owned_authz(
+    s: &AppState,
+    account_id: &str,
+    id: &str,
+    redeem: Option<&OpenedNonce>,
+) -> AcmeResult<Authz> {
+    let a = match redeem {
+        None => s.store.authz(id).await?,
+        Some(n) => s.store.authz_redeeming(id, n).await?,
+    }
+    .ok_or_else(|| Problem::not_found(&format!("authorization {id}")))?;
     if a.account_id != account_id {
         return Err(Problem::unauthorized(format!(
             "authorization {id} belongs to another account"
@@ -44,7 +50,9 @@ struct AuthzUpdate {
 /// POST /acme/authz/{id}: POST-as-GET reads; `{"status": "deactivated"}` deactivates (§7.5.2).
 pub async fn authz(State(s): State<AppState>, Path(id): Path<String>, req: Request) -> AcmeResult {
     let r = s.authenticate(req, KeyMode::Kid).await?;
-    let mut a = owned_authz(&s, &r.account().id, &id).await?;
+    // A POST-as-GET redeems its nonce with the read; an update in its own transaction.
+    let redeem = r.jws.is_post_as_get().then_some(&r.nonce);
+    let mut a = owned_authz(&s, &r.account().id, &id, redeem).await?;
     let url = Urls(&r.base).authz(&id);
     if !r.jws.is_post_as_get() {
         let upd: AuthzUpdate = r.jws.payload_json()?;
@@ -76,7 +84,9 @@ pub async fn authz(State(s): State<AppState>, Path(id): Path<String>, req: Reque
             None => {}
         }
     }
-    s.store.redeem_nonce(&r.nonce).await?;
+    if redeem.is_none() {
+        s.store.redeem_nonce(&r.nonce).await?;
+    }
     let resp = json_response(
         StatusCode::OK,
         &objects::authz(&r.base, &a, s.clock.now_ms()),
@@ -168,7 +178,9 @@ pub async fn challenge(
         .challenge_authz_id(&id)
         .await?
         .ok_or_else(|| Problem::not_found(&format!("challenge {id}")))?;
-    let a = owned_authz(&s, &r.account().id, &authz_id).await?;
+    // A POST-as-GET redeems its nonce with the read.
+    let redeem = r.jws.is_post_as_get().then_some(&r.nonce);
+    let a = owned_authz(&s, &r.account().id, &authz_id, redeem).await?;
     let now = s.clock.now_ms();
     let mut ch = a
         .challenges
@@ -176,9 +188,7 @@ pub async fn challenge(
         .find(|c| c.id == id)
         .cloned()
         .ok_or_else(|| Problem::not_found(&format!("challenge {id}")))?;
-    if r.jws.is_post_as_get() {
-        s.store.redeem_nonce(&r.nonce).await?;
-    } else {
+    if redeem.is_none() {
         let _: serde_json::Map<String, serde_json::Value> = r.jws.payload_json()?;
         let authz_status = a.status.at(a.expires_ms, now);
         if authz_status == AuthzStatus::Deactivated {

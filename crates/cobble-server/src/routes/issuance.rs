@@ -61,7 +61,7 @@ pub async fn finalize(
     let r = s.authenticate(req, KeyMode::Kid).await?;
     let body: FinalizeRequest = r.jws.payload_json()?;
     let account = r.account().clone();
-    let order = crate::routes::order::owned_order(&s, &account.id, &id).await?;
+    let order = crate::routes::order::owned_order(&s, &account.id, &id, None).await?;
     let now = s.clock.now_ms();
     let status = order.status_at(now);
     if status != OrderStatus::Ready {
@@ -188,7 +188,7 @@ pub async fn certificate(
     };
     let cert = s
         .store
-        .certificate(&id)
+        .certificate_redeeming(&id, &r.nonce)
         .await?
         .ok_or_else(|| Problem::not_found(&format!("certificate {id}")))?;
     if cert.account_id != r.account().id {
@@ -200,7 +200,6 @@ pub async fn certificate(
     let chain =
         s.ca.chain_pem(alt)
             .ok_or_else(|| Problem::not_found(&format!("certificate chain {alt}")))?;
-    s.store.redeem_nonce(&r.nonce).await?;
     let u = Urls(&r.base);
     let mut resp: Response = (
         [(header::CONTENT_TYPE, "application/pem-certificate-chain")],

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
+use cobble_core::nonce::OpenedNonce;
 use cobble_core::status::OrderStatus;
 use cobble_core::{Problem, ProblemType};
 use cobble_store::{AuthzPlan, NewOrder, Order};
@@ -246,12 +247,17 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
 }
 
 /// Loads an order the requesting account owns.
-pub async fn owned_order(s: &AppState, account_id: &str, id: &str) -> AcmeResult<Order> {
-    let order = s
-        .store
-        .order(id)
-        .await?
-        .ok_or_else(|| Problem::not_found(&format!("order {id}")))?;
+pub async fn owned_order(
+    s: &AppState,
+    account_id: &str,
+    id: &str,
+    redeem: Option<&OpenedNonce>,
+) -> AcmeResult<Order> {
+    let order = match redeem {
+        None => s.store.order(id).await?,
+        Some(n) => s.store.order_redeeming(id, n).await?,
+    }
+    .ok_or_else(|| Problem::not_found(&format!("order {id}")))?;
     if order.account_id != account_id {
         return Err(Problem::unauthorized(format!("order {id} belongs to another account")).into());
     }
@@ -272,8 +278,7 @@ pub async fn order(State(s): State<AppState>, Path(id): Path<String>, req: Reque
     if !r.jws.is_post_as_get() {
         return Err(Problem::malformed("an order is read with POST-as-GET (empty payload)").into());
     }
-    let order = owned_order(&s, &r.account().id, &id).await?;
-    s.store.redeem_nonce(&r.nonce).await?;
+    let order = owned_order(&s, &r.account().id, &id, Some(&r.nonce)).await?;
     let now = s.clock.now_ms();
     let status = order.status_at(now);
     let resp = json_response(
