@@ -95,11 +95,11 @@ impl Readers {
     ) -> Result<T, StoreError> {
         let c = self.gate.lock().await?;
         // BEGIN and its end as cached statements: parsed once per connection, not per read.
-        c.prepare_cached(if redeem.is_some() {
+        c.prepare_cached(logged(if redeem.is_some() {
             "BEGIN IMMEDIATE"
         } else {
             "BEGIN"
-        })?
+        }))?
         .execute([])?;
         let _end = EndRead(&c);
         let Some(nonce) = redeem else {

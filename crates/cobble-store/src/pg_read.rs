@@ -120,10 +120,12 @@ impl Lent<'_> {
         self.finished = true;
     }
 
-    /// Back to the list when `out` is a success, closed when it is an error (which may have
-    /// left the connection broken or mid-statement).
+    /// Back to the list when `out` is a success or a used nonce (a redeeming read's answer,
+    /// which comes once its one statement has finished: a replayed nonce must not cost a
+    /// connection), closed when it is any other error (which may have left the connection
+    /// broken or mid-statement).
     pub(crate) fn settle<T>(self, out: &Result<T, StoreError>) {
-        if out.is_ok() {
+        if matches!(out, Ok(_) | Err(StoreError::NonceReused)) {
             self.finish();
         }
     }
@@ -163,8 +165,9 @@ mod tests {
             .unwrap()
     }
 
-    /// A finished connection is lent again; one dropped unfinished is not; no more than
-    /// `max` are out at once, and a caller beyond them is told the store is busy.
+    /// A finished connection is lent again (also one whose answer was a used nonce); one
+    /// dropped unfinished or failed is not; no more than `max` are out at once, and a caller
+    /// beyond them is told the store is busy.
     #[tokio::test]
     async fn finished_connections_come_back_unfinished_ones_do_not() {
         let Ok(url) = std::env::var("COBBLE_TEST_PG_URL") else {
@@ -194,13 +197,14 @@ mod tests {
             matches!(err, StoreError::Database(sqlx::Error::PoolTimedOut)),
             "{err:?}"
         );
-        a.settle(&Err::<(), _>(StoreError::NonceReused));
+        a.settle(&Err::<(), _>(StoreError::Corrupt("a failed read".into())));
         let mut c = conns.get().await.unwrap();
-        assert_ne!(
-            pid(&mut c).await,
-            second,
-            "a failed one is not reused either"
-        );
+        let third = pid(&mut c).await;
+        assert_ne!(third, second, "a failed one is not reused either");
+        // A used nonce is an answer, not a failure: that connection comes back.
+        c.settle(&Err::<(), _>(StoreError::NonceReused));
+        let mut c = conns.get().await.unwrap();
+        assert_eq!(pid(&mut c).await, third, "kept after a used nonce");
         c.settle(&Ok::<_, StoreError>(()));
         conns.close().await;
     }
