@@ -199,11 +199,14 @@ async fn decide(
         error: Some(problem_json(&p)),
         record: None,
     };
-    let Some(authz_id) = state.store.challenge_authz_id(&job.challenge_id).await? else {
-        return Ok(fail(Problem::internal("the challenge disappeared")));
-    };
-    let Some(authz) = state.store.authz(&authz_id).await? else {
-        return Ok(fail(Problem::internal("the authorization disappeared")));
+    let Some(authz) = state
+        .store
+        .authz_of_challenge(&job.challenge_id, None)
+        .await?
+    else {
+        return Ok(fail(Problem::internal(
+            "the challenge or its authorization disappeared",
+        )));
     };
     let Some(account) = state.store.account(&authz.account_id).await? else {
         return Ok(fail(Problem::internal("the account disappeared")));

@@ -179,14 +179,16 @@ impl Readers {
         .await
     }
 
+    /// The authorization `key` names, with its challenges.
     pub(crate) async fn authz(
         &self,
-        id: &str,
+        key: crate::order::AuthzKey<'_>,
         redeem: Option<&OpenedNonce>,
     ) -> Result<Option<Authz>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM authzs WHERE id = ?1",
-            crate::order::AUTHZ_COLS
+            "SELECT {} FROM authzs WHERE {}",
+            crate::order::AUTHZ_COLS,
+            key.condition("id", "?1")
         );
         let chall = format!(
             "SELECT {} FROM challenges WHERE authz_id = ?1 ORDER BY type",
@@ -195,14 +197,14 @@ impl Readers {
         self.read(redeem, |c| {
             let Some(a) = c
                 .prepare_cached(logged(&sql))?
-                .query_row([id], |r| Ok(authz_row(r)))
+                .query_row([key.value()], |r| Ok(authz_row(r)))
                 .optional()?
             else {
                 return Ok(None);
             };
             let mut a = a?;
             let mut st = c.prepare_cached(logged(&chall))?;
-            let mut rows = st.query([id])?;
+            let mut rows = st.query([&a.id])?;
             while let Some(r) = rows.next()? {
                 a.challenges.push(challenge_row(r)?);
             }
@@ -243,17 +245,6 @@ impl Readers {
                 )
                 .optional()?;
             row.transpose()
-        })
-        .await
-    }
-
-    pub(crate) async fn challenge_authz_id(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.read_one(None, |c| {
-            Ok(
-                c.prepare_cached(logged("SELECT authz_id FROM challenges WHERE id = ?1"))?
-                    .query_row([id], |r| r.get(0))
-                    .optional()?,
-            )
         })
         .await
     }

@@ -234,6 +234,33 @@ fn identifiers_json(ids: &[Identifier]) -> String {
     serde_json::to_string(&pairs).expect("strings serialize")
 }
 
+/// Which authorization a read names: its id, or the id of one of its challenges (the
+/// challenge route and the validation worker start from a challenge).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AuthzKey<'a> {
+    Id(&'a str),
+    Challenge(&'a str),
+}
+
+impl<'a> AuthzKey<'a> {
+    /// The SQL condition on the authorization's id column `column`, with the key's value as
+    /// parameter `param`.
+    pub(crate) fn condition(self, column: &str, param: &str) -> String {
+        match self {
+            Self::Id(_) => format!("{column} = {param}"),
+            Self::Challenge(_) => {
+                format!("{column} = (SELECT authz_id FROM challenges WHERE id = {param})")
+            }
+        }
+    }
+
+    pub(crate) fn value(self) -> &'a str {
+        match self {
+            Self::Id(v) | Self::Challenge(v) => v,
+        }
+    }
+}
+
 const INSERT_ORDER: &str = "INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms, replaces) \
      VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $8, $9)";
 const REPLACES: &str =
@@ -513,7 +540,7 @@ impl Store {
 
     /// An authorization with its challenges.
     pub async fn authz(&self, id: &str) -> Result<Option<Authz>, StoreError> {
-        self.authz_read(id, None).await
+        self.authz_read(AuthzKey::Id(id), None).await
     }
 
     /// [`Store::authz`] for a POST-as-GET, with the request's nonce redeemed on the same
@@ -523,21 +550,44 @@ impl Store {
         id: &str,
         nonce: &OpenedNonce,
     ) -> Result<Option<Authz>, StoreError> {
+        self.authz_redeeming_read(AuthzKey::Id(id), nonce).await
+    }
+
+    /// The authorization a challenge belongs to, with its challenges, in one read (one
+    /// statement on PostgreSQL); with `redeem`, the request's nonce redeemed on the same
+    /// trip, as [`Store::order_redeeming`].
+    pub async fn authz_of_challenge(
+        &self,
+        challenge_id: &str,
+        redeem: Option<&OpenedNonce>,
+    ) -> Result<Option<Authz>, StoreError> {
+        let key = AuthzKey::Challenge(challenge_id);
+        match redeem {
+            None => self.authz_read(key, None).await,
+            Some(n) => self.authz_redeeming_read(key, n).await,
+        }
+    }
+
+    async fn authz_redeeming_read(
+        &self,
+        key: AuthzKey<'_>,
+        nonce: &OpenedNonce,
+    ) -> Result<Option<Authz>, StoreError> {
         if !self.redeems_in_read() {
-            let authz = self.authz_read(id, None).await?;
+            let authz = self.authz_read(key, None).await?;
             self.redeem_nonce(nonce).await?;
             return Ok(authz);
         }
-        self.authz_read(id, Some(nonce)).await
+        self.authz_read(key, Some(nonce)).await
     }
 
     async fn authz_read(
         &self,
-        id: &str,
+        key: AuthzKey<'_>,
         redeem: Option<&OpenedNonce>,
     ) -> Result<Option<Authz>, StoreError> {
         if let Some(r) = self.fast() {
-            return r.authz(id, redeem).await;
+            return r.authz(key, redeem).await;
         }
         // One statement (one round trip): the authorization on every row, one row per
         // challenge; on PostgreSQL with the nonce's redemption in front, as in `order_read`.
@@ -548,19 +598,21 @@ impl Store {
             .collect();
         let sql = sqlx::AssertSqlSafe(match redeem {
             None => format!(
-                "SELECT {}, {} FROM authzs a LEFT JOIN challenges c ON c.authz_id = a.id WHERE a.id = $1 ORDER BY c.type",
+                "SELECT {}, {} FROM authzs a LEFT JOIN challenges c ON c.authz_id = a.id WHERE {} ORDER BY c.type",
                 a_cols.join(", "),
-                c_cols.join(", ")
+                c_cols.join(", "),
+                key.condition("a.id", "$1")
             ),
             Some(_) => format!(
                 "{REDEEM_CTE} SELECT (SELECT COUNT(*) FROM n) AS redeemed, {}, {} FROM (SELECT 1) one \
-                 LEFT JOIN authzs a ON a.id = $1 LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.type",
+                 LEFT JOIN authzs a ON {} LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.type",
                 a_cols.join(", "),
-                c_cols.join(", ")
+                c_cols.join(", "),
+                key.condition("a.id", "$1")
             ),
         });
         read_pool!(&self.db, p => {
-            let mut q = sqlx::query(sql).bind(id);
+            let mut q = sqlx::query(sql).bind(key.value());
             if let Some(n) = redeem {
                 q = q.bind(&n.value).bind(n.expires_ms);
             }
@@ -584,19 +636,6 @@ impl Store {
             }
             a.challenges.sort_by_key(|c| ChallengeType::ALL.iter().position(|t| *t == c.kind));
             Ok(Some(a))
-        })
-    }
-
-    /// The authorization id a challenge belongs to.
-    pub async fn challenge_authz_id(
-        &self,
-        challenge_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        if let Some(r) = self.fast() {
-            return r.challenge_authz_id(challenge_id).await;
-        }
-        read_pool!(&self.db, p => {
-            Ok(sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = $1").bind(challenge_id).fetch_optional(p).await?)
         })
     }
 }

@@ -780,7 +780,36 @@ async fn a_read_that_redeems_its_nonce_uses_it_up_found_or_not() {
             .unwrap();
         let plain = store.authz(&authz_id).await.unwrap();
         assert_eq!(authz, plain, "{engine:?}");
-        assert_eq!(authz.unwrap().challenges.len(), 1, "{engine:?}");
+        let authz = authz.unwrap();
+        assert_eq!(authz.challenges.len(), 1, "{engine:?}");
+        // By one of its challenges: the same authorization, plain or redeeming.
+        let ch = authz.challenges[0].id.clone();
+        let by_ch = store.authz_of_challenge(&ch, None).await.unwrap();
+        assert_eq!(by_ch.as_ref(), Some(&authz), "{engine:?}");
+        let by_ch = store
+            .authz_of_challenge(&ch, Some(&nonce("a3")))
+            .await
+            .unwrap();
+        assert_eq!(by_ch.as_ref(), Some(&authz), "{engine:?}");
+        assert!(
+            store
+                .authz_of_challenge("nope", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .authz_of_challenge("nope", Some(&nonce("a4")))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let err = store
+            .authz_of_challenge(&ch, Some(&nonce("a3")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NonceReused), "{engine:?} {err:?}");
         let cert = store
             .certificate_redeeming(&cert_id, &nonce("c1"))
             .await
@@ -815,7 +844,7 @@ async fn a_read_that_redeems_its_nonce_uses_it_up_found_or_not() {
         );
         assert_eq!(
             store.used_nonce_count().await.unwrap(),
-            before + 6,
+            before + 8,
             "{engine:?}"
         );
 
@@ -839,11 +868,11 @@ async fn a_read_that_redeems_its_nonce_uses_it_up_found_or_not() {
         }
         assert_eq!(
             store.used_nonce_count().await.unwrap(),
-            before + 6,
+            before + 8,
             "{engine:?}"
         );
         // A hot write transaction still begins: the redeeming reads left none open.
-        let mut tx = store.begin_hot_redeeming(&nonce("after")).await.unwrap();
+        let tx = store.begin_hot_redeeming(&nonce("after")).await.unwrap();
         tx.commit().await.unwrap();
         store.close().await;
     }

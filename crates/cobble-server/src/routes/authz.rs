@@ -173,14 +173,20 @@ pub async fn challenge(
     req: Request,
 ) -> AcmeResult {
     let r = s.authenticate(req, KeyMode::Kid).await?;
-    let authz_id = s
+    // The challenge's authorization in one read; a POST-as-GET redeems its nonce with it.
+    let redeem = r.jws.is_post_as_get().then_some(&r.nonce);
+    let a = s
         .store
-        .challenge_authz_id(&id)
+        .authz_of_challenge(&id, redeem)
         .await?
         .ok_or_else(|| Problem::not_found(&format!("challenge {id}")))?;
-    // A POST-as-GET redeems its nonce with the read.
-    let redeem = r.jws.is_post_as_get().then_some(&r.nonce);
-    let a = owned_authz(&s, &r.account().id, &authz_id, redeem).await?;
+    let authz_id = a.id.clone();
+    if a.account_id != r.account().id {
+        return Err(Problem::unauthorized(format!(
+            "authorization {authz_id} belongs to another account"
+        ))
+        .into());
+    }
     let now = s.clock.now_ms();
     let mut ch = a
         .challenges

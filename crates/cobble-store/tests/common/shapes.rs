@@ -93,17 +93,19 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
     let authz_id = order.authzs[0].0.clone();
     // POST-as-GET authz
     authenticate(store, account_id).await;
-    let authz = store.authz(&authz_id).await.unwrap().unwrap();
-    store.redeem_nonce(&nonce()).await.unwrap();
-    // POST challenge {}
-    let challenge_id = authz.challenges[0].id.clone();
-    authenticate(store, account_id).await;
-    let a = store
-        .challenge_authz_id(&challenge_id)
+    let authz = store
+        .authz_redeeming(&authz_id, &nonce())
         .await
         .unwrap()
         .unwrap();
-    store.authz(&a).await.unwrap().unwrap();
+    // POST challenge {}
+    let challenge_id = authz.challenges[0].id.clone();
+    authenticate(store, account_id).await;
+    store
+        .authz_of_challenge(&challenge_id, None)
+        .await
+        .unwrap()
+        .unwrap();
     let mut tx = store.begin_hot_redeeming(&nonce()).await.unwrap();
     assert!(tx.start_challenge(&challenge_id, now, now).await.unwrap());
     tx.commit().await.unwrap();
@@ -120,12 +122,11 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
         let job = tx.claim_validation_job(&worker, now, 60_000).await.unwrap();
         tx.commit().await.unwrap();
         if let Some(job) = job {
-            let a = store
-                .challenge_authz_id(&job.challenge_id)
+            let authz = store
+                .authz_of_challenge(&job.challenge_id, None)
                 .await
                 .unwrap()
                 .unwrap();
-            let authz = store.authz(&a).await.unwrap().unwrap();
             store.account(&authz.account_id).await.unwrap().unwrap();
             let mut tx = store.begin_hot().await.unwrap();
             assert!(
@@ -145,8 +146,11 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
     authenticate(store, account_id).await;
     store.redeem_nonce(&nonce()).await.unwrap();
     authenticate(store, account_id).await;
-    store.order(&order_id).await.unwrap().unwrap();
-    store.redeem_nonce(&nonce()).await.unwrap();
+    store
+        .order_redeeming(&order_id, &nonce())
+        .await
+        .unwrap()
+        .unwrap();
     // finalize: checks, the move to processing with the job, signing, the certificate.
     authenticate(store, account_id).await;
     store.order(&order_id).await.unwrap().unwrap();
@@ -184,6 +188,9 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
     store.order(&order_id).await.unwrap().unwrap();
     // Download.
     authenticate(store, account_id).await;
-    store.certificate(&cert_id).await.unwrap().unwrap();
-    store.redeem_nonce(&nonce()).await.unwrap();
+    store
+        .certificate_redeeming(&cert_id, &nonce())
+        .await
+        .unwrap()
+        .unwrap();
 }
