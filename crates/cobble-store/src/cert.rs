@@ -118,13 +118,8 @@ impl Store {
             let Some(row) = q.fetch_optional(p).await? else {
                 return Ok(None);
             };
-            if redeem.is_some() {
-                if row.try_get::<i64, _>("redeemed")? == 0 {
-                    return Err(StoreError::NonceReused);
-                }
-                if row.try_get::<Option<String>, _>("id")?.is_none() {
-                    return Ok(None);
-                }
+            if redeem.is_some() && !crate::nonce::redeemed_and_found(&row)? {
+                return Ok(None);
             }
             cert_from_row(&row).map(Some)
         })

@@ -12,6 +12,21 @@ const SQL: &str =
 /// its read, so that the read and the redemption take one statement.
 pub(crate) const REDEEM_CTE: &str = "WITH n AS (INSERT INTO used_nonces (nonce, expires_ms) VALUES ($2, $3) ON CONFLICT DO NOTHING RETURNING 1)";
 
+/// Reads the first row of a read with [`REDEEM_CTE`] in front: [`StoreError::NonceReused`]
+/// when the nonce was used before, else whether the object was found (its `id` not NULL;
+/// the read joins it onto a one-row table, so a row comes back either way).
+pub(crate) fn redeemed_and_found<R: sqlx::Row>(row: &R) -> Result<bool, StoreError>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    if row.try_get::<i64, _>("redeemed")? == 0 {
+        return Err(StoreError::NonceReused);
+    }
+    Ok(row.try_get::<Option<String>, _>("id")?.is_some())
+}
+
 /// [`SQL`] on the hop-free SQLite writer (direct.rs), in its open transaction or on its own.
 pub(crate) fn redeem_direct(
     c: &rusqlite::Connection,

@@ -480,13 +480,8 @@ impl Store {
             let Some(first) = rows.first() else {
                 return Ok(None);
             };
-            if redeem.is_some() {
-                if first.try_get::<i64, _>("redeemed")? == 0 {
-                    return Err(StoreError::NonceReused);
-                }
-                if first.try_get::<Option<String>, _>("id")?.is_none() {
-                    return Ok(None);
-                }
+            if redeem.is_some() && !crate::nonce::redeemed_and_found(first)? {
+                return Ok(None);
             }
             let mut order = order_from_row(first)?;
             for r in &rows {
@@ -620,13 +615,8 @@ impl Store {
             let Some(first) = rows.first() else {
                 return Ok(None);
             };
-            if redeem.is_some() {
-                if first.try_get::<i64, _>("redeemed")? == 0 {
-                    return Err(StoreError::NonceReused);
-                }
-                if first.try_get::<Option<String>, _>("id")?.is_none() {
-                    return Ok(None);
-                }
+            if redeem.is_some() && !crate::nonce::redeemed_and_found(first)? {
+                return Ok(None);
             }
             let mut a = authz_from_row(first)?;
             for r in &rows {
