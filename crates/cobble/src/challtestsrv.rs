@@ -105,6 +105,8 @@ pub async fn run(args: ChalltestsrvArgs) -> anyhow::Result<()> {
 /// does; otherwise it is fatal.
 pub async fn serve(cfg: ChalltestConfig, log: &str, tolerant: bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        // Colours only on a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).context("log filter")?)
         .with_writer(std::io::stderr)
         .init();

@@ -369,6 +369,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .init();
     } else {
         tracing_subscriber::fmt()
+            // Colours only on a terminal: a log file or a pipe gets plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .init();

@@ -281,6 +281,8 @@ fn random_token() -> anyhow::Result<String> {
 /// `pebble -config FILE -dnsserver ADDR -strict`.
 async fn pebble(flags: &flags::Parsed) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        // Colours only on a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(log_filter()).context("COBBLE_LOG")?,
         )
