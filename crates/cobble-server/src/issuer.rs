@@ -48,13 +48,16 @@ pub fn lease_ms(s: &AppState) -> i64 {
 
 /// Starts running a job this instance holds, in a task of its own (tracked, so that
 /// shutdown stops it and the lease hands it over); the handle tells when it is done.
+/// `known`: the order as the finalize request that queued the job read it and moved it to
+/// `processing`, so the job does not read it again; None for a job taken from the queue.
 pub fn start(
     s: &AppState,
     worker: String,
     order_id: String,
     req: IssuanceRequest,
+    known: Option<cobble_store::Order>,
 ) -> tokio::task::JoinHandle<()> {
-    let task = tokio::spawn(run(s.clone(), worker, order_id, req));
+    let task = tokio::spawn(run(s.clone(), worker, order_id, req, known));
     let mut running = s.issuing.lock().unwrap_or_else(|e| e.into_inner());
     running.retain(|h| !h.is_finished());
     running.push(task.abort_handle());
@@ -63,7 +66,13 @@ pub fn start(
 
 /// Signs and stores the certificate of `order_id` if `worker` still holds its job; a CA
 /// failure makes the order `invalid` with `ACME_CA_ERROR`.
-async fn run(s: AppState, worker: String, order_id: String, req: IssuanceRequest) {
+async fn run(
+    s: AppState,
+    worker: String,
+    order_id: String,
+    req: IssuanceRequest,
+    known: Option<cobble_store::Order>,
+) {
     if s.cfg.issuance_pause_ms > 0 {
         // Test hook: a window in which the instance can be killed mid-issuance.
         tokio::time::sleep(Duration::from_millis(s.cfg.issuance_pause_ms)).await;
@@ -73,7 +82,7 @@ async fn run(s: AppState, worker: String, order_id: String, req: IssuanceRequest
         tokio::time::sleep(d).await;
     }
     let started = std::time::Instant::now();
-    let outcome = sign_and_store(&s, &worker, &order_id, &req).await;
+    let outcome = sign_and_store(&s, &worker, &order_id, &req, known).await;
     if outcome.is_err() {
         s.metrics.issuance("failed", started.elapsed());
     }
@@ -120,10 +129,15 @@ async fn sign_and_store(
     worker: &str,
     order_id: &str,
     req: &IssuanceRequest,
+    known: Option<cobble_store::Order>,
 ) -> Result<(), (&'static str, String)> {
     let started = std::time::Instant::now();
     let store_err = |e: StoreError| ("storing the certificate", e.to_string());
-    let order = match s.store.order(order_id).await {
+    let read = match known {
+        Some(o) => Ok(Some(o)),
+        None => s.store.order(order_id).await,
+    };
+    let order = match read {
         Ok(Some(o)) => o,
         Ok(None) => return Err(("loading the order", format!("order {order_id} is gone"))),
         Err(e) if e.is_unavailable() => return Err(store_err(e)),
@@ -270,7 +284,7 @@ async fn take_over(s: &AppState, worker: &str, job: IssuanceJob) {
     }
     match serde_json::from_str::<IssuanceRequest>(&job.request) {
         Ok(req) => {
-            start(s, worker.to_owned(), job.order_id, req);
+            start(s, worker.to_owned(), job.order_id, req, None);
         }
         Err(e) => {
             tracing::error!(order = %job.order_id, error = %e, "unreadable issuance job");

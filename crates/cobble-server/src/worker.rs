@@ -71,16 +71,34 @@ pub struct Handoff {
     pub worker_id: String,
 }
 
+/// What the challenge request that queued a validation had read already: its authorization
+/// and its account's key thumbprint, so a handed-over validation reads neither again. The
+/// key is the one of the request, as Boulder's RA hands the VA the key it authenticated.
+#[derive(Debug)]
+pub struct Known {
+    /// The challenge's authorization, as read by the request.
+    pub authz: cobble_store::Authz,
+    /// The thumbprint of the account key the request was signed with.
+    pub key_thumbprint: String,
+}
+
 impl Handoff {
     /// Runs the validation of the job just committed under [`Self::worker_id`].
-    pub fn start(self, state: &AppState, challenge_id: String) {
+    pub fn start(self, state: &AppState, challenge_id: String, known: Known) {
         let state = state.clone();
         let job = ValidationJob {
             challenge_id,
             attempts: 1,
         };
         tokio::spawn(async move {
-            process(&state, state.validator.as_ref(), &self.worker_id, job).await;
+            process(
+                &state,
+                state.validator.as_ref(),
+                &self.worker_id,
+                job,
+                Some(known),
+            )
+            .await;
             drop(self.slot);
         });
     }
@@ -125,7 +143,7 @@ async fn dispatch(state: AppState) {
             Ok(Some(job)) => {
                 let state = state.clone();
                 tokio::spawn(async move {
-                    process(&state, state.validator.as_ref(), &worker_id, job).await;
+                    process(&state, state.validator.as_ref(), &worker_id, job, None).await;
                     drop(slot);
                 });
             }
@@ -151,10 +169,11 @@ async fn process(
     validator: &dyn ChallengeValidator,
     worker_id: &str,
     job: ValidationJob,
+    known: Option<Known>,
 ) {
     let span =
         tracing::info_span!("validation", challenge = %job.challenge_id, attempt = job.attempts);
-    tracing::Instrument::instrument(run_job(state, validator, worker_id, job), span).await
+    tracing::Instrument::instrument(run_job(state, validator, worker_id, job, known), span).await
 }
 
 async fn run_job(
@@ -162,8 +181,9 @@ async fn run_job(
     validator: &dyn ChallengeValidator,
     worker_id: &str,
     job: ValidationJob,
+    known: Option<Known>,
 ) {
-    let outcome = match decide(state, validator, &job).await {
+    let outcome = match decide(state, validator, &job, known).await {
         Ok(outcome) => outcome,
         Err(e) => {
             // The store failed: leave the job; its lease runs out and it is retried.
@@ -171,16 +191,13 @@ async fn run_job(
             return;
         }
     };
-    let finished = async {
-        let mut tx = state.store.begin_hot().await?;
-        let held = tx
-            .finish_validation(worker_id, &job.challenge_id, &outcome, state.clock.now_ms())
-            .await?;
-        tx.commit().await?;
-        Ok::<_, cobble_store::StoreError>(held)
-    };
+    let finished =
+        state
+            .store
+            .finish_validation(worker_id, &job.challenge_id, &outcome, state.clock.now_ms());
     match finished.await {
-        Ok(true) => tracing::info!(status = outcome.status.as_str(), "validation finished"),
+        // A failure was logged with its problem already; a success is routine.
+        Ok(true) => tracing::debug!(status = outcome.status.as_str(), "validation finished"),
         Ok(false) => tracing::warn!("validation lease lost to another worker; outcome discarded"),
         Err(e) => tracing::warn!(error = %e, "recording the validation failed; it will be retried"),
     }
@@ -190,6 +207,7 @@ async fn decide(
     state: &AppState,
     validator: &dyn ChallengeValidator,
     job: &ValidationJob,
+    known: Option<Known>,
 ) -> Result<ValidationOutcome, cobble_store::StoreError> {
     let now = state.clock.now_ms();
     let valid_until = now + state.cfg.valid_authz_lifetime_secs as i64 * 1000;
@@ -199,23 +217,31 @@ async fn decide(
         error: Some(problem_json(&p)),
         record: None,
     };
-    let Some(authz) = state
-        .store
-        .authz_of_challenge(&job.challenge_id, None)
-        .await?
-    else {
-        return Ok(fail(Problem::internal(
-            "the challenge or its authorization disappeared",
-        )));
-    };
-    let Some(account) = state.store.account(&authz.account_id).await? else {
-        return Ok(fail(Problem::internal("the account disappeared")));
+    // A job taken from the queue (another instance's, or one left by a restart) reads what
+    // the request that queued it knew.
+    let (authz, thumbprint) = match known {
+        Some(k) => (k.authz, k.key_thumbprint),
+        None => {
+            let Some(authz) = state
+                .store
+                .authz_of_challenge(&job.challenge_id, None)
+                .await?
+            else {
+                return Ok(fail(Problem::internal(
+                    "the challenge or its authorization disappeared",
+                )));
+            };
+            let Some(account) = state.store.account(&authz.account_id).await? else {
+                return Ok(fail(Problem::internal("the account disappeared")));
+            };
+            (authz, account.key_thumbprint)
+        }
     };
     let Some(ch) = authz.challenges.iter().find(|c| c.id == job.challenge_id) else {
         return Ok(fail(Problem::internal("the challenge disappeared")));
     };
-    let ka = key_authorization(&ch.token, &account.key_thumbprint);
-    let account_uri = Urls(&state.account_base()).account(&account.id);
+    let ka = key_authorization(&ch.token, &thumbprint);
+    let account_uri = Urls(&state.account_base()).account(&authz.account_id);
     let checks = async {
         let record = validator
             .validate(ch.kind, &authz.identifier, &ch.token, &ka)

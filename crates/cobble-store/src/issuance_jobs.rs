@@ -117,6 +117,57 @@ impl Tx {
 }
 
 impl crate::Store {
+    /// A finalize request's whole change, as one transaction: `nonce` redeemed
+    /// ([`StoreError::NonceReused`] when it was used), [`Tx::begin_finalize`] and, when the
+    /// order moved, [`Tx::enqueue_issuance`]. False (nothing but the nonce changed) when the
+    /// order was no longer ready. On PostgreSQL one statement with the three as CTEs (one
+    /// round trip instead of four); elsewhere a hot transaction.
+    pub async fn finalize_redeeming(
+        &self,
+        nonce: &cobble_core::nonce::OpenedNonce,
+        order_id: &str,
+        request: &str,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let crate::Db::Pg(_, conns) = &self.db else {
+            let mut tx = self.begin_hot_redeeming(nonce).await?;
+            if !tx.begin_finalize(order_id, now_ms).await? {
+                return Ok(false);
+            }
+            tx.enqueue_issuance(order_id, request, worker, now_ms, lease_ms)
+                .await?;
+            tx.commit().await?;
+            return Ok(true);
+        };
+        // As Tx::begin_finalize and Tx::enqueue_issuance, on the nonce's redemption.
+        const SQL: &str = "WITH n AS (INSERT INTO used_nonces (nonce, expires_ms) VALUES ($6, $7) ON CONFLICT DO NOTHING RETURNING 1), \
+             f AS (UPDATE orders SET status = 'processing', updated_ms = $2 \
+                 WHERE id = $1 AND status = 'pending' AND expires_ms > $2 AND EXISTS (SELECT 1 FROM n) \
+                 AND NOT EXISTS (SELECT 1 FROM order_authzs oa JOIN authzs a ON a.id = oa.authz_id \
+                 WHERE oa.order_id = $1 AND (a.status <> 'valid' OR a.expires_ms <= $2)) RETURNING id), \
+             j AS (INSERT INTO issuance_jobs (order_id, request, run_after_ms, claimed_by, lease_until_ms, attempts, created_ms) \
+                 SELECT id, $3, $2, $4, $5, 1, $2 FROM f RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM n) AS redeemed, (SELECT COUNT(*) FROM j) AS queued";
+        conns
+            .with(async |c| {
+                let row = sqlx::query(SQL)
+                    .bind(order_id)
+                    .bind(now_ms)
+                    .bind(request)
+                    .bind(worker)
+                    .bind(now_ms + lease_ms)
+                    .bind(&nonce.value)
+                    .bind(nonce.expires_ms)
+                    .fetch_one(c)
+                    .await?;
+                crate::nonce::redeemed(&row)?;
+                Ok(row.try_get::<i64, _>("queued")? == 1)
+            })
+            .await
+    }
+
     /// How many issuance jobs are queued or running (for tests and metrics).
     pub async fn issuance_jobs_pending(&self) -> Result<i64, StoreError> {
         crate::read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM issuance_jobs").fetch_one(p).await?))

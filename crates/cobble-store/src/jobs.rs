@@ -2,7 +2,8 @@
 //! any instance claim it with a lease (SKIP LOCKED on PostgreSQL), and the outcome, the
 //! challenge, the authorization and the job row change in one transaction.
 
-use crate::{Engine, Store, StoreError, Tx, direct, on_tx, read_pool};
+use crate::{Db, Engine, Store, StoreError, Tx, direct, on_tx, read_pool};
+use cobble_core::nonce::OpenedNonce;
 use cobble_core::status::{AuthzStatus, ChallengeStatus};
 use sqlx::Row;
 
@@ -41,6 +42,100 @@ impl Store {
     /// How many validation jobs are queued or running.
     pub async fn validation_jobs_pending(&self) -> Result<i64, StoreError> {
         read_pool!(&self.db, p => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM validation_jobs").fetch_one(p).await?))
+    }
+
+    /// A challenge request's whole change, as one transaction: `nonce` redeemed
+    /// ([`StoreError::NonceReused`] when it was used) and [`Tx::start_challenge_claimed`].
+    /// On PostgreSQL that is one statement, the redemption, the challenge's move and the
+    /// job's insert as CTEs of it (one round trip instead of four); elsewhere a hot
+    /// transaction.
+    pub async fn start_challenge_redeeming(
+        &self,
+        nonce: &OpenedNonce,
+        challenge_id: &str,
+        run_after_ms: i64,
+        now_ms: i64,
+        claim: Option<Claim<'_>>,
+    ) -> Result<bool, StoreError> {
+        let Db::Pg(_, conns) = &self.db else {
+            let mut tx = self.begin_hot_redeeming(nonce).await?;
+            let started = tx
+                .start_challenge_claimed(challenge_id, run_after_ms, now_ms, claim)
+                .await?;
+            tx.commit().await?;
+            return Ok(started);
+        };
+        // The challenge moves only when the nonce was new; as START and QUEUE below.
+        const SQL: &str = "WITH n AS (INSERT INTO used_nonces (nonce, expires_ms) VALUES ($7, $8) ON CONFLICT DO NOTHING RETURNING 1), \
+             s AS (UPDATE challenges SET status = 'processing' WHERE id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM n) \
+                 AND EXISTS (SELECT 1 FROM authzs a WHERE a.id = challenges.authz_id AND a.status = 'pending' AND a.expires_ms >= $2) RETURNING id), \
+             q AS (INSERT INTO validation_jobs (challenge_id, run_after_ms, attempts, created_ms, claimed_by, lease_until_ms) \
+                 SELECT id, $3, $4, $2, $5, $6 FROM s RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM n) AS redeemed, (SELECT COUNT(*) FROM q) AS started";
+        conns
+            .with(async |c| {
+                let row = sqlx::query(SQL)
+                    .bind(challenge_id)
+                    .bind(now_ms)
+                    .bind(run_after_ms)
+                    .bind(i64::from(claim.is_some()))
+                    .bind(claim.map(|c| c.worker))
+                    .bind(claim.map(|c| c.lease_until_ms))
+                    .bind(&nonce.value)
+                    .bind(nonce.expires_ms)
+                    .fetch_one(c)
+                    .await?;
+                crate::nonce::redeemed(&row)?;
+                Ok(row.try_get::<i64, _>("started")? == 1)
+            })
+            .await
+    }
+
+    /// Records a validation's outcome as one transaction ([`Tx::finish_validation`]): false,
+    /// storing nothing, when `worker` no longer holds the job. On PostgreSQL that is one
+    /// statement (the job's release and the challenge's and authorization's changes as CTEs
+    /// of it: one round trip instead of five); elsewhere a hot transaction.
+    pub async fn finish_validation(
+        &self,
+        worker: &str,
+        challenge_id: &str,
+        outcome: &ValidationOutcome,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let Db::Pg(_, conns) = &self.db else {
+            let mut tx = self.begin_hot().await?;
+            let held = tx
+                .finish_validation(worker, challenge_id, outcome, now_ms)
+                .await?;
+            tx.commit().await?;
+            return Ok(held);
+        };
+        // As RELEASE, CHALLENGE and AUTHZ of Tx::finish_validation, each on the one before.
+        const SQL: &str = "WITH released AS (DELETE FROM validation_jobs WHERE challenge_id = $1 AND claimed_by = $2 RETURNING challenge_id), \
+             ch AS (UPDATE challenges SET status = $3, error = $4, validation_record = $5, validated_ms = $6 \
+                 WHERE id IN (SELECT challenge_id FROM released) RETURNING authz_id), \
+             az AS (UPDATE authzs SET status = $7, updated_ms = $8, expires_ms = CASE WHEN $7 = 'valid' THEN $9 ELSE expires_ms END \
+                 WHERE status = 'pending' AND id IN (SELECT authz_id FROM ch) RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM released) AS released, (SELECT COUNT(*) FROM az) AS authz";
+        let validated = (outcome.status == ChallengeStatus::Valid).then_some(now_ms);
+        let authz_status = AuthzStatus::Pending.after_challenge(outcome.status);
+        conns
+            .with(async |c| {
+                let row = sqlx::query(SQL)
+                    .bind(challenge_id)
+                    .bind(worker)
+                    .bind(outcome.status.as_str())
+                    .bind(&outcome.error)
+                    .bind(&outcome.record)
+                    .bind(validated)
+                    .bind(authz_status.as_str())
+                    .bind(now_ms)
+                    .bind(outcome.valid_authz_expires_ms)
+                    .fetch_one(c)
+                    .await?;
+                Ok(row.try_get::<i64, _>("released")? == 1)
+            })
+            .await
     }
 }
 

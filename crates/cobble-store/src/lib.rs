@@ -330,6 +330,15 @@ impl Tx {
         }
     }
 
+    /// The PostgreSQL connection, when this transaction runs on PostgreSQL: for the few
+    /// statements that fold several steps into one round trip there (data-modifying CTEs).
+    pub(crate) fn pg(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match &mut self.inner {
+            TxInner::Pg(t) => Some(t.conn()),
+            _ => None,
+        }
+    }
+
     /// Commits every change made through this transaction.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {

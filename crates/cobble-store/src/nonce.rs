@@ -21,10 +21,21 @@ where
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
+    redeemed(row)?;
+    Ok(row.try_get::<Option<String>, _>("id")?.is_some())
+}
+
+/// [`StoreError::NonceReused`] unless the row's `redeemed` count (of a statement that
+/// redeems its nonce in a CTE named `n`) is 1.
+pub(crate) fn redeemed<R: sqlx::Row>(row: &R) -> Result<(), StoreError>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
     if row.try_get::<i64, _>("redeemed")? == 0 {
         return Err(StoreError::NonceReused);
     }
-    Ok(row.try_get::<Option<String>, _>("id")?.is_some())
+    Ok(())
 }
 
 /// [`SQL`] on the hop-free SQLite writer (direct.rs), in its open transaction or on its own.

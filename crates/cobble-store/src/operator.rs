@@ -1094,6 +1094,23 @@ impl Tx {
                 },
             );
         }
+        if let Some(c) = self.pg() {
+            // The meter's read and the debit in one round trip. The debit re-checks the
+            // balance under the row lock, as the two statements below do.
+            const PG: &str = "WITH m AS (SELECT e.kid, e.credits FROM orders o JOIN accounts a ON a.id = o.account_id \
+                 JOIN external_accounts e ON e.kid = a.external_kid WHERE o.id = $1), \
+                 d AS (UPDATE external_accounts SET credits = credits - 1 \
+                     WHERE kid IN (SELECT kid FROM m WHERE credits IS NOT NULL) AND credits > 0 RETURNING credits) \
+                 SELECT (SELECT credits FROM m) AS metered, (SELECT credits FROM d) AS left_after";
+            let row = sqlx::query(PG).bind(order_id).fetch_one(&mut *c).await?;
+            let metered: Option<i64> = row.try_get("metered")?;
+            let left: Option<i64> = row.try_get("left_after")?;
+            return Ok(match (metered, left) {
+                (None, _) => Debit::Unmetered,
+                (Some(_), Some(n)) => Debit::Debited(n),
+                (Some(_), None) => Debit::OutOfCredit,
+            });
+        }
         on_tx!(self, tx => {
             let row = sqlx::query(METER)
             .bind(order_id)

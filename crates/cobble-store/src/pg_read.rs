@@ -89,6 +89,18 @@ impl Conns {
         Ok(lend(conn))
     }
 
+    /// Runs `f` on a lent connection, which then goes back to the list or is closed as
+    /// [`Lent::settle`] decides from `f`'s outcome.
+    pub(crate) async fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut lent = self.get().await?;
+        let out = f(lent.conn()).await;
+        lent.settle(&out);
+        out
+    }
+
     /// Open, idle and most connections now.
     pub(crate) fn stats(&self) -> crate::PoolStats {
         let idle = self.idle.lock().expect("not poisoned").len() as u32;

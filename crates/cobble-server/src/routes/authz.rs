@@ -235,15 +235,21 @@ pub async fn challenge(
             worker: &h.worker_id,
             lease_until_ms: now + s.cfg.validation_lease_secs as i64 * 1000,
         });
-        let mut tx = s.begin_hot(&r).await?;
-        let started = tx
-            .start_challenge_claimed(&id, now + delay, now, claim)
+        let started = s
+            .store
+            .start_challenge_redeeming(&r.nonce, &id, now + delay, now, claim)
             .await?;
-        tx.commit().await?;
         if started {
             ch.status = ChallengeStatus::Processing;
             match handoff {
-                Some(h) => h.start(&s, id.clone()),
+                Some(h) => h.start(
+                    &s,
+                    id.clone(),
+                    crate::worker::Known {
+                        authz: a,
+                        key_thumbprint: r.account().key_thumbprint.clone(),
+                    },
+                ),
                 None => s.validations.notify(),
             }
         }

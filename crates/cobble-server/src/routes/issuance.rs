@@ -61,7 +61,7 @@ pub async fn finalize(
     let r = s.authenticate(req, KeyMode::Kid).await?;
     let body: FinalizeRequest = r.jws.payload_json()?;
     let account = r.account().clone();
-    let order = crate::routes::order::owned_order(&s, &account.id, &id, None).await?;
+    let mut order = crate::routes::order::owned_order(&s, &account.id, &id, None).await?;
     let now = s.clock.now_ms();
     let status = order.status_at(now);
     if status != OrderStatus::Ready {
@@ -122,8 +122,18 @@ pub async fn finalize(
         profile: profile.name.clone(),
     };
     let worker = format!("{}-finalize", s.instance_id);
-    let mut tx = s.begin_hot(&r).await?;
-    if !tx.begin_finalize(&id, now).await? {
+    if !s
+        .store
+        .finalize_redeeming(
+            &r.nonce,
+            &id,
+            &serde_json::to_string(&request).expect("serializes"),
+            &worker,
+            now,
+            crate::issuer::lease_ms(&s),
+        )
+        .await?
+    {
         return Err(Problem::new(
             ProblemType::OrderNotReady,
             format!(
@@ -132,17 +142,10 @@ pub async fn finalize(
         )
         .into());
     }
-    tx.enqueue_issuance(
-        &id,
-        &serde_json::to_string(&request).expect("serializes"),
-        &worker,
-        now,
-        crate::issuer::lease_ms(&s),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(order = %id, key = %checked.key_description, "finalizing");
-    let job = crate::issuer::start(&s, worker, id.clone(), request);
+    tracing::debug!(order = %id, key = %checked.key_description, "finalizing");
+    // The transaction moved the order to `processing`; nothing else of it changed.
+    order.stored_status = OrderStatus::Processing;
+    let job = crate::issuer::start(&s, worker, id.clone(), request, Some(order));
     if !s.cfg.finalize_async && s.faults.stuck_for(&id).is_none() {
         // The task goes on if this request is dropped (the client hung up).
         let _ = job.await;
