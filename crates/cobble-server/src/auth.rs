@@ -187,13 +187,6 @@ impl AppState {
         Ok(self.store.begin_redeeming(&r.nonce).await?)
     }
 
-    /// [`Self::begin`] for the hot request shapes (newOrder, challenge, finalize): on a SQLite
-    /// file the transaction runs without a thread hop per statement, and only the store
-    /// methods of those shapes run on it ([`cobble_store::Store::begin_hot`]).
-    pub async fn begin_hot(&self, r: &Authed) -> AcmeResult<Tx> {
-        Ok(self.store.begin_hot_redeeming(&r.nonce).await?)
-    }
-
     /// Loads the valid account a `kid` names.
     async fn account_for_kid(&self, base: &str, kid: &str) -> AcmeResult<Account> {
         let id = account_id_of_kid(base, kid)?;

@@ -133,13 +133,13 @@ impl crate::Store {
     ) -> Result<bool, StoreError> {
         let crate::Db::Pg(_, conns) = &self.db else {
             let mut tx = self.begin_hot_redeeming(nonce).await?;
-            if !tx.begin_finalize(order_id, now_ms).await? {
-                return Ok(false);
+            let moved = tx.begin_finalize(order_id, now_ms).await?;
+            if moved {
+                tx.enqueue_issuance(order_id, request, worker, now_ms, lease_ms)
+                    .await?;
             }
-            tx.enqueue_issuance(order_id, request, worker, now_ms, lease_ms)
-                .await?;
             tx.commit().await?;
-            return Ok(true);
+            return Ok(moved);
         };
         // As Tx::begin_finalize and Tx::enqueue_issuance, on the nonce's redemption.
         const SQL: &str = "WITH n AS (INSERT INTO used_nonces (nonce, expires_ms) VALUES ($6, $7) ON CONFLICT DO NOTHING RETURNING 1), \

@@ -1,7 +1,7 @@
 //! Orders, authorizations and challenges (RFC 8555 §7.1.3-§7.1.5, §7.4, §7.5).
 
 use crate::nonce::REDEEM_CTE;
-use crate::{Store, StoreError, Tx, on_tx, random_id, read_pool};
+use crate::{Db, Store, StoreError, Tx, on_tx, random_id, read_pool};
 use cobble_core::challenge::ChallengeType;
 use cobble_core::identifier::Identifier;
 use cobble_core::nonce::OpenedNonce;
@@ -389,6 +389,119 @@ macro_rules! insert_authz_in {
 }
 
 impl Store {
+    /// A newOrder's whole change, as one transaction: `nonce` redeemed
+    /// ([`StoreError::NonceReused`] when it was used) and [`Tx::create_order`]; the new
+    /// order's id. On PostgreSQL one statement: the redemption, the replaced certificate's
+    /// mark, the order, its new authorizations, their challenges and the order's list are
+    /// CTEs of it (one round trip instead of six); elsewhere a hot transaction. After an
+    /// error (`AlreadyReplaced`) the nonce is used up on PostgreSQL and not elsewhere: the
+    /// caller uses it up, as for any failed request (RFC 8555 §6.5).
+    pub async fn create_order_redeeming(
+        &self,
+        nonce: &OpenedNonce,
+        new: NewOrder,
+    ) -> Result<String, StoreError> {
+        let Db::Pg(_, conns) = &self.db else {
+            let mut tx = self.begin_hot_redeeming(nonce).await?;
+            let id = tx.create_order(new).await?;
+            tx.commit().await?;
+            return Ok(id);
+        };
+        // As INSERT_ORDER, REPLACES, INSERT_AUTHZ, INSERT_CHALLENGE and ORDER_AUTHZ, the rows
+        // of the last three as arrays. The order is made only after its nonce was new and
+        // the certificate it replaces (if any) was not replaced already.
+        const SQL: &str = "WITH n AS (INSERT INTO used_nonces (nonce, expires_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1), \
+             r AS (UPDATE certificates SET replaced_by = $3 WHERE ari_id = $11 AND replaced_by IS NULL AND EXISTS (SELECT 1 FROM n) RETURNING 1), \
+             o AS (INSERT INTO orders (id, account_id, status, identifiers, not_before_ms, not_after_ms, expires_ms, profile, created_ms, updated_ms, replaces) \
+                 SELECT $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $10, $11 \
+                 WHERE EXISTS (SELECT 1 FROM n) AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM r)) RETURNING id), \
+             a AS (INSERT INTO authzs (id, account_id, identifier_type, identifier_value, wildcard, preauth, status, expires_ms, created_ms, updated_ms) \
+                 SELECT t.id, $4, t.kind, t.value, t.wildcard, 0, 'pending', t.expires, $10, $10 \
+                 FROM unnest($12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[]) AS t(id, kind, value, wildcard, expires) \
+                 WHERE EXISTS (SELECT 1 FROM o) RETURNING 1), \
+             c AS (INSERT INTO challenges (id, authz_id, type, token, status) \
+                 SELECT t.id, t.authz, t.kind, t.token, 'pending' \
+                 FROM unnest($17::text[], $18::text[], $19::text[], $20::text[]) AS t(id, authz, kind, token) \
+                 WHERE EXISTS (SELECT 1 FROM o) RETURNING 1), \
+             oa AS (INSERT INTO order_authzs (order_id, authz_id, position) \
+                 SELECT o.id, t.authz, t.pos FROM o, unnest($21::text[], $22::bigint[]) AS t(authz, pos) \
+                 ON CONFLICT DO NOTHING RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM n) AS redeemed, (SELECT COUNT(*) FROM o) AS created";
+        let order_id = random_id();
+        let mut authzs = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::<i64>::new(),
+            Vec::new(),
+        );
+        let mut challenges = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut listed = (Vec::new(), Vec::<i64>::new());
+        for (pos, plan) in new.authzs.iter().enumerate() {
+            let authz_id = match plan {
+                AuthzPlan::Reuse(id) => id.clone(),
+                AuthzPlan::New {
+                    identifier,
+                    wildcard,
+                    challenges: kinds,
+                    expires_ms,
+                } => {
+                    let id = random_id();
+                    for kind in kinds {
+                        challenges.0.push(random_id());
+                        challenges.1.push(id.clone());
+                        challenges.2.push(kind.as_str());
+                        challenges.3.push(random_id());
+                    }
+                    authzs.0.push(id.clone());
+                    authzs.1.push(identifier.kind());
+                    authzs.2.push(identifier.value());
+                    authzs.3.push(i64::from(*wildcard));
+                    authzs.4.push(*expires_ms);
+                    id
+                }
+            };
+            listed.0.push(authz_id);
+            listed.1.push(pos as i64);
+        }
+        let created = conns
+            .with(async |c| {
+                let row = sqlx::query(SQL)
+                    .bind(&nonce.value)
+                    .bind(nonce.expires_ms)
+                    .bind(&order_id)
+                    .bind(&new.account_id)
+                    .bind(identifiers_json(&new.identifiers))
+                    .bind(new.not_before_ms)
+                    .bind(new.not_after_ms)
+                    .bind(new.expires_ms)
+                    .bind(&new.profile)
+                    .bind(new.now_ms)
+                    .bind(&new.replaces)
+                    .bind(&authzs.0)
+                    .bind(&authzs.1)
+                    .bind(&authzs.2)
+                    .bind(&authzs.3)
+                    .bind(&authzs.4)
+                    .bind(&challenges.0)
+                    .bind(&challenges.1)
+                    .bind(&challenges.2)
+                    .bind(&challenges.3)
+                    .bind(&listed.0)
+                    .bind(&listed.1)
+                    .fetch_one(c)
+                    .await?;
+                crate::nonce::redeemed(&row)?;
+                Ok(row.try_get::<i64, _>("created")? == 1)
+            })
+            .await?;
+        if !created {
+            // The nonce was new, so only the replaced certificate can have stopped it.
+            return Err(StoreError::AlreadyReplaced);
+        }
+        Ok(order_id)
+    }
+
     /// The account's most recent authorization for `identifier` that is valid (or, with
     /// `include_pending`, pending) and unexpired at `now_ms`: the candidate for reuse.
     pub async fn reusable_authz(

@@ -877,3 +877,223 @@ async fn a_read_that_redeems_its_nonce_uses_it_up_found_or_not() {
         store.close().await;
     }
 }
+
+/// The request shapes that are one statement on PostgreSQL (newOrder, the challenge, the
+/// validation's outcome, finalize) change everything or nothing, with their nonce, on every
+/// engine: a replayed nonce changes nothing, a state that does not allow the change leaves
+/// only the nonce used (an error such as `AlreadyReplaced` may leave it unused: the server
+/// uses it up then), and what they make reads back whole.
+#[tokio::test]
+async fn one_statement_request_shapes_change_all_or_nothing() {
+    use cobble_core::challenge::ChallengeType;
+    use cobble_core::status::{AuthzStatus, ChallengeStatus, OrderStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = stores(dir.path()).await;
+    all.push(
+        Store::connect("sqlite::memory:", &Default::default())
+            .await
+            .unwrap(),
+    );
+    for (i, store) in all.into_iter().enumerate() {
+        let engine = store.engine();
+        let mut tx = store.begin().await.unwrap();
+        let AccountCreated::New(a) = tx.create_account(new_account("s1")).await.unwrap() else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        let orders = async || store.account_order_ids(&a.id, None, 50).await.unwrap().0;
+
+        // newOrder: a new authorization with three challenges beside a reused one, in order.
+        let (_, reused) = valid_order(&store, &a.id, "kept.example.com", 1 << 40, 1 << 40).await;
+        let fresh = Identifier::from_wire("dns", "fresh.example.com").unwrap();
+        let kept = Identifier::from_wire("dns", "kept.example.com").unwrap();
+        let new = |replaces: Option<String>| NewOrder {
+            identifiers: vec![fresh.clone(), kept.clone()],
+            authzs: vec![
+                AuthzPlan::New {
+                    identifier: fresh.clone(),
+                    wildcard: false,
+                    challenges: vec![
+                        ChallengeType::Http01,
+                        ChallengeType::Dns01,
+                        ChallengeType::TlsAlpn01,
+                    ],
+                    expires_ms: 1 << 40,
+                },
+                AuthzPlan::Reuse(reused.clone()),
+            ],
+            replaces,
+            ..one_name_order(&a.id, "fresh.example.com", 1 << 40, 1 << 40)
+        };
+        let before = orders().await.len();
+        let order_id = store
+            .create_order_redeeming(&nonce("s-new"), new(None))
+            .await
+            .unwrap();
+        let order = store.order(&order_id).await.unwrap().unwrap();
+        assert_eq!(
+            order.identifiers,
+            vec![fresh.clone(), kept.clone()],
+            "{engine:?}"
+        );
+        assert_eq!(order.authzs.len(), 2);
+        assert_eq!(order.authzs[1].0, reused, "{engine:?}: positions kept");
+        let made = store.authz(&order.authzs[0].0).await.unwrap().unwrap();
+        assert_eq!(
+            (made.identifier.clone(), made.status),
+            (fresh.clone(), AuthzStatus::Pending)
+        );
+        let mut kinds: Vec<_> = made.challenges.iter().map(|c| c.kind).collect();
+        kinds.sort_by_key(|k| k.as_str());
+        assert_eq!(
+            kinds,
+            vec![
+                ChallengeType::Dns01,
+                ChallengeType::Http01,
+                ChallengeType::TlsAlpn01
+            ]
+        );
+        assert!(matches!(
+            store
+                .create_order_redeeming(&nonce("s-new"), new(None))
+                .await,
+            Err(StoreError::NonceReused)
+        ));
+        assert_eq!(
+            orders().await.len(),
+            before + 1,
+            "{engine:?}: a replay makes nothing"
+        );
+
+        // The challenge: started once; a replay and a second start change nothing.
+        let ch = made.challenges[0].id.clone();
+        let worker = format!("w{i}");
+        let claim = cobble_store::Claim {
+            worker: &worker,
+            lease_until_ms: 1 << 40,
+        };
+        assert!(matches!(
+            store
+                .start_challenge_redeeming(&nonce("s-ch"), &ch, 1_000, 1_000, Some(claim))
+                .await,
+            Ok(true)
+        ));
+        assert!(matches!(
+            store
+                .start_challenge_redeeming(&nonce("s-ch"), &ch, 1_000, 1_000, Some(claim))
+                .await,
+            Err(StoreError::NonceReused)
+        ));
+        assert!(
+            !store
+                .start_challenge_redeeming(&nonce("s-ch2"), &ch, 1_000, 1_000, None)
+                .await
+                .unwrap(),
+            "{engine:?}: already processing"
+        );
+        assert_eq!(store.validation_jobs_pending().await.unwrap(), 1);
+
+        // The outcome: refused to a worker that does not hold the job, then recorded.
+        let outcome = cobble_store::ValidationOutcome {
+            status: ChallengeStatus::Valid,
+            valid_authz_expires_ms: 1 << 41,
+            error: None,
+            record: Some("[]".into()),
+        };
+        assert!(
+            !store
+                .finish_validation("other", &ch, &outcome, 2_000)
+                .await
+                .unwrap()
+        );
+        let still = store.authz(&made.id).await.unwrap().unwrap();
+        assert_eq!(still.status, AuthzStatus::Pending, "{engine:?}");
+        assert_eq!(still.challenges[0].status, ChallengeStatus::Processing);
+        assert!(
+            store
+                .finish_validation(&worker, &ch, &outcome, 2_000)
+                .await
+                .unwrap()
+        );
+        let done = store.authz(&made.id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.status, done.expires_ms),
+            (AuthzStatus::Valid, 1 << 41),
+            "{engine:?}"
+        );
+        let valid = done.challenges.iter().find(|c| c.id == ch).unwrap();
+        assert_eq!(
+            (valid.status, valid.validated_ms),
+            (ChallengeStatus::Valid, Some(2_000))
+        );
+        assert_eq!(store.validation_jobs_pending().await.unwrap(), 0);
+
+        // finalize: queued once; a replay and a second finalize change nothing more.
+        let fin = async |n: &str| {
+            store
+                .finalize_redeeming(&nonce(n), &order_id, "{}", "f", 3_000, 60_000)
+                .await
+        };
+        assert!(fin("s-fin").await.unwrap(), "{engine:?}");
+        assert!(matches!(fin("s-fin").await, Err(StoreError::NonceReused)));
+        assert!(
+            !fin("s-fin2").await.unwrap(),
+            "{engine:?}: processing already"
+        );
+        assert!(
+            matches!(
+                store.redeem_nonce(&nonce("s-fin2")).await,
+                Err(StoreError::NonceReused)
+            ),
+            "{engine:?}: a refused finalize's nonce is used up"
+        );
+        assert_eq!(store.issuance_jobs_pending().await.unwrap(), 1);
+        let order = store.order(&order_id).await.unwrap().unwrap();
+        assert_eq!(order.stored_status, OrderStatus::Processing);
+
+        // The certificate, then orders that replace it (RFC 9773): the first one only.
+        let mut tx = store.begin().await.unwrap();
+        let cert = cobble_store::NewCertificate {
+            serial: format!("0a{i}"),
+            pem: "PEM".into(),
+            spki_sha256: "00".into(),
+            ari_id: format!("ari.s.{i}"),
+            not_before_ms: 3_000,
+            not_after_ms: 1 << 40,
+        };
+        assert!(
+            tx.finish_issuance(&order_id, "f", &cert, 3_000)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        tx.commit().await.unwrap();
+        let before = orders().await.len();
+        let replacing = store
+            .create_order_redeeming(&nonce("s-r1"), new(Some(cert.ari_id.clone())))
+            .await
+            .unwrap();
+        let replaced = store
+            .certificate_by_ari_id(&cert.ari_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            replaced.replaced_by.as_deref(),
+            Some(replacing.as_str()),
+            "{engine:?}"
+        );
+        assert!(matches!(
+            store
+                .create_order_redeeming(&nonce("s-r2"), new(Some(cert.ari_id.clone())))
+                .await,
+            Err(StoreError::AlreadyReplaced)
+        ));
+        assert_eq!(
+            orders().await.len(),
+            before + 1,
+            "{engine:?}: the second made nothing"
+        );
+        store.close().await;
+    }
+}

@@ -218,21 +218,23 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
             },
         });
     }
-    let mut tx = s.begin_hot(&r).await?;
-    let order_id = tx
-        .create_order(NewOrder {
-            account_id: account.id.clone(),
-            identifiers: ids,
-            not_before_ms,
-            not_after_ms,
-            expires_ms: now + s.cfg.order_lifetime_secs as i64 * 1000,
-            profile: body.profile.clone(),
-            replaces: body.replaces.clone(),
-            authzs: plans,
-            now_ms: now,
-        })
+    let order_id = s
+        .store
+        .create_order_redeeming(
+            &r.nonce,
+            NewOrder {
+                account_id: account.id.clone(),
+                identifiers: ids,
+                not_before_ms,
+                not_after_ms,
+                expires_ms: now + s.cfg.order_lifetime_secs as i64 * 1000,
+                profile: body.profile.clone(),
+                replaces: body.replaces.clone(),
+                authzs: plans,
+                now_ms: now,
+            },
+        )
         .await?;
-    tx.commit().await?;
     let order = s
         .store
         .order(&order_id)

@@ -64,31 +64,32 @@ pub async fn one_order(store: &Store, account_id: &str, name: &str, serial: &str
         .reusable_authz(account_id, &id, false, false, now)
         .await
         .unwrap();
-    let mut tx = store.begin_hot_redeeming(&nonce()).await.unwrap();
-    let order_id = tx
-        .create_order(NewOrder {
-            account_id: account_id.to_owned(),
-            identifiers: vec![id.clone()],
-            not_before_ms: None,
-            not_after_ms: None,
-            expires_ms: now + 604_800_000,
-            profile: None,
-            authzs: vec![AuthzPlan::New {
-                identifier: id,
-                wildcard: false,
-                challenges: vec![
-                    ChallengeType::Http01,
-                    ChallengeType::Dns01,
-                    ChallengeType::TlsAlpn01,
-                ],
+    let order_id = store
+        .create_order_redeeming(
+            &nonce(),
+            NewOrder {
+                account_id: account_id.to_owned(),
+                identifiers: vec![id.clone()],
+                not_before_ms: None,
+                not_after_ms: None,
                 expires_ms: now + 604_800_000,
-            }],
-            replaces: None,
-            now_ms: now,
-        })
+                profile: None,
+                authzs: vec![AuthzPlan::New {
+                    identifier: id,
+                    wildcard: false,
+                    challenges: vec![
+                        ChallengeType::Http01,
+                        ChallengeType::Dns01,
+                        ChallengeType::TlsAlpn01,
+                    ],
+                    expires_ms: now + 604_800_000,
+                }],
+                replaces: None,
+                now_ms: now,
+            },
+        )
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     let order = store.order(&order_id).await.unwrap().unwrap();
     let authz_id = order.authzs[0].0.clone();
     // POST-as-GET authz
