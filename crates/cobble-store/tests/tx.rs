@@ -40,6 +40,27 @@ async fn stores(dir: &std::path::Path) -> Vec<Store> {
     out
 }
 
+/// [`stores`] and a memory database (whose reads run on its one connection).
+async fn every_engine(dir: &std::path::Path) -> Vec<Store> {
+    let mut all = stores(dir).await;
+    all.push(
+        Store::connect("sqlite::memory:", &Default::default())
+            .await
+            .unwrap(),
+    );
+    all
+}
+
+/// A new account in `store`, keyed by `thumb`.
+async fn new_account_in(store: &Store, thumb: &str) -> cobble_store::Account {
+    let mut tx = store.begin().await.unwrap();
+    let AccountCreated::New(a) = tx.create_account(new_account(thumb)).await.unwrap() else {
+        panic!("a new account");
+    };
+    tx.commit().await.unwrap();
+    a
+}
+
 fn nonce(v: &str) -> OpenedNonce {
     OpenedNonce {
         value: v.to_owned(),
@@ -731,19 +752,9 @@ async fn a_transaction_begun_with_its_nonce_commits_or_rolls_back_like_any_other
 #[tokio::test]
 async fn a_read_that_redeems_its_nonce_uses_it_up_found_or_not() {
     let dir = tempfile::tempdir().unwrap();
-    let mut all = stores(dir.path()).await;
-    all.push(
-        Store::connect("sqlite::memory:", &Default::default())
-            .await
-            .unwrap(),
-    );
-    for (i, store) in all.into_iter().enumerate() {
+    for (i, store) in every_engine(dir.path()).await.into_iter().enumerate() {
         let engine = store.engine();
-        let mut tx = store.begin().await.unwrap();
-        let AccountCreated::New(a) = tx.create_account(new_account("g1")).await.unwrap() else {
-            panic!("a new account");
-        };
-        tx.commit().await.unwrap();
+        let a = new_account_in(&store, "g1").await;
         let (order_id, authz_id) =
             valid_order(&store, &a.id, "get.example.com", i64::MAX / 4, i64::MAX / 4).await;
         let mut tx = store.begin().await.unwrap();
@@ -888,19 +899,9 @@ async fn one_statement_request_shapes_change_all_or_nothing() {
     use cobble_core::challenge::ChallengeType;
     use cobble_core::status::{AuthzStatus, ChallengeStatus, OrderStatus};
     let dir = tempfile::tempdir().unwrap();
-    let mut all = stores(dir.path()).await;
-    all.push(
-        Store::connect("sqlite::memory:", &Default::default())
-            .await
-            .unwrap(),
-    );
-    for (i, store) in all.into_iter().enumerate() {
+    for (i, store) in every_engine(dir.path()).await.into_iter().enumerate() {
         let engine = store.engine();
-        let mut tx = store.begin().await.unwrap();
-        let AccountCreated::New(a) = tx.create_account(new_account("s1")).await.unwrap() else {
-            panic!("a new account");
-        };
-        tx.commit().await.unwrap();
+        let a = new_account_in(&store, "s1").await;
         let orders = async || store.account_order_ids(&a.id, None, 50).await.unwrap().0;
 
         // newOrder: a new authorization with three challenges beside a reused one, in order.
