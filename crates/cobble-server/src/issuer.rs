@@ -47,7 +47,8 @@ pub fn lease_ms(s: &AppState) -> i64 {
 }
 
 /// Starts running a job this instance holds, in a task of its own (tracked, so that
-/// shutdown stops it and the lease hands it over); the handle tells when it is done.
+/// shutdown stops it and the lease hands it over); the handle tells when it is done, with
+/// the order as stored when this job issued its certificate (None otherwise).
 /// `known`: the order as the finalize request that queued the job read it and moved it to
 /// `processing`, so the job does not read it again; None for a job taken from the queue.
 pub fn start(
@@ -56,7 +57,7 @@ pub fn start(
     order_id: String,
     req: IssuanceRequest,
     known: Option<cobble_store::Order>,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<Option<cobble_store::Order>> {
     let task = tokio::spawn(run(s.clone(), worker, order_id, req, known));
     let mut running = s.issuing.lock().unwrap_or_else(|e| e.into_inner());
     running.retain(|h| !h.is_finished());
@@ -65,14 +66,15 @@ pub fn start(
 }
 
 /// Signs and stores the certificate of `order_id` if `worker` still holds its job; a CA
-/// failure makes the order `invalid` with `ACME_CA_ERROR`.
+/// failure makes the order `invalid` with `ACME_CA_ERROR`. The order as stored once it is
+/// `valid` with this job's certificate.
 async fn run(
     s: AppState,
     worker: String,
     order_id: String,
     req: IssuanceRequest,
     known: Option<cobble_store::Order>,
-) {
+) -> Option<cobble_store::Order> {
     if s.cfg.issuance_pause_ms > 0 {
         // Test hook: a window in which the instance can be killed mid-issuance.
         tokio::time::sleep(Duration::from_millis(s.cfg.issuance_pause_ms)).await;
@@ -82,21 +84,21 @@ async fn run(
         tokio::time::sleep(d).await;
     }
     let started = std::time::Instant::now();
-    let outcome = sign_and_store(&s, &worker, &order_id, &req, known).await;
-    if outcome.is_err() {
-        s.metrics.issuance("failed", started.elapsed());
-    }
-    if let Err((stage, why)) = outcome {
-        // The cause stays in the log; the client learns which stage failed.
-        tracing::error!(order = %order_id, stage, error = %why, "issuance failed");
-        let p = Problem::coded(
-            ResultCode::AcmeCaError,
-            format!(
-                "the CA could not issue the certificate: {stage} failed on the server; it has been logged"
-            ),
-        );
-        fail(&s, &worker, &order_id, &p).await;
-    }
+    let (stage, why) = match sign_and_store(&s, &worker, &order_id, &req, known).await {
+        Ok(issued) => return issued,
+        Err(e) => e,
+    };
+    s.metrics.issuance("failed", started.elapsed());
+    // The cause stays in the log; the client learns which stage failed.
+    tracing::error!(order = %order_id, stage, error = %why, "issuance failed");
+    let p = Problem::coded(
+        ResultCode::AcmeCaError,
+        format!(
+            "the CA could not issue the certificate: {stage} failed on the server; it has been logged"
+        ),
+    );
+    fail(&s, &worker, &order_id, &p).await;
+    None
 }
 
 async fn fail(s: &AppState, worker: &str, order_id: &str, p: &Problem) {
@@ -130,7 +132,7 @@ async fn sign_and_store(
     order_id: &str,
     req: &IssuanceRequest,
     known: Option<cobble_store::Order>,
-) -> Result<(), (&'static str, String)> {
+) -> Result<Option<cobble_store::Order>, (&'static str, String)> {
     let started = std::time::Instant::now();
     let store_err = |e: StoreError| ("storing the certificate", e.to_string());
     let read = match known {
@@ -148,13 +150,13 @@ async fn sign_and_store(
                 "the order could not be read on the server; it has been logged: finalize a new order",
             );
             fail(s, worker, order_id, &p).await;
-            return Ok(());
+            return Ok(None);
         }
     };
     if order.stored_status != OrderStatus::Processing {
         // Done already (a slow holder finished after its lease ran out): drop the job.
         tracing::info!(order = %order_id, status = order.stored_status.as_str(), "issuance job for an order no longer processing");
-        return Ok(());
+        return Ok(None);
     }
     let profile = s.profile(Some(&req.profile)).cloned().ok_or((
         "loading the profile",
@@ -214,7 +216,7 @@ async fn sign_and_store(
         drop(tx);
         tracing::info!(order = %order_id, "rate limit reached at issuance; the signature is discarded");
         fail(s, worker, order_id, &refusal.problem).await;
-        return Ok(());
+        return Ok(None);
     }
     if tx.debit_credit(order_id).await.map_err(store_err)? == cobble_store::Debit::OutOfCredit {
         drop(tx);
@@ -224,23 +226,28 @@ async fn sign_and_store(
             "the external account's last credit went to another certificate meanwhile; ask the operator for more and finalize a new order",
         );
         fail(s, worker, order_id, &p).await;
-        return Ok(());
+        return Ok(None);
     }
     match tx
         .finish_issuance(order_id, worker, &cert, s.clock.now_ms())
         .await
         .map_err(store_err)?
     {
-        Some(_) => {
+        Some(cert_id) => {
             tx.commit().await.map_err(store_err)?;
             tracing::info!(audit = "issuance", order = %order_id, serial = %cert.serial, "certificate issued");
             s.metrics.issuance("issued", started.elapsed());
+            // As finish_issuance stored it.
+            let mut order = order;
+            order.stored_status = OrderStatus::Valid;
+            order.certificate_id = Some(cert_id);
+            Ok(Some(order))
         }
         None => {
-            tracing::warn!(order = %order_id, "issuance job taken over by another worker; this signature is discarded")
+            tracing::warn!(order = %order_id, "issuance job taken over by another worker; this signature is discarded");
+            Ok(None)
         }
     }
-    Ok(())
 }
 
 /// The issuance worker: claims jobs whose holder died (lease run out) and runs them; one

@@ -146,15 +146,20 @@ pub async fn finalize(
     // The transaction moved the order to `processing`; nothing else of it changed.
     order.stored_status = OrderStatus::Processing;
     let job = crate::issuer::start(&s, worker, id.clone(), request, Some(order));
+    let mut issued = None;
     if !s.cfg.finalize_async && s.faults.stuck_for(&id).is_none() {
         // The task goes on if this request is dropped (the client hung up).
-        let _ = job.await;
+        issued = job.await.ok().flatten();
     }
-    let order = s
-        .store
-        .order(&id)
-        .await?
-        .ok_or_else(|| Problem::internal("the order vanished"))?;
+    // The order the job stored, or (still processing, failed, taken over) as stored now.
+    let order = match issued {
+        Some(o) => o,
+        None => s
+            .store
+            .order(&id)
+            .await?
+            .ok_or_else(|| Problem::internal("the order vanished"))?,
+    };
     let now = s.clock.now_ms();
     let mut resp = json_response(
         StatusCode::OK,
