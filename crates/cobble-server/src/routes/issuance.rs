@@ -143,7 +143,7 @@ pub async fn finalize(
         .into());
     }
     tracing::debug!(order = %id, key = %checked.key_description, "finalizing");
-    // The transaction moved the order to `processing`; nothing else of it changed.
+    // finalize_redeeming moved the order to `processing`; nothing else of it changed.
     order.stored_status = OrderStatus::Processing;
     let job = crate::issuer::start(&s, worker, id.clone(), request, Some(order));
     let mut issued = None;
