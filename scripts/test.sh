@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
-# Real ACME client programs and libraries the tests drive (Debian package names).
+# Real ACME client programs and libraries the tests drive, and Pebble (Debian package names).
 missing=()
 for client in certbot lego curl; do
   command -v "$client" >/dev/null 2>&1 || missing+=("$client")
 done
+# Debian's Pebble 2.4 (pebble and pebble-challtestsrv): the conformance suite's fairness run
+# and the drop-in comparisons run against it side by side.
+command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1 || missing+=(pebble)
 # The Ruby acme-client gem and the acme Python library have no command: check that they load.
 ruby -e 'require "acme-client"' >/dev/null 2>&1 || missing+=(ruby-acme-client)
 /usr/bin/python3 -c 'import acme' >/dev/null 2>&1 || missing+=(python3-acme)
@@ -57,6 +60,13 @@ if [ -x "$venv/bin/certbot" ]; then
   COBBLE_TEST_CERTBOT="$(cd "$venv/bin" && pwd)/certbot"
   export COBBLE_TEST_CERTBOT
 fi
+
+# What a run needs on disk: about 8 GB for target/ and 1-2 GB for the throwaway PostgreSQL
+# (tests drop the databases of ended test binaries: cobble_store::testdb). A full disk shows
+# up as PostgreSQL's "No space left on device" in whichever test runs at that moment.
+avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+log "disk: $((avail_kb / 1024 / 1024)) GB free here"
+[ "$avail_kb" -ge $((10 * 1024 * 1024)) ] || log "less than 10 GB free: the run may fail for want of disk"
 
 scripts/with-postgres.sh cargo test --workspace --locked "$@"
 

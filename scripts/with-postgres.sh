@@ -48,7 +48,7 @@ if [ -z "${COBBLE_TEST_PG_URL:-}" ]; then
   trap stop_pg EXIT
   as_pg "$PGBIN/initdb" -D "$PGTMP/data" --auth=trust -U postgres -E UTF8 >/dev/null
   as_pg "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/log" -w -t 60 \
-    -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=256MB" \
     start >/dev/null
   export COBBLE_TEST_PG_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
   log "throwaway PostgreSQL ($("$PGBIN/postgres" --version)) on 127.0.0.1:$PGPORT"

@@ -784,7 +784,7 @@ async fn update_ea(State(s): State<AppState>, Path(kid): Path<String>, b: Bytes)
     .map_err(se)?;
     tx.commit().await.map_err(se)?;
     if revoked > 0 {
-        tracing::info!(kid = %kid, revoked, "external account closed: certificates of its accounts revoked");
+        tracing::info!(audit = "revocation", actor = ACTOR, kid = %kid, revoked, "external account closed: certificates of its accounts revoked");
     }
     ok(StatusCode::OK, a)
 }
@@ -868,7 +868,7 @@ async fn revoke_account(State(s): State<AppState>, Path(id): Path<String>, b: By
         .await
         .map_err(se)?;
     tx.commit().await.map_err(se)?;
-    tracing::info!(account = %id, certificates = n, "account revoked by the operator");
+    tracing::info!(audit = "revocation", actor = ACTOR, account = %id, certificates = n, reason, "account revoked by the operator");
     ok(StatusCode::OK, a)
 }
 
@@ -955,7 +955,7 @@ async fn revoke_cert(State(s): State<AppState>, Path(serial): Path<String>, b: B
     .await
     .map_err(se)?;
     tx.commit().await.map_err(se)?;
-    tracing::info!(serial = %c.serial, reason, "certificate revoked by the operator");
+    tracing::info!(audit = "revocation", actor = ACTOR, serial = %c.serial, reason, "certificate revoked by the operator");
     ok(StatusCode::OK, after)
 }
 

@@ -236,7 +236,7 @@ async fn common(State(s): State<AppState>, mut req: Request, next: Next) -> Resp
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty);
+    let span = tracing::info_span!("request", request_id = id, method = %req.method(), path = %req.uri().path(), account = tracing::field::Empty, order = tracing::field::Empty);
     let base = s.base_url(req.headers(), req.uri());
     let gets_nonce =
         req.method() == Method::POST || req.uri().path() == state::Urls::NEW_NONCE_PATH;

@@ -22,6 +22,7 @@ mod pg_read;
 mod prune;
 mod seed;
 mod stats;
+pub mod testdb;
 
 pub use account::{Account, AccountCreated, AccountUpdate, KeyChanged, NewAccount};
 pub use cert::{Certificate, NewCertificate};

@@ -1174,22 +1174,11 @@ fn store_matches_the_model_on_postgres() {
     run_engine(|| {
         let admin = admin.clone();
         async move {
-            let name = format!(
-                "cobble_model_{}",
-                cobble_store::random_id()
-                    .to_lowercase()
-                    .replace(['-', '_'], "")
-            );
-            let p = sqlx::PgPool::connect(&admin).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&p)
+            let url = cobble_store::testdb::fresh_postgres_database(&admin, "model")
                 .await
                 .unwrap();
-            p.close().await;
-            let (prefix, _) = admin.rsplit_once('/').unwrap();
-            let store = Store::connect(&format!("{prefix}/{name}"), &Default::default())
-                .await
-                .unwrap();
+            let store = Store::connect(&url, &Default::default()).await.unwrap();
+            let name = url.rsplit_once('/').unwrap().1.to_owned();
             (store, Some(format!("{admin}\n{name}")))
         }
     });

@@ -259,19 +259,11 @@ async fn hot_statements_use_indexes_on_postgres() {
         );
         return;
     };
-    let name = format!(
-        "cobble_plans_{}",
-        cobble_store::random_id()
-            .to_lowercase()
-            .replace(['-', '_'], "")
-    );
-    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut c)
+    let url = cobble_store::testdb::fresh_postgres_database(&admin, "plans")
         .await
         .unwrap();
-    let (prefix, _) = admin.rsplit_once('/').unwrap();
-    let url = format!("{prefix}/{name}");
+    let name = url.rsplit_once('/').unwrap().1.to_owned();
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
     let store = Store::connect(&url, &Default::default()).await.unwrap();
     let stmts = statements_of_one_order(&store, "postgres").await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();

@@ -13,20 +13,11 @@ async fn stores(dir: &std::path::Path) -> Vec<Store> {
     let mut urls = vec![format!("sqlite://{}", dir.join("tx.db").display())];
     match std::env::var("COBBLE_TEST_PG_URL") {
         Ok(admin) => {
-            let name = format!(
-                "cobble_tx_{}",
-                cobble_store::random_id()
-                    .to_lowercase()
-                    .replace(['-', '_'], "")
+            urls.push(
+                cobble_store::testdb::fresh_postgres_database(&admin, "tx")
+                    .await
+                    .unwrap(),
             );
-            let p = sqlx::PgPool::connect(&admin).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&p)
-                .await
-                .unwrap();
-            p.close().await;
-            let (prefix, _) = admin.rsplit_once('/').unwrap();
-            urls.push(format!("{prefix}/{name}"));
         }
         Err(_) => assert!(
             std::env::var("CI").is_err(),

@@ -190,9 +190,13 @@ fn the_parser_refuses_what_prometheus_would() {
 }
 
 /// `cobble serve --log-format json`: one JSON object a line, carrying the request's span
-/// fields, and the same request id in the response's X-Request-Id.
+/// fields (request id, account, order), the same request id in the response's
+/// X-Request-Id, and an audit line for the issuance and for the revocation.
 #[tokio::test]
 async fn json_logs_carry_the_request_id() {
+    use instant_acme::{
+        AuthorizationStatus, ChallengeType, Identifier, NewOrder, RetryPolicy, RevocationRequest,
+    };
     use std::io::{BufRead, BufReader, Read};
     common::install_crypto();
     let dir = tempfile::tempdir().unwrap();
@@ -203,6 +207,7 @@ async fn json_logs_carry_the_request_id() {
             "127.0.0.1:0",
             "--admin-listen",
             "",
+            "--va-always-valid",
             "--log-format",
             "json",
             "--log",
@@ -228,13 +233,63 @@ async fn json_logs_carry_the_request_id() {
         }
     }
     let url = url.expect("the ready lines name the directory");
-    let http = common::client_trusting(&std::fs::read(dir.path().join("tls/ca.pem")).unwrap());
+    let root = dir.path().join("tls/ca.pem");
+    let http = common::client_trusting(&std::fs::read(&root).unwrap());
     let r = http.get(&url).send().await.unwrap();
     let id: u64 = r.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .parse()
         .unwrap();
+
+    // One order, issued and revoked, through instant-acme.
+    let account = instant_acme::Account::builder_with_root(&root)
+        .unwrap()
+        .create(
+            &instant_acme::NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            url.clone(),
+            None,
+        )
+        .await
+        .unwrap()
+        .0;
+    let retry = RetryPolicy::new()
+        .initial_delay(std::time::Duration::from_millis(50))
+        .timeout(std::time::Duration::from_secs(20));
+    let mut order = account
+        .new_order(&NewOrder::new(&[Identifier::Dns(
+            "logs.example.com".into(),
+        )]))
+        .await
+        .unwrap();
+    let order_url = order.url().to_owned();
+    let mut authzs = order.authorizations();
+    while let Some(a) = authzs.next().await {
+        let mut a = a.unwrap();
+        if a.status != AuthorizationStatus::Valid {
+            a.challenge(ChallengeType::Http01)
+                .unwrap()
+                .set_ready()
+                .await
+                .unwrap();
+        }
+    }
+    order.poll_ready(&retry).await.unwrap();
+    order.finalize().await.unwrap();
+    let chain = order.poll_certificate(&retry).await.unwrap();
+    let leaf = cobble_ca::pem::certificates(&chain).unwrap().remove(0);
+    account
+        .revoke(&RevocationRequest {
+            certificate: &rustls::pki_types::CertificateDer::from(leaf),
+            reason: None,
+        })
+        .await
+        .unwrap();
+
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -256,4 +311,22 @@ async fn json_logs_carry_the_request_id() {
             .any(|l| l["span"]["request_id"] == id && l["span"]["path"] == "/dir"),
         "no line of request {id}:\n{err}"
     );
+    let order_id = order_url.rsplit('/').next().unwrap();
+    let account_id = account.id().rsplit('/').next().unwrap();
+    assert!(
+        lines.iter().any(|l| l["span"]["order"] == order_id
+            && l["span"]["account"] == account_id
+            && l["span"]["request_id"].is_u64()),
+        "no line whose request span names order {order_id} and account {account_id}:\n{err}"
+    );
+    for (audit, field, value) in [
+        ("issuance", "order", order_id),
+        ("revocation", "reason", "0"),
+    ] {
+        assert!(
+            lines.iter().any(|l| l["fields"]["audit"] == audit
+                && l["fields"][field].to_string().trim_matches('"') == value),
+            "no {audit} audit line with {field} {value}:\n{err}"
+        );
+    }
 }

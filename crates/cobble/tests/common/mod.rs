@@ -48,26 +48,9 @@ pub async fn database_url(engine: Engine, dir: &std::path::Path) -> String {
                 "COBBLE_TEST_PG_URL is not set: run the tests with scripts/test.sh, which starts a \
                  throwaway PostgreSQL, or point COBBLE_TEST_PG_URL at a server where databases can be created",
             );
-            let name = format!(
-                "cobble_t_{}",
-                cobble_store::random_id()
-                    .to_lowercase()
-                    .replace(['-', '_'], "")
-            );
-            let conn = sqlx::PgPool::connect(&admin)
+            cobble_store::testdb::fresh_postgres_database(&admin, "t")
                 .await
-                .expect("connect to COBBLE_TEST_PG_URL");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&conn)
-                .await
-                .expect("create test database");
-            conn.close().await;
-            let (prefix, _) = admin.rsplit_once('/').expect("URL has a database path");
-            let query = admin
-                .split_once('?')
-                .map(|(_, q)| format!("?{q}"))
-                .unwrap_or_default();
-            format!("{prefix}/{name}{query}")
+                .expect("create test database")
         }
     }
 }
