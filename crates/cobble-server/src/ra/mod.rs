@@ -15,6 +15,9 @@
 pub mod eab;
 pub mod help;
 pub mod limits;
+pub mod profile;
+
+pub use profile::profile_check;
 
 use crate::error::AcmeResult;
 use crate::state::{AppState, Urls};

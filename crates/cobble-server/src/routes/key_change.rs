@@ -10,7 +10,7 @@ use crate::state::{AppState, Urls};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use cobble_core::Problem;
-use cobble_core::jwk::PublicKey;
+use cobble_core::jwk::{KeyPolicy, PublicKey};
 use cobble_core::jws::{Jws, KeyRef};
 use cobble_store::{KeyChanged, StoreError};
 use serde::Deserialize;
@@ -22,57 +22,77 @@ struct KeyChangePayload {
     old_key: serde_json::Value,
 }
 
-/// POST /acme/key-change.
-pub async fn key_change(State(s): State<AppState>, req: Request) -> AcmeResult {
-    let r = s.authenticate(req, KeyMode::Kid).await?;
-    let account = r.account();
-    let inner = Jws::parse(&r.jws.payload, &s.key_policy).map_err(|p| {
+/// RFC 8555 §7.3.5: checks the inner JWS of a keyChange request, the outer JWS's
+/// `payload`, for the outer `url` and the signing account (its URL `account_kid` and key
+/// thumbprint): it parses under `policy`, carries no `nonce`, embeds the new key as `jwk`
+/// and verifies with it, has the outer `url`, names the account and its current key as
+/// `oldKey`, and the new key differs from it. Returns the new key.
+pub fn check_inner(
+    payload: &[u8],
+    outer_url: &str,
+    account_kid: &str,
+    account_thumbprint: &str,
+    policy: &KeyPolicy,
+) -> Result<PublicKey, Problem> {
+    let inner = Jws::parse(payload, policy).map_err(|p| {
         Problem::new(p.kind, format!("inner JWS: {}", p.detail)).with_status(p.status)
     })?;
     if inner.protected.nonce.is_some() {
-        return Err(
-            Problem::malformed("inner JWS must not carry a \"nonce\" (RFC 8555 §7.3.5)").into(),
-        );
+        return Err(Problem::malformed(
+            "inner JWS must not carry a \"nonce\" (RFC 8555 §7.3.5)",
+        ));
     }
     let KeyRef::Jwk(new_key) = &inner.protected.key else {
         return Err(Problem::malformed(
             "inner JWS must carry the new key as \"jwk\" (RFC 8555 §7.3.5)",
-        )
-        .into());
+        ));
     };
     inner.verify(new_key).map_err(|_| {
         Problem::malformed("inner JWS signature does not verify with the new key it carries")
     })?;
-    if inner.protected.url != r.jws.protected.url {
+    if inner.protected.url != outer_url {
         return Err(Problem::malformed(format!(
             "inner JWS \"url\" {:?} differs from the outer \"url\" {:?}",
-            inner.protected.url, r.jws.protected.url
-        ))
-        .into());
+            inner.protected.url, outer_url
+        )));
     }
     let payload: KeyChangePayload = inner
         .payload_json()
         .map_err(|p| Problem::malformed(format!("inner JWS payload: {}", p.detail)))?;
-    let kid = Urls(&r.base).account(&account.id);
-    if payload.account != kid {
+    if payload.account != account_kid {
         return Err(Problem::malformed(format!(
-            "inner payload \"account\" {:?} is not the account signing the request ({kid})",
+            "inner payload \"account\" {:?} is not the account signing the request ({account_kid})",
             payload.account
-        ))
-        .into());
+        )));
     }
     let old = PublicKey::from_stored_jwk(&payload.old_key)
         .map_err(|p| Problem::malformed(format!("inner payload \"oldKey\": {}", p.detail)))?;
-    if old.thumbprint() != account.key_thumbprint {
+    if old.thumbprint() != account_thumbprint {
         return Err(Problem::malformed(
             "inner payload \"oldKey\" is not the account's current key",
-        )
-        .into());
+        ));
     }
+    if new_key.thumbprint() == account_thumbprint {
+        return Err(Problem::malformed(
+            "the new key is the account's current key",
+        ));
+    }
+    Ok(new_key.clone())
+}
+
+/// POST /acme/key-change.
+pub async fn key_change(State(s): State<AppState>, req: Request) -> AcmeResult {
+    let r = s.authenticate(req, KeyMode::Kid).await?;
+    let account = r.account();
+    let kid = Urls(&r.base).account(&account.id);
+    let new_key = check_inner(
+        &r.jws.payload,
+        &r.jws.protected.url,
+        &kid,
+        &account.key_thumbprint,
+        &s.key_policy,
+    )?;
     let new_thumb = new_key.thumbprint();
-    if new_thumb == account.key_thumbprint {
-        return Err(Problem::malformed("the new key is the account's current key").into());
-    }
     let mut tx = s.begin(&r).await?;
     let changed = match tx
         .change_account_key(

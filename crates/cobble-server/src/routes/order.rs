@@ -128,52 +128,7 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
             .await
             .map_err(|l| l.into_error(&r.base))?;
     }
-    let profile = match body.profile.as_deref() {
-        None => s.profile(None),
-        Some(name) => Some(s.profile(Some(name)).ok_or_else(|| {
-            let known: Vec<&str> = s.cfg.profiles.iter().map(|p| p.name.as_str()).collect();
-            Problem::new(
-                ProblemType::InvalidProfile,
-                format!(
-                    "profile {name:?} is not offered; choose one of {}",
-                    known.join(", ")
-                ),
-            )
-        })?),
-    };
-    if let Some(p) = profile {
-        let refused: Vec<Problem> = ids
-            .iter()
-            .filter_map(|id| match id {
-                Identifier::Dns(_) if id.is_wildcard() && !p.allow_wildcard => Some(
-                    Problem::coded(
-                        cobble_core::ResultCode::InvalidProfileForWildcard,
-                        format!(
-                            "profile {} does not allow wildcard names such as {}",
-                            p.name,
-                            id.value()
-                        ),
-                    )
-                    .for_identifier("dns", &id.value()),
-                ),
-                Identifier::Ip(_) if !p.allow_ip => Some(
-                    Problem::new(
-                        ProblemType::RejectedIdentifier,
-                        format!(
-                            "profile {} does not allow IP addresses such as {}",
-                            p.name,
-                            id.value()
-                        ),
-                    )
-                    .for_identifier("ip", &id.value()),
-                ),
-                _ => None,
-            })
-            .collect();
-        if !refused.is_empty() {
-            return Err(Problem::combine(refused).into());
-        }
-    }
+    crate::ra::profile_check(&s.cfg.profiles, body.profile.as_deref(), &ids)?;
     if let Some(ari) = body.replaces.as_deref() {
         cobble_ca::ari::parse_ari_cert_id(ari)?;
         let old = s.store.certificate_by_ari_id(ari).await?.ok_or_else(|| {
