@@ -29,8 +29,14 @@ struct EabHeader {
     alg: String,
     kid: String,
     url: String,
-    #[serde(default)]
-    nonce: Option<serde_json::Value>,
+    /// Whether the header has a `nonce` member, whatever its value (`null` included).
+    #[serde(default, deserialize_with = "present", rename = "nonce")]
+    has_nonce: bool,
+}
+
+/// True for a member that is there, `null` or not (serde calls it only for those).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// A binding whose shape, header, `url` and bound key are checked; only its MAC is left,
@@ -97,7 +103,7 @@ pub fn parse_binding(
             ));
         }
     };
-    if header.nonce.is_some() {
+    if header.has_nonce {
         return Err(eab_malformed("the protected header must not carry a nonce"));
     }
     if header.url != url {
@@ -174,4 +180,42 @@ pub async fn verify(
         .ok_or_else(|| not_found(&b.kid))?;
     b.verify_mac(|| key_bytes(&ea))?;
     Ok(ea)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// RFC 8555 §7.3.4: the binding's header has no `nonce`, not even a `null` one (the fuzz
+    /// target `eab` found a `null` one accepted: serde read it as an absent member).
+    #[test]
+    fn a_nonce_member_is_refused_whatever_its_value() {
+        let key = PublicKey::from_jwk(
+            &json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
+            &KeyPolicy::default(),
+        )
+        .unwrap();
+        let url = "https://cobble.test/acme/new-acct";
+        let binding = |header: serde_json::Value| {
+            json!({
+                "protected": b64::encode(header.to_string()),
+                "payload": b64::encode(key.to_jwk().to_string()),
+                "signature": "",
+            })
+        };
+        let header = json!({"alg": "HS256", "kid": "k", "url": url});
+        let b = parse_binding(&binding(header.clone()), url, &key).expect("no nonce");
+        assert_eq!(b.kid, "k");
+        for nonce in [json!(null), json!("n"), json!(0), json!({})] {
+            let mut h = header.clone();
+            h["nonce"] = nonce.clone();
+            let p = parse_binding(&binding(h), url, &key).unwrap_err();
+            assert_eq!((p.kind, p.status), (ProblemType::Malformed, 400), "{nonce}");
+            assert!(
+                p.detail.contains("must not carry a nonce"),
+                "{nonce}: {p:?}"
+            );
+        }
+    }
 }
