@@ -755,6 +755,11 @@ async fn update_ea(State(s): State<AppState>, Path(kid): Path<String>, b: Bytes)
     };
     let after_ea = apply(&before, &update);
     let mut tx = s.store.begin().await.map_err(se)?;
+    if status.is_some_and(|st| st != ExternalAccountStatus::Valid) {
+        // First the bound accounts' rows: an issuance in flight for one of them finishes
+        // before this change (and its certificate is revoked below), or sees it.
+        tx.touch_bound_accounts(&kid, now).await.map_err(se)?;
+    }
     tx.update_external_account(&kid, &update, now)
         .await
         .map_err(se)?;

@@ -73,20 +73,19 @@ impl NonceSlot {
 
 /// The problem for a request by an account that is no longer valid (RFC 8555 §7.3.6).
 pub fn inactive_account(account: &Account) -> Problem {
-    match account.status {
+    inactive(&account.id, account.status)
+}
+
+/// [`inactive_account`] for an account id and the status it has.
+pub fn inactive(id: &str, status: AccountStatus) -> Problem {
+    match status {
         AccountStatus::Revoked => Problem::coded(
             ResultCode::RevokedAccount,
-            format!(
-                "account {} has been revoked; create a new account",
-                account.id
-            ),
+            format!("account {id} has been revoked; create a new account"),
         ),
         _ => Problem::coded(
             ResultCode::DeactivatedAccount,
-            format!(
-                "account {} is deactivated and can no longer be used",
-                account.id
-            ),
+            format!("account {id} is deactivated and can no longer be used"),
         ),
     }
 }

@@ -8,6 +8,7 @@
 //! so no order stays `processing` longer than a few leases.
 
 use crate::state::{AppState, Urls};
+use cobble_core::account::AccountStatus;
 use cobble_core::identifier::Identifier;
 use cobble_core::status::OrderStatus;
 use cobble_core::{Problem, ResultCode, b64};
@@ -203,6 +204,22 @@ async fn sign_and_store(
         not_after_ms: time_to_ms(issued.not_after),
     };
     let mut tx = s.store.begin_hot().await.map_err(store_err)?;
+    // The operator may have revoked or closed the account (or its external account) since
+    // finalize: read its standing here, where a cascade cannot miss this certificate.
+    let standing = tx
+        .issuance_standing(order_id)
+        .await
+        .map_err(store_err)?
+        .ok_or((
+            "reading the account's standing",
+            "the order is gone".to_owned(),
+        ))?;
+    if let Some(p) = standing_refusal(&order.account_id, &standing, s.clock.now_ms()) {
+        drop(tx);
+        tracing::info!(order = %order_id, code = ?p.code, "account closed before issuance; the signature is discarded");
+        fail(s, worker, order_id, &p).await;
+        return Ok(None);
+    }
     if let Some(refusal) = crate::ra::limits::check_and_record(
         s,
         &mut tx,
@@ -248,6 +265,19 @@ async fn sign_and_store(
             Ok(None)
         }
     }
+}
+
+/// Why a certificate may no longer be issued to an account in `standing`, if it may not.
+fn standing_refusal(
+    account_id: &str,
+    standing: &cobble_store::IssuanceStanding,
+    now_ms: i64,
+) -> Option<Problem> {
+    if standing.account_status != AccountStatus::Valid {
+        return Some(crate::auth::inactive(account_id, standing.account_status));
+    }
+    let ea = standing.external.as_ref()?;
+    crate::ra::external_status_refusal(&ea.kid, ea.status_at(now_ms))
 }
 
 /// The issuance worker: claims jobs whose holder died (lease run out) and runs them; one
@@ -301,5 +331,83 @@ async fn take_over(s: &AppState, worker: &str, job: IssuanceJob) {
             );
             fail(s, worker, &job.order_id, &p).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::standing_refusal;
+    use cobble_core::ResultCode;
+    use cobble_core::account::AccountStatus;
+    use cobble_core::operator::ExternalAccountStatus;
+    use cobble_store::{ExternalStanding, IssuanceStanding};
+
+    fn standing(
+        account: AccountStatus,
+        ea: Option<(ExternalAccountStatus, Option<i64>)>,
+    ) -> IssuanceStanding {
+        IssuanceStanding {
+            account_status: account,
+            external: ea.map(|(status, expires_ms)| ExternalStanding {
+                kid: "k1".into(),
+                status,
+                expires_ms,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_closed_account_or_external_account_gets_no_certificate() {
+        let code = |s: IssuanceStanding| standing_refusal("a1", &s, 1_000).map(|p| p.code);
+        assert_eq!(code(standing(AccountStatus::Valid, None)), None);
+        assert_eq!(
+            code(standing(
+                AccountStatus::Valid,
+                Some((ExternalAccountStatus::Valid, Some(2_000)))
+            )),
+            None
+        );
+        assert_eq!(
+            code(standing(AccountStatus::Revoked, None)),
+            Some(Some(ResultCode::RevokedAccount))
+        );
+        assert_eq!(
+            code(standing(
+                AccountStatus::Deactivated,
+                Some((ExternalAccountStatus::Valid, None))
+            )),
+            Some(Some(ResultCode::DeactivatedAccount))
+        );
+        for (ea, want) in [
+            (
+                ExternalAccountStatus::Revoked,
+                ResultCode::RevokedExternalAccount,
+            ),
+            (
+                ExternalAccountStatus::Deactivated,
+                ResultCode::DeactivatedExternalAccount,
+            ),
+            (
+                ExternalAccountStatus::Suspended,
+                ResultCode::SuspendedExternalAccount,
+            ),
+            (
+                ExternalAccountStatus::Pending,
+                ResultCode::PendingExternalAccount,
+            ),
+        ] {
+            assert_eq!(
+                code(standing(AccountStatus::Valid, Some((ea, None)))),
+                Some(Some(want))
+            );
+        }
+        // An end date passed between finalize and issuance.
+        assert_eq!(
+            code(standing(
+                AccountStatus::Valid,
+                Some((ExternalAccountStatus::Valid, Some(1_000)))
+            )),
+            Some(Some(ResultCode::ExpiredExternalAccount))
+        );
     }
 }

@@ -30,8 +30,9 @@ pub use issuance_jobs::IssuanceJob;
 pub use jobs::{Claim, ValidationJob, ValidationOutcome};
 pub use limits::{IssuanceKeys, KeyUsage, StoredOverride, Window};
 pub use operator::{
-    AuditEntry, Debit, Document, DomainClaim, ExternalAccount, ExternalAccountUpdate, ListQuery,
-    NewExternalAccount, Organization, Page, candidate_entries, new_hmac_key, uuid_v4,
+    AuditEntry, Debit, Document, DomainClaim, ExternalAccount, ExternalAccountUpdate,
+    ExternalStanding, IssuanceStanding, ListQuery, NewExternalAccount, Organization, Page,
+    candidate_entries, new_hmac_key, uuid_v4,
 };
 pub use order::{Authz, AuthzPlan, Challenge, NewOrder, Order};
 pub use prune::Pruned;

@@ -82,14 +82,48 @@ pub struct ExternalAccount {
 impl ExternalAccount {
     /// The status in effect at `now_ms`: a passed end date makes it `expired`.
     pub fn status_at(&self, now_ms: i64) -> ExternalAccountStatus {
-        match (self.status, self.expires_ms) {
-            (ExternalAccountStatus::Valid | ExternalAccountStatus::Pending, Some(e))
-                if e <= now_ms =>
-            {
-                ExternalAccountStatus::Expired
-            }
-            (s, _) => s,
+        status_at(self.status, self.expires_ms, now_ms)
+    }
+}
+
+/// A stored status and end date as in effect at `now_ms`.
+fn status_at(
+    status: ExternalAccountStatus,
+    expires_ms: Option<i64>,
+    now_ms: i64,
+) -> ExternalAccountStatus {
+    match (status, expires_ms) {
+        (ExternalAccountStatus::Valid | ExternalAccountStatus::Pending, Some(e)) if e <= now_ms => {
+            ExternalAccountStatus::Expired
         }
+        (s, _) => s,
+    }
+}
+
+/// What [`Tx::issuance_standing`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuanceStanding {
+    /// The ACME account's status.
+    pub account_status: cobble_core::account::AccountStatus,
+    /// Its external account, if bound to one (a vanished one reads as deactivated).
+    pub external: Option<ExternalStanding>,
+}
+
+/// An external account's status as the issuance transaction read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalStanding {
+    /// The key id.
+    pub kid: String,
+    /// Its stored status.
+    pub status: ExternalAccountStatus,
+    /// Its end date, Unix ms.
+    pub expires_ms: Option<i64>,
+}
+
+impl ExternalStanding {
+    /// The status in effect at `now_ms`, as [`ExternalAccount::status_at`].
+    pub fn status_at(&self, now_ms: i64) -> ExternalAccountStatus {
+        status_at(self.status, self.expires_ms, now_ms)
     }
 }
 
@@ -1070,6 +1104,84 @@ impl Tx {
             self.bump_revocation_generation().await?;
         }
         Ok(n)
+    }
+
+    /// The standing of the order's ACME account and of its external account, read in the
+    /// issuance transaction so that a certificate is never stored for an account that the
+    /// operator closed meanwhile. On PostgreSQL the account's row is locked (`FOR SHARE`)
+    /// by a statement of its own, and the external account is read by the next statement:
+    /// an operator's cascade ([`Tx::revoke_account`], [`Tx::touch_bound_accounts`]) either
+    /// waits for this transaction, and then revokes its certificate too, or commits first,
+    /// and then this read sees the closed status. `None` when the order does not exist.
+    pub async fn issuance_standing(
+        &mut self,
+        order_id: &str,
+    ) -> Result<Option<IssuanceStanding>, StoreError> {
+        const ACCOUNT: &str = "SELECT a.status, a.external_kid FROM orders o JOIN accounts a ON a.id = o.account_id WHERE o.id = $1";
+        const LOCKED: &str = "SELECT a.status, a.external_kid FROM orders o JOIN accounts a ON a.id = o.account_id WHERE o.id = $1 FOR SHARE OF a";
+        const EXTERNAL: &str = "SELECT status, expires_ms FROM external_accounts WHERE kid = $1";
+        let account: Option<(String, Option<String>)> = if let Some(c) = self.direct() {
+            crate::direct::row(c, ACCOUNT, &[&order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        } else if let Some(c) = self.pg() {
+            sqlx::query_as(LOCKED)
+                .bind(order_id)
+                .fetch_optional(&mut *c)
+                .await?
+        } else {
+            on_tx!(self, tx => {
+                sqlx::query_as(ACCOUNT).bind(order_id).fetch_optional(&mut *tx).await?
+            })
+        };
+        let Some((status, kid)) = account else {
+            return Ok(None);
+        };
+        let account_status = cobble_core::account::AccountStatus::parse(&status)
+            .ok_or_else(|| corrupt("account status", &status))?;
+        let Some(kid) = kid else {
+            return Ok(Some(IssuanceStanding {
+                account_status,
+                external: None,
+            }));
+        };
+        let ea: Option<(String, Option<i64>)> = if let Some(c) = self.direct() {
+            crate::direct::row(c, EXTERNAL, &[&kid], |r| Ok((r.get(0)?, r.get(1)?)))?
+        } else {
+            on_tx!(self, tx => {
+                sqlx::query_as(EXTERNAL).bind(&kid).fetch_optional(&mut *tx).await?
+            })
+        };
+        let external = match ea {
+            Some((st, expires_ms)) => Some(ExternalStanding {
+                status: ExternalAccountStatus::parse(&st)
+                    .ok_or_else(|| corrupt("external account status", &st))?,
+                expires_ms,
+                kid,
+            }),
+            None => Some(ExternalStanding {
+                kid,
+                status: ExternalAccountStatus::Deactivated,
+                expires_ms: None,
+            }),
+        };
+        Ok(Some(IssuanceStanding {
+            account_status,
+            external,
+        }))
+    }
+
+    /// Touches every ACME account bound to external account `kid`, first in an operator's
+    /// change of that external account's status: on PostgreSQL this waits for issuance
+    /// transactions that hold those accounts' rows ([`Tx::issuance_standing`]), so that the
+    /// cascade that follows sees their certificates, and makes later ones wait for it.
+    pub async fn touch_bound_accounts(
+        &mut self,
+        kid: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        const SQL: &str = "UPDATE accounts SET updated_ms = $2 WHERE external_kid = $1";
+        Ok(on_tx!(self, tx => {
+            sqlx::query(SQL).bind(kid).bind(now_ms).execute(&mut *tx).await?.rows_affected()
+        }))
     }
 
     /// Takes one credit from the metered external account of the order's ACME account, in

@@ -1089,3 +1089,173 @@ async fn one_statement_request_shapes_change_all_or_nothing() {
         store.close().await;
     }
 }
+
+/// An order of `account` in `processing` (finalized, its issuance job queued).
+async fn processing_order(store: &Store, account: &str, name: &str) -> String {
+    let (order_id, _) = valid_order(store, account, name, i64::MAX / 4, i64::MAX / 4).await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.begin_finalize(&order_id, 2_000).await.unwrap());
+    tx.enqueue_issuance(&order_id, "{}", "issuer", 2_000, 60_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    order_id
+}
+
+fn cert_for(serial: &str) -> cobble_store::NewCertificate {
+    cobble_store::NewCertificate {
+        serial: serial.to_owned(),
+        pem: "PEM".into(),
+        spki_sha256: "00".into(),
+        ari_id: format!("ari.{serial}"),
+        not_before_ms: 2_000,
+        not_after_ms: 50_000,
+    }
+}
+
+/// The issuance transaction reads the account's standing where an operator's cascade cannot
+/// miss its certificate: a closure committed first is seen; on PostgreSQL, a closure that
+/// comes while the issuance holds the account waits for it and then revokes the new
+/// certificate too (the ACME account's own revocation, and its external account's).
+#[tokio::test]
+async fn an_operator_cascade_never_misses_a_certificate_in_flight() {
+    use cobble_core::account::AccountStatus;
+    use cobble_core::operator::{ExternalAccountStatus, ProfileKind};
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let engine = store.engine();
+        let e = engine as u8;
+        // Closed first: the issuance sees it.
+        let a = new_account_in(&store, &format!("c1-{e}")).await;
+        let order_id = processing_order(&store, &a.id, "closed.example.com").await;
+        let mut tx = store.begin().await.unwrap();
+        tx.revoke_account(&a.id, 5, 3_000).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin_hot().await.unwrap();
+        let st = tx.issuance_standing(&order_id).await.unwrap().unwrap();
+        assert_eq!(st.account_status, AccountStatus::Revoked, "{engine:?}");
+        assert_eq!(st.external, None);
+        drop(tx);
+
+        let mut tx = store.begin().await.unwrap();
+        let kid = tx
+            .create_external_account(&cobble_store::NewExternalAccount {
+                kid: None,
+                hmac_key: None,
+                status: ExternalAccountStatus::Valid,
+                expires_ms: Some(40_000),
+                organization_id: None,
+                profile_kind: ProfileKind::Any,
+                credits: None,
+                contact: vec![],
+                domains: vec![],
+                now_ms: 1_000,
+            })
+            .await
+            .unwrap();
+        let AccountCreated::New(b) = tx
+            .create_account(NewAccount {
+                external_kid: Some(kid.clone()),
+                ..new_account(&format!("c2-{e}"))
+            })
+            .await
+            .unwrap()
+        else {
+            panic!("a new account");
+        };
+        tx.commit().await.unwrap();
+        let order_b = processing_order(&store, &b.id, "bound.example.com").await;
+        let mut tx = store.begin_hot().await.unwrap();
+        let st = tx.issuance_standing(&order_b).await.unwrap().unwrap();
+        assert_eq!(st.account_status, AccountStatus::Valid);
+        let ext = st.external.clone().expect("bound");
+        assert_eq!(
+            (ext.kid.as_str(), ext.status),
+            (kid.as_str(), ExternalAccountStatus::Valid)
+        );
+        assert_eq!(ext.status_at(40_000), ExternalAccountStatus::Expired);
+        if engine != cobble_store::Engine::Postgres {
+            // One writer: nothing can come between this read and the commit.
+            drop(tx);
+            store.close().await;
+            continue;
+        }
+
+        // PostgreSQL: the closure of the external account comes while the issuance holds
+        // the account's row; it waits, and its cascade includes the new certificate.
+        let closing = {
+            let store = store.clone();
+            let kid = kid.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                tx.touch_bound_accounts(&kid, 3_000).await.unwrap();
+                let update = cobble_store::ExternalAccountUpdate {
+                    status: Some(ExternalAccountStatus::Revoked),
+                    ..Default::default()
+                };
+                assert!(
+                    tx.update_external_account(&kid, &update, 3_000)
+                        .await
+                        .unwrap()
+                );
+                let n = tx
+                    .revoke_external_account_certificates(&kid, 5, 3_000)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                n
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !closing.is_finished(),
+            "the closure did not wait for the issuance"
+        );
+        let cert_id = tx
+            .finish_issuance(&order_b, "issuer", &cert_for("0b0b"), 3_000)
+            .await
+            .unwrap()
+            .expect("issued");
+        tx.commit().await.unwrap();
+        assert_eq!(
+            closing.await.unwrap(),
+            1,
+            "the cascade missed the certificate"
+        );
+        let c = store.certificate(&cert_id).await.unwrap().unwrap();
+        assert_eq!(c.revoked_reason, Some(5));
+
+        // And the ACME account's own revocation, the same way.
+        let c3 = new_account_in(&store, "c3").await;
+        let order_c = processing_order(&store, &c3.id, "own.example.com").await;
+        let mut tx = store.begin_hot().await.unwrap();
+        let st = tx.issuance_standing(&order_c).await.unwrap().unwrap();
+        assert_eq!(st.account_status, AccountStatus::Valid);
+        let revoking = {
+            let store = store.clone();
+            let id = c3.id.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let (_, n) = tx.revoke_account(&id, 5, 3_000).await.unwrap().unwrap();
+                tx.commit().await.unwrap();
+                n
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !revoking.is_finished(),
+            "the revocation did not wait for the issuance"
+        );
+        tx.finish_issuance(&order_c, "issuer", &cert_for("0c0c"), 3_000)
+            .await
+            .unwrap()
+            .expect("issued");
+        tx.commit().await.unwrap();
+        assert_eq!(
+            revoking.await.unwrap(),
+            1,
+            "the cascade missed the certificate"
+        );
+        store.close().await;
+    }
+}

@@ -44,8 +44,12 @@ pub fn help_url(base: &str, account_id: &str) -> String {
 
 /// The refusal for an external account that is not in use at `now_ms`, if it is not.
 pub fn external_refusal(ea: &ExternalAccount, now_ms: i64) -> Option<Problem> {
-    let kid = &ea.kid;
-    Some(match ea.status_at(now_ms) {
+    external_status_refusal(&ea.kid, ea.status_at(now_ms))
+}
+
+/// [`external_refusal`] for a key id and the status in effect.
+pub fn external_status_refusal(kid: &str, status: ExternalAccountStatus) -> Option<Problem> {
+    Some(match status {
         ExternalAccountStatus::Valid => return None,
         ExternalAccountStatus::Pending => Problem::coded(
             ResultCode::PendingExternalAccount,
