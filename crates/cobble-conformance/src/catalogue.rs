@@ -23,6 +23,10 @@ pub struct Entry {
     pub sends: String,
     /// What it accepts as a pass.
     pub expects: String,
+    /// The check judges the server's rate limits, so a `429 rateLimited` answer is its
+    /// evidence; every other check is skipped when a request it needs is rate limited.
+    #[serde(default)]
+    pub rate_limits: bool,
 }
 
 #[derive(Deserialize)]

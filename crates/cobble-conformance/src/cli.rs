@@ -54,6 +54,10 @@ pub struct ConformanceArgs {
     /// Also write a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// The server's nonce lifetime in seconds: nonce.expired leaves a nonce unused that long
+    /// (plus one second) and expects badNonce; without it, that check is skipped.
+    #[arg(long, value_name = "SECS")]
+    pub nonce_wait: Option<u64>,
     /// Timeout of each HTTP request, in seconds.
     #[arg(long, default_value_t = 15)]
     pub request_timeout_secs: u64,
@@ -74,6 +78,7 @@ impl ConformanceArgs {
             domain_suffix: self.domain_suffix.clone(),
             only: self.only.clone(),
             skip: self.skip.clone(),
+            nonce_wait_secs: self.nonce_wait,
             request_timeout_secs: self.request_timeout_secs,
             ..Options::new(self.directory.clone())
         }

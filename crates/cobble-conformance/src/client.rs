@@ -185,6 +185,26 @@ impl Reply {
     }
 }
 
+/// The skip reason for a `rateLimited` refusal (RFC 8555 §6.6: HTTP 429 with that problem
+/// type), naming the request, the limit's detail and its Retry-After; None for any other answer.
+/// A check that needs a request the server refused for its rate limits cannot judge the server.
+pub fn rate_limited(reply: &Reply) -> Option<String> {
+    if reply.status != 429 || reply.problem_type() != Some("rateLimited") {
+        return None;
+    }
+    let request = reply.sent.lines().next().unwrap_or_default();
+    let detail = reply.body["detail"].as_str().unwrap_or("no detail");
+    let retry = match reply.header("retry-after") {
+        Some(v) => format!("Retry-After: {}", v.trim()),
+        None => "no Retry-After".to_owned(),
+    };
+    Some(format!(
+        "the server's rate limit refused a request this check needs (429 rateLimited to {request}): \
+         {}; {retry}",
+        truncate(detail, 300)
+    ))
+}
+
 /// Splits a `Link` header value at the commas between links (not inside `<...>` or quotes).
 fn split_links(v: &str) -> Vec<&str> {
     let (mut out, mut start, mut in_uri, mut in_q) = (Vec::new(), 0, false, false);

@@ -2,13 +2,13 @@
 //! test server, and the record of every problem seen (for the cross-cutting checks).
 
 use crate::Options;
-use crate::client::{Halt, Reply, describe_request, fail, fail_with, skip};
+use crate::client::{Halt, Reply, describe_request, fail, fail_with, rate_limited, skip};
 use cobble_core::b64;
 use cobble_core::jwk::Curve;
 use cobble_core::sign::Signer;
 use serde_json::{Value, json};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One answer kept for the cross-cutting checks (problem documents, no 5xx).
@@ -44,6 +44,9 @@ pub struct Ctx {
     pub dir: Value,
     /// The check currently running.
     pub current: Mutex<String>,
+    /// Whether the check running judges rate limits (catalogue `rate_limits`); when it does
+    /// not, a `429 rateLimited` answer skips it.
+    pub judges_rate_limits: AtomicBool,
     /// Error and 5xx answers seen so far.
     pub seen: Mutex<Vec<Seen>>,
     /// The suite's own http-01 responder, with `--http01-port`.
@@ -115,6 +118,7 @@ impl Ctx {
             plain,
             dir,
             current: Mutex::new(String::new()),
+            judges_rate_limits: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
         })
@@ -150,7 +154,9 @@ impl Ctx {
         }
     }
 
-    /// Sends `req` and reads the answer whole.
+    /// Sends `req` and reads the answer whole. A `429 rateLimited` answer skips the check
+    /// (with the limit's detail and Retry-After) unless the check judges rate limits: a
+    /// server that enforces its limits has not departed from the RFC (§6.6).
     pub async fn send(&self, req: reqwest::RequestBuilder, sent: String) -> Result<Reply, Halt> {
         let r = match req.send().await {
             Ok(r) => r,
@@ -193,6 +199,11 @@ impl Ctx {
             version,
         };
         self.record(&reply);
+        if let Some(reason) = rate_limited(&reply)
+            && !self.judges_rate_limits.load(Ordering::Relaxed)
+        {
+            return Err(Halt::Skip(reason));
+        }
         Ok(reply)
     }
 

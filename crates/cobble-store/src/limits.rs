@@ -16,19 +16,39 @@ pub struct IssuanceKeys {
     pub name_set: String,
 }
 
-/// Events in a window: how many, and when the oldest of them happened (Unix ms).
+/// Events in a window: how many, when the oldest of them happened, and which one holds
+/// the count at the limit asked about (Unix ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Window {
     /// Events counted.
     pub count: i64,
     /// The oldest counted event, when there is one.
     pub oldest_ms: Option<i64>,
+    /// The limit-th newest counted event (the (count - limit + 1)-th oldest): once it
+    /// leaves the window the count is below the limit. `None` when fewer are counted.
+    pub limiting_ms: Option<i64>,
+}
+
+/// The OFFSET that picks the limit-th newest event (a limit of 0 is read as 1: no count
+/// ever drops below 0, so the newest event is as good an answer as any).
+fn limiting_offset(limit: u32) -> i64 {
+    i64::from(limit.max(1)) - 1
 }
 
 const DOMAIN: &str = "domain";
 const NAMES: &str = "names";
 
-const WINDOW: &str = "SELECT COUNT(*) AS n, MIN(at_ms) AS oldest FROM issuance_events WHERE kind = $1 AND key = $2 AND at_ms > $3";
+/// One statement on the (kind, key, at_ms) index: the count, the oldest event, and the
+/// `$4`-th newest after the newest (see [`Window::limiting_ms`]).
+const WINDOW: &str = "SELECT COUNT(*) AS n, MIN(at_ms) AS oldest, \
+     (SELECT at_ms FROM issuance_events WHERE kind = $1 AND key = $2 AND at_ms > $3 \
+      ORDER BY at_ms DESC LIMIT 1 OFFSET $4) AS limiting \
+     FROM issuance_events WHERE kind = $1 AND key = $2 AND at_ms > $3";
+/// The same for an account's failed validations of one name (its invalid authorizations).
+const FAILED: &str = "SELECT COUNT(*) AS n, MIN(updated_ms) AS oldest, \
+     (SELECT updated_ms FROM authzs WHERE account_id = $1 AND identifier_value = $2 \
+      AND status = 'invalid' AND updated_ms > $3 ORDER BY updated_ms DESC LIMIT 1 OFFSET $4) AS limiting \
+     FROM authzs WHERE account_id = $1 AND identifier_value = $2 AND status = 'invalid' AND updated_ms > $3";
 const RENEWAL: &str =
     "SELECT COUNT(*) FROM issuance_events WHERE kind = $1 AND key = $2 AND account_id = $3";
 const EXTERNAL_KID: &str = "SELECT external_kid FROM accounts WHERE id = $1";
@@ -42,27 +62,33 @@ fn window_direct(
     kind: &str,
     key: &str,
     since_ms: i64,
+    limit: u32,
 ) -> Result<Window, StoreError> {
-    let w = crate::direct::row(c, WINDOW, &[&kind, &key, &since_ms], |r| {
+    let offset = limiting_offset(limit);
+    let w = crate::direct::row(c, WINDOW, &[&kind, &key, &since_ms, &offset], |r| {
         Ok(Window {
             count: r.get(0)?,
             oldest_ms: r.get(1)?,
+            limiting_ms: r.get(2)?,
         })
     })?;
     Ok(w.unwrap_or_default())
 }
 
+/// Runs [`WINDOW`] or [`FAILED`] (`$sql`) with its four parameters on `$c`.
 macro_rules! window_on {
-    ($c:expr, $kind:expr, $key:expr, $since:expr) => {{
-        let row = sqlx::query(WINDOW)
-            .bind($kind)
-            .bind($key)
+    ($c:expr, $sql:expr, $a:expr, $b:expr, $since:expr, $limit:expr) => {{
+        let row = sqlx::query($sql)
+            .bind($a)
+            .bind($b)
             .bind($since)
+            .bind(limiting_offset($limit))
             .fetch_one($c)
             .await?;
         Window {
             count: row.try_get("n")?,
             oldest_ms: row.try_get("oldest")?,
+            limiting_ms: row.try_get("limiting")?,
         }
     }};
 }
@@ -90,14 +116,26 @@ macro_rules! external_kid_on {
 }
 
 impl Store {
-    /// Certificates for registered domain `domain` issued after `since_ms` (early check).
-    pub async fn domain_window(&self, domain: &str, since_ms: i64) -> Result<Window, StoreError> {
-        read_pool!(&self.db, p => Ok(window_on!(p, DOMAIN, domain, since_ms)))
+    /// Certificates for registered domain `domain` issued after `since_ms`, against a
+    /// limit of `limit` (early check).
+    pub async fn domain_window(
+        &self,
+        domain: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Window, StoreError> {
+        read_pool!(&self.db, p => Ok(window_on!(p, WINDOW, DOMAIN, domain, since_ms, limit)))
     }
 
-    /// Certificates for name set `set` issued after `since_ms` (early check).
-    pub async fn name_set_window(&self, set: &str, since_ms: i64) -> Result<Window, StoreError> {
-        read_pool!(&self.db, p => Ok(window_on!(p, NAMES, set, since_ms)))
+    /// Certificates for name set `set` issued after `since_ms`, against a limit of `limit`
+    /// (early check).
+    pub async fn name_set_window(
+        &self,
+        set: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Window, StoreError> {
+        read_pool!(&self.db, p => Ok(window_on!(p, WINDOW, NAMES, set, since_ms, limit)))
     }
 
     /// Whether `account_id` was issued a certificate for name set `set` before (a renewal).
@@ -122,22 +160,16 @@ impl Store {
         })
     }
 
-    /// The account's failed validations of `name` after `since_ms` (invalid authorizations).
+    /// The account's failed validations of `name` after `since_ms` (invalid
+    /// authorizations), against a limit of `limit`.
     pub async fn failed_validations(
         &self,
         account_id: &str,
         name: &str,
         since_ms: i64,
+        limit: u32,
     ) -> Result<Window, StoreError> {
-        read_pool!(&self.db, p => {
-            let row = sqlx::query("SELECT COUNT(*) AS n, MIN(updated_ms) AS oldest FROM authzs WHERE account_id = $1 AND identifier_value = $2 AND status = 'invalid' AND updated_ms > $3")
-                .bind(account_id)
-                .bind(name)
-                .bind(since_ms)
-                .fetch_one(p)
-                .await?;
-            Ok(Window { count: row.try_get("n")?, oldest_ms: row.try_get("oldest")? })
-        })
+        read_pool!(&self.db, p => Ok(window_on!(p, FAILED, account_id, name, since_ms, limit)))
     }
 }
 
@@ -171,28 +203,32 @@ impl Tx {
         })
     }
 
-    /// Certificates for registered domain `domain` after `since_ms`, in this transaction.
+    /// Certificates for registered domain `domain` after `since_ms`, against a limit of
+    /// `limit`, in this transaction.
     pub async fn domain_window(
         &mut self,
         domain: &str,
         since_ms: i64,
+        limit: u32,
     ) -> Result<Window, StoreError> {
         if let Some(c) = self.direct() {
-            return window_direct(c, DOMAIN, domain, since_ms);
+            return window_direct(c, DOMAIN, domain, since_ms, limit);
         }
-        on_tx!(self, tx => Ok(window_on!(&mut *tx, DOMAIN, domain, since_ms)))
+        on_tx!(self, tx => Ok(window_on!(&mut *tx, WINDOW, DOMAIN, domain, since_ms, limit)))
     }
 
-    /// Certificates for name set `set` after `since_ms`, in this transaction.
+    /// Certificates for name set `set` after `since_ms`, against a limit of `limit`, in
+    /// this transaction.
     pub async fn name_set_window(
         &mut self,
         set: &str,
         since_ms: i64,
+        limit: u32,
     ) -> Result<Window, StoreError> {
         if let Some(c) = self.direct() {
-            return window_direct(c, NAMES, set, since_ms);
+            return window_direct(c, NAMES, set, since_ms, limit);
         }
-        on_tx!(self, tx => Ok(window_on!(&mut *tx, NAMES, set, since_ms)))
+        on_tx!(self, tx => Ok(window_on!(&mut *tx, WINDOW, NAMES, set, since_ms, limit)))
     }
 
     /// Records the events of a certificate issued to `account_id` at `now_ms`.
@@ -386,7 +422,7 @@ impl Store {
             rows.iter().map(|r| Ok(KeyUsage {
                 kind: r.try_get("kind")?,
                 key: r.try_get("key")?,
-                window: Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")? },
+                window: Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")?, limiting_ms: None },
             })).collect()
         })
     }
@@ -414,7 +450,7 @@ impl Store {
             rows.iter().map(|r| Ok(KeyUsage {
                 kind: NAMES.to_owned(),
                 key: r.try_get("key")?,
-                window: Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")? },
+                window: Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")?, limiting_ms: None },
             })).collect()
         })
     }
@@ -437,7 +473,7 @@ impl Store {
             .await?;
             rows.iter().map(|r| Ok((
                 r.try_get("identifier_value")?,
-                Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")? },
+                Window { count: r.try_get("n")?, oldest_ms: r.try_get("oldest")?, limiting_ms: None },
             ))).collect()
         })
     }

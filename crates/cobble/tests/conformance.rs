@@ -82,11 +82,13 @@ fn save(name: &str, report: &Report) {
     }
 }
 
+/// Nonce lifetime of the Cobble runs, given to the suite as `--nonce-wait` so that
+/// `nonce.expired` runs (it waits this long and one second more).
+const NONCE_LIFETIME_SECS: u64 = 2;
+
 /// Checks that do not pass on Cobble (with one alternate root), on both engines: the ones
 /// that need what Cobble does not offer or what the run does not give.
 const COBBLE: &[(&str, Want)] = &[
-    // An outside client cannot make a nonce expire.
-    ("nonce.expired", Want::Skip),
     // Cobble has no External Account Binding (meta.externalAccountRequired is false).
     ("eab.required", Want::NotApplicable),
     ("eab.success", Want::Skip),
@@ -97,13 +99,19 @@ const COBBLE: &[(&str, Want)] = &[
 
 async fn cobble(e: Engine) {
     // One alternate root, so that the alternate-chain checks apply.
-    let env = ValidationEnv::start(e, |c| c.ca.alternate_roots = 1).await;
+    // A short nonce lifetime, so that nonce.expired runs.
+    let env = ValidationEnv::start(e, |c| {
+        c.ca.alternate_roots = 1;
+        c.nonce_lifetime_secs = NONCE_LIFETIME_SECS;
+    })
+    .await;
     let mgmt = env.chall.management_addr().expect("management listener");
     let admin = env.server.running.as_ref().unwrap().admin_url.clone();
     let opts = Options {
         ca_bundle: Some(env.server.trust_root()),
         challtestsrv: Some(format!("http://{mgmt}")),
         roots_url: admin.map(|a| format!("{a}/roots/0")),
+        nonce_wait_secs: Some(NONCE_LIFETIME_SECS),
         ..Options::new(env.server.directory_url.clone())
     };
     let report = run(opts).await;
@@ -225,7 +233,7 @@ const PEBBLE: &[(&str, Want)] = &[
     ("ari.already-replaced", Want::Skip),
     ("ari.replaces-other-account", Want::Skip),
     ("ari.replaces-unknown", Want::Skip),
-    // An outside client cannot make a nonce expire.
+    // Run without --nonce-wait: the suite does not know how long Pebble's nonces live.
     ("nonce.expired", Want::Skip),
     // EAB is off in this run (see pebble_eab for the EAB checks).
     ("eab.required", Want::NotApplicable),
@@ -498,5 +506,383 @@ async fn pebble_eab() {
             ("eab.url-mismatch", Want::Skip),
             ("order.create", Want::Skip),
         ],
+    );
+}
+
+/// `nonce.expired` judges the lifetime it is given: against a Cobble whose nonces live an
+/// hour, a nonce left unused for `--nonce-wait 1` (plus a second) is still accepted, which
+/// the check reports as a failure (the passing side runs in `cobble`, with a 2 s lifetime).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonce_expired_fails_when_the_nonce_outlives_the_wait() {
+    let env = ValidationEnv::start(Engine::Sqlite, |c| c.nonce_lifetime_secs = 3600).await;
+    let opts = Options {
+        ca_bundle: Some(env.server.trust_root()),
+        nonce_wait_secs: Some(1),
+        only: vec!["nonce.expired".into()],
+        ..Options::new(env.server.directory_url.clone())
+    };
+    let report = run(opts).await;
+    env.stop().await;
+    assert_subset(
+        "Cobble with 1 h nonces, --nonce-wait 1",
+        &report,
+        &[("nonce.expired", Want::Fail)],
+    );
+    let Outcome::Fail { reason, .. } = &report.results[0].outcome else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("--nonce-wait 1") && reason.contains("got HTTP 200"),
+        "{reason}"
+    );
+}
+
+/// A server that enforces its rate limits has not departed from the RFC: against Cobble
+/// with its limits on and one certificate per registered domain (every name the suite orders
+/// is under example.com), the first issuance passes and the checks after it are skipped
+/// with the limit's detail and Retry-After, never failed. A check that judges rate limits
+/// (catalogue `rate_limits = true`) sees the 429 answer instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_checks_are_skipped_with_the_limit() {
+    let env = ValidationEnv::start(Engine::Sqlite, |c| {
+        c.no_rate_limits = false;
+        c.rate_limits.certificates_per_domain = cobble_core::ratelimit::Limit {
+            count: 1,
+            window_secs: 7 * 86_400,
+            enabled: true,
+        };
+    })
+    .await;
+    let mgmt = env.chall.management_addr().expect("management listener");
+    let opts = Options {
+        ca_bundle: Some(env.server.trust_root()),
+        challtestsrv: Some(format!("http://{mgmt}")),
+        ..Options::new(env.server.directory_url.clone())
+    };
+    let report = run(Options {
+        only: vec![
+            "order.create".into(),
+            "fin.success".into(),
+            "cert.media-type".into(),
+            "rev.by-account".into(),
+        ],
+        ..opts.clone()
+    })
+    .await;
+    let want = [
+        ("order.create", Want::Pass),
+        // The one certificate the limit allows.
+        ("fin.success", Want::Pass),
+        // Their newOrder is refused: example.com has had its certificate this week.
+        ("cert.media-type", Want::Skip),
+        ("rev.by-account", Want::Skip),
+    ];
+    assert_subset("Cobble with 1 certificate per domain", &report, &want);
+    for id in ["cert.media-type", "rev.by-account"] {
+        let Outcome::Skip { reason } = &report.get(id).unwrap().outcome else {
+            unreachable!()
+        };
+        for part in [
+            "429 rateLimited",
+            "/new-order",
+            "Retry-After: ",
+            "example.com",
+        ] {
+            assert!(reason.contains(part), "{id}: {part:?} in {reason:?}");
+        }
+    }
+
+    // The same refusal as a rate-limit check sees it: the answer, not a skip.
+    let ctx = cobble_conformance::ctx::Ctx::connect(opts).await.unwrap();
+    let a = ctx.account().await.expect("an account");
+    let order = serde_json::json!({"identifiers": [{"type": "dns", "value": ctx.name()}]});
+    let url = ctx.url("newOrder").unwrap();
+    match ctx.signed(&a, &url, Some(&order)).await {
+        Err(cobble_conformance::client::Halt::Skip(reason)) => {
+            assert!(reason.contains("429 rateLimited"), "{reason}")
+        }
+        other => panic!("a rate-limited newOrder in an ordinary check: {other:?}"),
+    }
+    ctx.judges_rate_limits
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let r = ctx
+        .signed(&a, &url, Some(&order))
+        .await
+        .expect("a rate-limit check gets the answer");
+    r.expect_problem(&["rateLimited"], &[429], "newOrder over the limit")
+        .expect("429 rateLimited");
+    env.stop().await;
+}
+
+/// Runs the `cobble` binary with `args`; (exit code, stdout, stderr).
+async fn cobble_cli(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("cobble conformance finishes within 5 minutes")
+    .expect("cobble runs");
+    (
+        out.status.code().expect("an exit code, not a signal"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The lines of `text` with their runs of spaces collapsed.
+fn words(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// Checks that `xml` is well-formed in structure (one root element, every element closed in
+/// order, quoted attributes, only the predefined and numeric entities) and returns the names
+/// of its elements in document order.
+fn xml_elements(xml: &str) -> Result<Vec<String>, String> {
+    let mut rest = xml
+        .strip_prefix("<?xml ")
+        .and_then(|r| r.split_once("?>"))
+        .map(|(_, r)| r)
+        .ok_or("no XML declaration")?;
+    let (mut stack, mut names, mut roots) = (Vec::<String>::new(), Vec::new(), 0);
+    let text_ok = |t: &str| -> Result<(), String> {
+        for (i, _) in t.match_indices('&') {
+            let ent = &t[i..t[i..].find(';').map_or(t.len(), |e| i + e + 1)];
+            let ok = ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&ent)
+                || (ent.starts_with("&#") && ent.len() > 3);
+            if !ok {
+                return Err(format!("bad entity at {:?}", &t[i..(i + 10).min(t.len())]));
+            }
+        }
+        Ok(())
+    };
+    while let Some(open) = rest.find('<') {
+        let text = &rest[..open];
+        if stack.is_empty() && !text.trim().is_empty() {
+            return Err(format!("text outside the root: {text:?}"));
+        }
+        text_ok(text)?;
+        let close = rest[open..].find('>').ok_or("unclosed tag")? + open;
+        let tag = &rest[open + 1..close];
+        rest = &rest[close + 1..];
+        if tag.contains('<') || tag.matches('"').count() % 2 != 0 {
+            return Err(format!("malformed tag <{tag}>"));
+        }
+        text_ok(tag)?;
+        if let Some(name) = tag.strip_prefix('/') {
+            match stack.pop() {
+                Some(open) if open == name.trim() => {}
+                other => return Err(format!("</{name}> closes {other:?}")),
+            }
+            continue;
+        }
+        let name: String = tag
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '/')
+            .collect();
+        if name.is_empty() {
+            return Err(format!("tag without a name: <{tag}>"));
+        }
+        if stack.is_empty() {
+            roots += 1;
+        }
+        names.push(name.clone());
+        if !tag.ends_with('/') {
+            stack.push(name);
+        }
+    }
+    if !rest.trim().is_empty() || !stack.is_empty() || roots != 1 {
+        return Err(format!(
+            "{roots} root elements, {stack:?} left open, {:?} trailing",
+            rest.trim()
+        ));
+    }
+    Ok(names)
+}
+
+#[test]
+fn xml_elements_refuses_what_is_not_well_formed() {
+    let ok = "<?xml version=\"1.0\"?>\n<a x=\"1\"><b/><c>t &amp; u</c></a>\n";
+    assert_eq!(xml_elements(ok).unwrap(), ["a", "b", "c"]);
+    for bad in [
+        "<a></a>",
+        "<?xml version=\"1.0\"?><a><b></a></b>",
+        "<?xml version=\"1.0\"?><a><b></a>",
+        "<?xml version=\"1.0\"?><a></a><a></a>",
+        "<?xml version=\"1.0\"?><a x=\"1></a>",
+        "<?xml version=\"1.0\"?><a>x & y</a>",
+    ] {
+        assert!(xml_elements(bad).is_err(), "{bad}");
+    }
+}
+
+/// The `cobble conformance` binary against Cobble: one line per check, the summary per
+/// section and the totals line; `--json` and `--junit FILE`; exit 0 when nothing failed,
+/// and 2 when the directory cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reports_and_exit_status() {
+    let env = ValidationEnv::start(Engine::Sqlite, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let root = env.server.trust_root();
+    let base = [
+        "conformance",
+        "--directory",
+        &env.server.directory_url,
+        "--ca-bundle",
+        root.to_str().unwrap(),
+        "--only",
+        "dir.get-json,nonce.head-200,nonce.syntax,nonce.expired",
+    ];
+    let plain = [&base[..], &["--junit", junit.to_str().unwrap()][..]].concat();
+    let (code, out, err) = cobble_cli(&plain).await;
+    assert_eq!(code, 0, "exit status\n{out}\n{err}");
+    let lines = words(&out);
+    for want in [
+        "pass MUST dir.get-json RFC 8555 §7.1.1 The directory is a JSON object",
+        "pass SHOULD nonce.head-200 RFC 8555 §7.2 HEAD newNonce answers 200",
+        "pass MUST nonce.syntax RFC 8555 §6.5.1 Replay-Nonce is base64url",
+        "skip MUST nonce.expired RFC 8555 §6.5 An expired nonce is refused with badNonce",
+        "by section:",
+        "RFC 8555 §6.5 0 passed 0 failed 1 skipped",
+        "RFC 8555 §6.5.1 1 passed 0 failed 0 skipped",
+        "RFC 8555 §7.1.1 1 passed 0 failed 0 skipped",
+        "RFC 8555 §7.2 1 passed 0 failed 0 skipped",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == want),
+            "no line {want:?} in:\n{out}"
+        );
+    }
+    let skipped = lines
+        .iter()
+        .position(|l| l.contains("nonce.expired"))
+        .unwrap();
+    assert!(
+        lines[skipped + 1].starts_with("(needs --nonce-wait"),
+        "the skip's reason follows its line:\n{out}"
+    );
+    assert_eq!(
+        lines.iter().rev().find(|l| !l.is_empty()).unwrap(),
+        "3 passed, 0 failed, 1 skipped",
+        "the last line:\n{out}"
+    );
+    // Sections in RFC order: §6.5 before §6.5.1 before §7.1.1 before §7.2.
+    let at = |s: &str| lines.iter().position(|l| l.starts_with(s)).unwrap();
+    assert!(at("RFC 8555 §6.5 ") < at("RFC 8555 §6.5.1 "));
+    assert!(at("RFC 8555 §6.5.1 ") < at("RFC 8555 §7.1.1 "));
+    assert!(at("RFC 8555 §7.1.1 ") < at("RFC 8555 §7.2 "));
+
+    let xml = std::fs::read_to_string(&junit).expect("--junit wrote its file");
+    let elements = xml_elements(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
+    let count = |n: &str| elements.iter().filter(|e| *e == n).count();
+    assert_eq!(elements[0], "testsuites", "{xml}");
+    assert_eq!(count("testsuite"), 4, "one suite per section:\n{xml}");
+    assert_eq!(count("testcase"), 4, "{xml}");
+    assert_eq!(count("skipped"), 1, "{xml}");
+    assert_eq!(count("failure"), 0, "{xml}");
+    assert!(
+        xml.contains(
+            "<testsuites name=\"cobble conformance\" tests=\"4\" failures=\"0\" skipped=\"1\">"
+        ),
+        "{xml}"
+    );
+
+    let json = [&base[..], &["--json"][..]].concat();
+    let (code, out, err) = cobble_cli(&json).await;
+    assert_eq!(code, 0, "exit status with --json\n{out}\n{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json output: {e}\n{out}"));
+    assert_eq!(
+        (&v["passed"], &v["failed"], &v["skipped"], &v["must_failed"]),
+        (&3.into(), &0.into(), &1.into(), &false.into()),
+        "{out}"
+    );
+    let outcomes: Vec<(&str, &str)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("dir.get-json", "pass"),
+            ("nonce.head-200", "pass"),
+            ("nonce.syntax", "pass"),
+            ("nonce.expired", "skip")
+        ]
+    );
+    assert_eq!(v["directory"], env.server.directory_url.as_str());
+    env.stop().await;
+
+    // Nothing listens on this port: the run cannot start, exit status 2.
+    let closed = format!("https://127.0.0.1:{}/dir", common::ports::free_port());
+    let (code, out, err) = cobble_cli(&["conformance", "--directory", &closed]).await;
+    assert_eq!(
+        code, 2,
+        "exit status for an unreachable directory\n{out}\n{err}"
+    );
+    assert!(
+        err.contains("cobble conformance: GET ") && err.contains(&closed),
+        "{err}"
+    );
+    assert!(out.is_empty(), "no report without a server:\n{out}");
+}
+
+/// The `cobble conformance` binary against Debian's Pebble: a failed MUST
+/// (`nonce.cache-control`, Pebble's `no-cache` instead of `no-store`) exits 1 and shows the
+/// exchange; a failed SHOULD alone (`acct.terms`) is reported but exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_exit_status_follows_the_level_of_a_failure() {
+    let Some(p) = start_pebble(serde_json::json!({})).await else {
+        return;
+    };
+    let ca = p.ca.to_str().unwrap().to_owned();
+    let base = [
+        "conformance",
+        "--directory",
+        p.directory.as_str(),
+        "--ca-bundle",
+        ca.as_str(),
+        "--only",
+    ];
+    let (code, out, err) =
+        cobble_cli(&[&base[..], &["nonce.head-200,nonce.cache-control"][..]].concat()).await;
+    assert_eq!(code, 1, "a MUST failed\n{out}\n{err}");
+    let lines = words(&out);
+    let fail = lines
+        .iter()
+        .position(|l| l.starts_with("FAIL MUST nonce.cache-control RFC 8555 §7.2"))
+        .unwrap_or_else(|| panic!("no FAIL line:\n{out}"));
+    assert!(
+        lines[fail + 1].starts_with("why: newNonce answered without Cache-Control: no-store"),
+        "{out}"
+    );
+    assert_eq!(lines[fail + 2], "sent:", "{out}");
+    assert!(out.contains("received:"), "{out}");
+    assert_eq!(
+        lines.iter().rev().find(|l| !l.is_empty()).unwrap(),
+        "1 passed, 1 failed, 0 skipped",
+        "{out}"
+    );
+
+    let (code, out, err) = cobble_cli(&[&base[..], &["acct.terms"][..]].concat()).await;
+    assert_eq!(code, 0, "only a SHOULD failed\n{out}\n{err}");
+    assert!(
+        words(&out)
+            .iter()
+            .any(|l| l.starts_with("FAIL SHOULD acct.terms")),
+        "{out}"
+    );
+    assert!(
+        out.trim_end().ends_with("0 passed, 1 failed, 0 skipped"),
+        "{out}"
     );
 }

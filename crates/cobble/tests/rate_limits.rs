@@ -120,6 +120,7 @@ fn assert_limited(r: &Reply, fragment: &str, retry_after: i64) {
 async fn certificates_per_domain_and_duplicates(e: Engine) {
     let s = limited(e, |_| {}).await;
     let clock = s.clock.clone().unwrap();
+    let first_at = cobble_core::clock::Clock::now_ms(&clock);
     let k = ec();
     let kid = s.account(&k).await;
     // 20 certificates under example.co.uk, one day apart for the first.
@@ -141,11 +142,35 @@ async fn certificates_per_domain_and_duplicates(e: Engine) {
     // A renewal (the same names as an earlier certificate of this account) is exempt.
     let r = issue(&s, &k, &kid, &["n5.example.co.uk"]).await;
     assert_eq!(r.body["status"], "valid", "renewal: {r:?}");
-    // Another account is not: the limit is the registered domain's.
+    // Another account is not: the limit is the registered domain's. The renewal counted,
+    // so the domain is at 21: the first certificate leaving the week (in 6 days) leaves
+    // 20, still the limit; only when the second leaves (in 7 days) is there room.
     let k2 = ec();
     let kid2 = s.account(&k2).await;
     let r = issue(&s, &k2, &kid2, &["n5.example.co.uk"]).await;
-    assert_eq!(r.status, 429, "{r:?}");
+    assert_limited(
+        &r,
+        "certificates per registered domain: 21 of at most 20 per week for registered domain example.co.uk",
+        7 * 86_400,
+    );
+    let frees = first_at + 86_400_000 + 7 * 86_400_000;
+    assert!(
+        r.body["detail"].as_str().unwrap().ends_with(&format!(
+            "retry after {}",
+            cobble_core::clock::rfc3339(frees)
+        )),
+        "{r:?}"
+    );
+    // The usage report says the same.
+    let u = admin_api(&s, "GET", "/admin/limits?domain=example.co.uk", None).await;
+    let d = limit_entry(&u.body, "certificates-per-domain", "example.co.uk");
+    assert_eq!(
+        (d["count"].as_i64(), d["limited"].as_bool()),
+        (Some(21), Some(true)),
+        "{d}"
+    );
+    assert_eq!(d["oldest"], cobble_core::clock::rfc3339(first_at), "{d}");
+    assert_eq!(d["frees_at"], cobble_core::clock::rfc3339(frees), "{d}");
     // A week after the others (renewals count, they are only never refused), the domain
     // has room again.
     clock.advance(7 * 86_400_000 + 1);

@@ -1,10 +1,11 @@
 //! RFC 8555 §6.5 and §7.2: nonces.
 
 use super::util::{kid_header, raw_jws};
-use crate::client::{Verdict, fail_with};
+use crate::client::{Verdict, fail_with, skip};
 use crate::ctx::Ctx;
 use crate::ensure;
 use serde_json::json;
+use std::time::Duration;
 
 fn is_b64url(s: &str) -> bool {
     !s.is_empty()
@@ -174,10 +175,37 @@ pub async fn error_carries_nonce(c: &Ctx) -> Verdict {
     Ok(())
 }
 
-pub async fn expired(_c: &Ctx) -> Verdict {
-    Err(crate::client::Halt::Skip(
-        "an outside client cannot make a nonce expire without waiting out the server's nonce \
-         lifetime, which it does not know; nonce.unknown judges the same refusal"
-            .into(),
-    ))
+/// RFC 8555 §6.5: a nonce the server no longer accepts is refused with `badNonce`. Only with
+/// `--nonce-wait` (the server's nonce lifetime): two nonces are fetched together; the first,
+/// used at once, shows that nonces of that moment are accepted; the second, used after the
+/// wait and one second more, must be refused.
+pub async fn expired(c: &Ctx) -> Verdict {
+    let Some(wait) = c.opts.nonce_wait_secs else {
+        return skip(
+            "needs --nonce-wait SECS (the server's nonce lifetime): an outside client cannot \
+             tell when a nonce expires; nonce.unknown judges the same refusal",
+        );
+    };
+    let a = c.account().await?;
+    let fresh = c.nonce().await?;
+    let old = c.nonce().await?;
+    let first = c
+        .post_jws(&a.kid, &a.key.sign_with_kid(&a.kid, &a.kid, &fresh, None))
+        .await?;
+    first.expect_status(
+        &[200],
+        "POST-as-GET of the account with a nonce used at once",
+    )?;
+    tokio::time::sleep(Duration::from_secs(wait + 1)).await;
+    let r = c
+        .post_jws(&a.kid, &a.key.sign_with_kid(&a.kid, &a.kid, &old, None))
+        .await?;
+    r.expect_problem(
+        &["badNonce"],
+        &[400],
+        &format!(
+            "a nonce left unused for {} s (--nonce-wait {wait})",
+            wait + 1
+        ),
+    )
 }

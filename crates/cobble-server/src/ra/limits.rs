@@ -1,7 +1,7 @@
 //! The rate limits the RA enforces (issue 12, Buypass's numbers by default): certificates
 //! per registered domain, duplicate certificates, failed validations, pending
-//! authorizations. A refusal is `rateLimited` (429) with `Retry-After` (when the oldest
-//! counted event leaves the window), a detail naming the limit, the key, the count, the
+//! authorizations. A refusal is `rateLimited` (429) with `Retry-After` (when enough
+//! counted events have left the window for the count to drop below the limit), a detail naming the limit, the key, the count, the
 //! limit and the window, and `Link: rel="help"` to the page listing the limits.
 
 use crate::error::{AcmeError, AcmeResult};
@@ -81,10 +81,11 @@ impl Source<'_> {
         s: &AppState,
         set: &str,
         since: i64,
+        limit: u32,
     ) -> Result<Window, cobble_store::StoreError> {
         match self {
-            Source::Store => s.store.name_set_window(set, since).await,
-            Source::Tx(tx) => tx.name_set_window(set, since).await,
+            Source::Store => s.store.name_set_window(set, since, limit).await,
+            Source::Tx(tx) => tx.name_set_window(set, since, limit).await,
         }
     }
 
@@ -93,10 +94,11 @@ impl Source<'_> {
         s: &AppState,
         domain: &str,
         since: i64,
+        limit: u32,
     ) -> Result<Window, cobble_store::StoreError> {
         match self {
-            Source::Store => s.store.domain_window(domain, since).await,
-            Source::Tx(tx) => tx.domain_window(domain, since).await,
+            Source::Store => s.store.domain_window(domain, since, limit).await,
+            Source::Tx(tx) => tx.domain_window(domain, since, limit).await,
         }
     }
 
@@ -190,11 +192,20 @@ fn applied<'o>(
     Applied { limit, by }
 }
 
+/// When a window at or over its limit frees a slot: when enough events have left it for
+/// the count to drop below the limit, i.e. when the limit-th newest event (the
+/// (count - limit + 1)-th oldest) leaves. At exactly the limit that is the oldest event;
+/// past it (renewals are counted but not refused, an override may be lowered below the
+/// count) it is a later one.
+fn frees_at(w: Window, limit: &Limit, now: i64) -> i64 {
+    w.limiting_ms
+        .or(w.oldest_ms)
+        .map_or(now + limit.window_ms(), |t| t + limit.window_ms())
+}
+
 fn refuse(what: &str, key: &str, w: Window, a: &Applied<'_>, now: i64) -> Refusal {
     let limit = &a.limit;
-    let frees = w
-        .oldest_ms
-        .map_or(now + limit.window_ms(), |o| o + limit.window_ms());
+    let frees = frees_at(w, limit, now);
     let retry = ((frees - now) + 999) / 1000;
     Refusal {
         problem: Problem::new(
@@ -282,7 +293,7 @@ async fn count_certificates(
     );
     if dup.limit.enabled {
         let w = src
-            .name_set_window(s, &k.name_set, now - dup.limit.window_ms())
+            .name_set_window(s, &k.name_set, now - dup.limit.window_ms(), dup.limit.count)
             .await?;
         if over(w, &dup.limit) {
             let key = format!("[{}]", k.name_set);
@@ -314,7 +325,9 @@ async fn count_certificates(
                 return Ok(None);
             }
         }
-        let w = src.domain_window(s, d, now - a.limit.window_ms()).await?;
+        let w = src
+            .domain_window(s, d, now - a.limit.window_ms(), a.limit.count)
+            .await?;
         if over(w, &a.limit) {
             let key = format!("registered domain {d}");
             return Ok(Some(refuse(PER_DOMAIN, &key, w, &a, now)));
@@ -388,7 +401,7 @@ pub async fn check_failed_validations(
     let now = s.clock.now_ms();
     let w = s
         .store
-        .failed_validations(account_id, name, now - a.limit.window_ms())
+        .failed_validations(account_id, name, now - a.limit.window_ms(), a.limit.count)
         .await?;
     if over(w, &a.limit) {
         return Err(refuse(
@@ -424,8 +437,17 @@ fn usage_entry(
 ) -> serde_json::Value {
     let l = &a.limit;
     let windowed = name != LimitName::PendingAuthorizations;
+    // Below the limit: when the oldest event leaves; at or over it: when the count drops
+    // below it (see `frees_at`).
     let frees = (windowed && w.count > 0)
-        .then(|| w.oldest_ms.map(|o| o + l.window_ms()))
+        .then(|| {
+            let at = if w.count >= l.count as i64 {
+                w.limiting_ms.or(w.oldest_ms)
+            } else {
+                w.oldest_ms
+            };
+            at.map(|t| t + l.window_ms())
+        })
         .flatten();
     let mut v = serde_json::json!({
         "limit": name.as_str(),
@@ -525,7 +547,7 @@ pub async fn usage(
                 &format!("account {id}"),
                 Window {
                     count: n,
-                    oldest_ms: None,
+                    ..Window::default()
                 },
                 &pending,
                 None,
@@ -541,7 +563,7 @@ pub async fn usage(
                     );
                     let w = s
                         .store
-                        .domain_window(&u.key, now - a.limit.window_ms())
+                        .domain_window(&u.key, now - a.limit.window_ms(), a.limit.count)
                         .await?;
                     out.push(usage_entry(
                         LimitName::CertificatesPerDomain,
@@ -564,7 +586,7 @@ pub async fn usage(
                     );
                     let w = s
                         .store
-                        .name_set_window(&u.key, now - a.limit.window_ms())
+                        .name_set_window(&u.key, now - a.limit.window_ms(), a.limit.count)
                         .await?;
                     out.push(usage_entry(
                         LimitName::DuplicateCertificates,
@@ -580,7 +602,7 @@ pub async fn usage(
                 let a = applied(s, LimitName::FailedValidations, &o.list, &o.who(id, &doms));
                 let w = s
                     .store
-                    .failed_validations(id, name, now - a.limit.window_ms())
+                    .failed_validations(id, name, now - a.limit.window_ms(), a.limit.count)
                     .await?;
                 out.push(usage_entry(LimitName::FailedValidations, name, w, &a, None));
             }
@@ -603,7 +625,10 @@ pub async fn usage(
                 domains: &domains,
             };
             let a = applied(s, LimitName::CertificatesPerDomain, &list, &who);
-            let w = s.store.domain_window(&d, now - a.limit.window_ms()).await?;
+            let w = s
+                .store
+                .domain_window(&d, now - a.limit.window_ms(), a.limit.count)
+                .await?;
             out.push(usage_entry(
                 LimitName::CertificatesPerDomain,
                 &d,
@@ -615,7 +640,7 @@ pub async fn usage(
             for u in s.store.domain_name_sets(&d, since).await? {
                 let w = s
                     .store
-                    .name_set_window(&u.key, now - dup.limit.window_ms())
+                    .name_set_window(&u.key, now - dup.limit.window_ms(), dup.limit.count)
                     .await?;
                 if w.count > 0 {
                     out.push(usage_entry(
