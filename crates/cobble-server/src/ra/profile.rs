@@ -91,7 +91,13 @@ mod tests {
         type Sub = (&'static str, Option<ResultCode>);
         type Want = Result<Option<&'static str>, (ProblemType, &'static [Sub])>;
         const WILD: Option<ResultCode> = Some(ResultCode::InvalidProfileForWildcard);
-        let rows: &[(bool, Option<&str>, &[(&str, &str)], Want)] = &[
+        type Row = (
+            bool,
+            Option<&'static str>,
+            &'static [(&'static str, &'static str)],
+            Want,
+        );
+        let rows: &[Row] = &[
             // No profile asked for: the first configured.
             (true, None, &[("dns", "example.com")], Ok(Some("classic"))),
             (
