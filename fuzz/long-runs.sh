@@ -9,10 +9,10 @@
 #
 # Needs nightly and cargo-fuzz. New inputs go to fuzz/libfuzzer/runs/<target>, findings to
 # fuzz/libfuzzer/artifacts/<target>/, logs to fuzz/libfuzzer/logs/<target>.log (all ignored
-# by git). Targets that reach cobble-server (auth, server_config, pebble_config) build
-# with the `server` feature. Each run resumes from what earlier runs grew
-# (fuzz/libfuzzer/runs/<target>) and the committed corpus; fuzz/merge-runs.sh folds the new
-# inputs into the latter, minimized.
+# by git). Targets that reach cobble-server (auth, server_config, pebble_config, eab,
+# key_change, profile) build with the `server` feature. Each run resumes from what earlier
+# runs grew (fuzz/libfuzzer/runs/<target>) and the committed corpus; fuzz/merge-runs.sh
+# folds the new inputs into the latter, minimized.
 # COBBLE_FUZZ_TARGET_DIR picks another target directory (default fuzz/libfuzzer/target),
 # e.g. to build the server targets while the others run; COBBLE_FUZZ_SERVER=1 builds every
 # target with the `server` feature, so that one build serves them all. Memory is limited
@@ -66,7 +66,7 @@ for t in "${targets[@]}"; do
         continue
     fi
     features=()
-    case "$t" in auth | server_config | pebble_config) features=(--features server) ;; esac
+    case "$t" in auth | server_config | pebble_config | eab | key_change | profile) features=(--features server) ;; esac
     if [ -n "${COBBLE_FUZZ_SERVER:-}" ]; then features=(--features server); fi
     mkdir -p "fuzz/libfuzzer/runs/$t"
     result=""

@@ -34,7 +34,7 @@ grown() { find "$1" -type f -regextype egrep -regex '.*/[0-9a-f]{40}'; }
 bytes() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 for t in "${targets[@]}"; do
     features=()
-    case "$t" in auth | server_config | pebble_config) features=(--features server) ;; esac
+    case "$t" in auth | server_config | pebble_config | eab | key_change | profile) features=(--features server) ;; esac
     if [ -n "${COBBLE_FUZZ_SERVER:-}" ]; then features=(--features server); fi
     c=fuzz/corpus/$t
     if [ ! -d "fuzz/libfuzzer/runs/$t" ]; then

@@ -14,6 +14,8 @@ pub mod keys;
 pub mod pebble;
 pub mod policy;
 #[cfg(feature = "server")]
+pub mod ra;
+#[cfg(feature = "server")]
 pub mod server;
 
 pub use ca::{ari, csr, ocsp, ocsp_get};
@@ -22,6 +24,8 @@ pub use jose::{jwk, jws, jws_sign, nonce, payload};
 #[cfg(feature = "server")]
 pub use pebble::pebble_config;
 pub use policy::{contact, identifier};
+#[cfg(feature = "server")]
+pub use ra::{eab, key_change, profile};
 #[cfg(feature = "server")]
 pub use server::{auth, server_config};
 
@@ -50,6 +54,12 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_config", server_config),
     #[cfg(feature = "server")]
     ("pebble_config", pebble_config),
+    #[cfg(feature = "server")]
+    ("eab", eab),
+    #[cfg(feature = "server")]
+    ("key_change", key_change),
+    #[cfg(feature = "server")]
+    ("profile", profile),
 ];
 
 /// Reads a structured input from fuzz bytes: fixed-size choices first, the rest as data.

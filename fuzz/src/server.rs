@@ -1,6 +1,7 @@
 //! Server targets (feature `server`): the authentication step of every ACME POST (RFC 8555
 //! §6.2-§6.5, `cobble_server::auth::verify_request`) and the TOML configuration loader of
-//! `cobble serve --config` (`cobble_server::config::ServerConfig`).
+//! `cobble serve --config` (`cobble_server::config::ServerConfig`). The server's decisions
+//! past authentication are in [`crate::ra`].
 
 use crate::jose::{NONCE_LIFETIME, NONCE_T0, check_reserializes, nonce_fixture};
 use crate::{Input, keys};

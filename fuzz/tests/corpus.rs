@@ -76,6 +76,9 @@ targets! {
     auth: 1000,
     server_config: 2000,
     pebble_config: 2000,
+    eab: 3000,
+    key_change: 1000,
+    profile: 5000,
 }
 
 /// Whether a corpus file is an input the libFuzzer runs grew (`fuzz/merge-runs.sh` keeps
@@ -162,6 +165,50 @@ fn seeds_reach_the_accepting_paths() {
         for (name, text) in seeds("server_config") {
             let text = String::from_utf8(text).unwrap();
             toml::from_str::<cobble_server::config::ServerConfig>(&text).expect(&name);
+        }
+        // The RA targets: `refused-*` seeds are refused on purpose, with these problems.
+        // `regress-*` included: the `eab` finding is a refusal (a `null` nonce).
+        for (name, data) in hand_made("eab") {
+            let got = cobble_fuzz::ra::eab_outcome(&data).expect(&name);
+            let want = match name.as_str() {
+                "refused-alg-rs256.json" => Some((ProblemType::BadSignatureAlgorithm, None)),
+                "refused-other-key.json"
+                | "refused-bad-mac.json"
+                | "refused-mac-of-another-alg.json" => Some((ProblemType::Unauthorized, None)),
+                "refused-unknown-kid.json" => Some((
+                    ProblemType::Unauthorized,
+                    Some(cobble_core::ResultCode::ExternalAccountNotFound),
+                )),
+                n if n.starts_with("refused-") || n.starts_with("regress-") => {
+                    Some((ProblemType::Malformed, None))
+                }
+                _ => None,
+            };
+            assert_eq!(got.err().map(|p| (p.kind, p.code)), want, "{name}");
+        }
+        for (name, data) in seeds("key_change") {
+            let got = cobble_fuzz::ra::key_change_outcome(&data);
+            let want = name
+                .starts_with("refused-")
+                .then_some(ProblemType::Malformed);
+            assert_eq!(got.err().map(|p| p.kind), want, "{name}");
+        }
+        for (name, data) in seeds("profile") {
+            let got = cobble_fuzz::ra::profile_outcome(&data);
+            let want = match name.as_str() {
+                "refused-unknown-profile.txt" | "refused-none-offered.txt" => {
+                    Some((ProblemType::InvalidProfile, 0))
+                }
+                "refused-certigna-ip.txt"
+                | "refused-dnsonly.txt"
+                | "refused-default-nowildcard.txt" => Some((ProblemType::RejectedIdentifier, 2)),
+                _ => None,
+            };
+            assert_eq!(
+                got.as_ref().err().map(|p| (p.kind, p.subproblems.len())),
+                want,
+                "{name}: {got:?}"
+            );
         }
         // `bad-*` seeds are configs the drop-in refuses, on purpose.
         for (name, text) in seeds("pebble_config") {

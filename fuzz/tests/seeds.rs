@@ -378,3 +378,318 @@ issuer-key = "/etc/cobble/issuer.key"
 "#,
     );
 }
+
+/// The RA targets' seeds (`eab`, `key_change`, `profile`):
+/// `cargo test -p cobble-fuzz --test seeds write_ra_seeds -- --ignored`. The `eab` ones
+/// are deterministic (HMAC), the `key_change` ones signed anew (ECDSA) on each run.
+#[cfg(feature = "server")]
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_ra_seeds() {
+    use cobble_fuzz::ra::{EAB_KEY, EAB_KID, EAB_URLS, KEY_CHANGE_URL, eab_account_key, eab_mac};
+    use ring::hmac::{HMAC_SHA256, HMAC_SHA384, HMAC_SHA512};
+
+    // eab: [url (bits 0-1), re-MAC (bits 2-3)] then the binding. certbot (josepy) writes
+    // its JSON with Python's separators and the JWK's members in its own order;
+    // instant-acme writes compact JSON, its JWK with `alg` and `use`.
+    let jwk = eab_account_key().to_jwk();
+    let (x, y) = (jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap());
+    let certbot_jwk = format!(r#"{{"crv": "P-256", "x": "{x}", "y": "{y}", "kty": "EC"}}"#);
+    let instant_jwk =
+        format!(r#"{{"alg":"ES256","crv":"P-256","kty":"EC","use":"sig","x":"{x}","y":"{y}"}}"#);
+    let url = EAB_URLS[0];
+    let certbot_header =
+        |alg: &str, kid: &str| format!(r#"{{"alg": "{alg}", "kid": "{kid}", "url": "{url}"}}"#);
+    let instant_header =
+        |alg: &str, kid: &str| format!(r#"{{"alg":"{alg}","kid":"{kid}","url":"{url}"}}"#);
+    // A binding of `header` and `payload` MACed with `alg` and `key`.
+    let bind = |header: &str, payload: &str, alg, key: &[u8]| {
+        let (p, q) = (b64::encode(header), b64::encode(payload));
+        json!({"signature": eab_mac(alg, key, &p, &q), "protected": p, "payload": q})
+    };
+    let eab = |name: &str, pick: u8, binding: &serde_json::Value| {
+        write("eab", name, cat(&[&[pick], binding.to_string().as_bytes()]));
+    };
+    let valid = [
+        (
+            "certbot-hs256.json",
+            certbot_header("HS256", EAB_KID),
+            &certbot_jwk,
+            HMAC_SHA256,
+        ),
+        (
+            "instant-acme-hs256.json",
+            instant_header("HS256", EAB_KID),
+            &instant_jwk,
+            HMAC_SHA256,
+        ),
+        (
+            "certbot-hs384.json",
+            certbot_header("HS384", EAB_KID),
+            &certbot_jwk,
+            HMAC_SHA384,
+        ),
+        (
+            "instant-acme-hs512.json",
+            instant_header("HS512", EAB_KID),
+            &instant_jwk,
+            HMAC_SHA512,
+        ),
+    ];
+    for (name, header, payload, alg) in &valid {
+        eab(name, 0, &bind(header, payload, *alg, EAB_KEY));
+    }
+    let good = bind(
+        &instant_header("HS256", EAB_KID),
+        &instant_jwk,
+        HMAC_SHA256,
+        EAB_KEY,
+    );
+    // The harness MACs it with HS384 itself.
+    let mut unsigned = bind(
+        &instant_header("HS384", EAB_KID),
+        &instant_jwk,
+        HMAC_SHA384,
+        b"",
+    );
+    unsigned["signature"] = json!("");
+    eab("remac-hs384.json", 2 << 2, &unsigned);
+    // Refused, one per check in the order eab::parse_binding and verify_mac make them.
+    let with = |member: &str, value: serde_json::Value| {
+        let mut b = good.clone();
+        b[member] = value;
+        b
+    };
+    let refused = [
+        (
+            "refused-not-flattened.json",
+            json!({"protected": good["protected"], "payload": good["payload"]}),
+        ),
+        (
+            "refused-extra-member.json",
+            with("header", json!({"kid": EAB_KID})),
+        ),
+        (
+            "refused-protected-not-base64url.json",
+            with("protected", json!("eyJ+")),
+        ),
+        (
+            "refused-header-without-kid.json",
+            bind(
+                &format!(r#"{{"alg":"HS256","url":"{url}"}}"#),
+                &instant_jwk,
+                HMAC_SHA256,
+                EAB_KEY,
+            ),
+        ),
+        (
+            "refused-alg-rs256.json",
+            bind(
+                &instant_header("RS256", EAB_KID),
+                &instant_jwk,
+                HMAC_SHA256,
+                EAB_KEY,
+            ),
+        ),
+        (
+            "refused-nonce.json",
+            bind(
+                &format!(r#"{{"alg":"HS256","kid":"{EAB_KID}","nonce":"n","url":"{url}"}}"#),
+                &instant_jwk,
+                HMAC_SHA256,
+                EAB_KEY,
+            ),
+        ),
+        (
+            "refused-payload-not-base64url.json",
+            with("payload", json!("e30=")),
+        ),
+        (
+            "refused-payload-not-json.json",
+            bind(&instant_header("HS256", EAB_KID), "{", HMAC_SHA256, EAB_KEY),
+        ),
+        (
+            "refused-payload-not-a-key.json",
+            bind(
+                &instant_header("HS256", EAB_KID),
+                r#"{"kty":"oct","k":"AAAA"}"#,
+                HMAC_SHA256,
+                EAB_KEY,
+            ),
+        ),
+        (
+            "refused-other-key.json",
+            bind(
+                &instant_header("HS256", EAB_KID),
+                &signers()[0].1.public_key().to_jwk().to_string(),
+                HMAC_SHA256,
+                EAB_KEY,
+            ),
+        ),
+        (
+            "refused-unknown-kid.json",
+            bind(
+                &instant_header("HS256", "6136f1b5-39c8-4417-b8a7-c4114b092be6"),
+                &instant_jwk,
+                HMAC_SHA256,
+                EAB_KEY,
+            ),
+        ),
+        (
+            "refused-signature-not-base64url.json",
+            with("signature", json!("AA+/")),
+        ),
+        (
+            "refused-bad-mac.json",
+            bind(
+                &instant_header("HS256", EAB_KID),
+                &instant_jwk,
+                HMAC_SHA256,
+                &[7; 32],
+            ),
+        ),
+        (
+            "refused-mac-of-another-alg.json",
+            bind(
+                &instant_header("HS384", EAB_KID),
+                &instant_jwk,
+                HMAC_SHA256,
+                EAB_KEY,
+            ),
+        ),
+    ];
+    for (name, b) in &refused {
+        eab(name, 0, b);
+    }
+    eab("refused-wrong-url.json", 1, &good);
+    // The finding: a `null` nonce was read as no nonce (MACed by the harness, HS256).
+    let header = format!(r#"{{"alg":"HS256","kid":"{EAB_KID}","nonce":null,"url":"{url}"}}"#);
+    eab(
+        "regress-nonce-null.json",
+        1 << 2,
+        &bind(&header, &instant_jwk, HMAC_SHA256, b""),
+    );
+
+    // key_change: the inner JWS, for the fixed RS256 account.
+    let (kid, old) = &signers()[0];
+    let old_jwk = old.public_key().to_jwk();
+    let inner = |new: &cobble_core::sign::Signer, url: &str, account: &str, old_key| {
+        new.sign(
+            json!({"jwk": new.public_key().to_jwk(), "url": url}),
+            Some(&json!({"account": account, "oldKey": old_key})),
+        )
+    };
+    let key_change =
+        |name: &str, body: serde_json::Value| write("key_change", name, body.to_string());
+    for (_, new) in &signers()[1..] {
+        key_change(
+            &format!("new-key-{}.json", new.alg().to_lowercase()),
+            inner(new, KEY_CHANGE_URL, kid, old_jwk.clone()),
+        );
+    }
+    let new = &signers()[1].1;
+    let mut forged = inner(new, KEY_CHANGE_URL, kid, old_jwk.clone());
+    forged["signature"] = inner(new, KEY_CHANGE_URL, kid, json!({"x": 1}))["signature"].clone();
+    let refused = [
+        ("refused-not-a-jws.json", json!({"not": "a jws"})),
+        (
+            "refused-nonce.json",
+            new.sign(
+                json!({"jwk": new.public_key().to_jwk(), "url": KEY_CHANGE_URL, "nonce": "n"}),
+                Some(&json!({"account": kid, "oldKey": old_jwk})),
+            ),
+        ),
+        (
+            "refused-by-kid.json",
+            new.sign(
+                json!({"kid": kid, "url": KEY_CHANGE_URL}),
+                Some(&json!({"account": kid, "oldKey": old_jwk})),
+            ),
+        ),
+        ("refused-forged-signature.json", forged),
+        (
+            "refused-other-url.json",
+            inner(
+                new,
+                "https://cobble.test/acme/new-acct",
+                kid,
+                old_jwk.clone(),
+            ),
+        ),
+        (
+            "refused-payload-not-an-object.json",
+            new.sign(
+                json!({"jwk": new.public_key().to_jwk(), "url": KEY_CHANGE_URL}),
+                Some(&json!([kid])),
+            ),
+        ),
+        (
+            "refused-other-account.json",
+            inner(new, KEY_CHANGE_URL, signers()[2].0, old_jwk.clone()),
+        ),
+        (
+            "refused-old-key-not-a-key.json",
+            inner(new, KEY_CHANGE_URL, kid, json!({"kty": "EC"})),
+        ),
+        (
+            "refused-old-key-not-current.json",
+            inner(
+                new,
+                KEY_CHANGE_URL,
+                kid,
+                signers()[3].1.public_key().to_jwk(),
+            ),
+        ),
+        (
+            "refused-same-key.json",
+            inner(old, KEY_CHANGE_URL, kid, old_jwk.clone()),
+        ),
+    ];
+    for (name, body) in refused {
+        key_change(name, body);
+    }
+
+    // profile: [profiles (bits 0-1: built-in, built-in + strict, strict, none), a profile
+    // asked for (bit 2)] then its name and identifier lines.
+    let profile = |name: &str, pick: u8, text: &str| {
+        write("profile", name, cat(&[&[pick], text.as_bytes()]));
+    };
+    profile(
+        "default.txt",
+        0,
+        "example.com\n*.example.com\nip\t192.0.2.1\nip\t2001:db8::1",
+    );
+    profile(
+        "shortlived.txt",
+        4,
+        "shortlived\nwww.example.org\n*.example.org",
+    );
+    profile(
+        "certigna-dns.txt",
+        4,
+        "certigna\nexample.com\n*.example.com\nExample.COM",
+    );
+    profile(
+        "noip-wildcard.txt",
+        1 | 4,
+        "noip\n*.example.net\nexample.net",
+    );
+    profile("no-profiles.txt", 3, "example.com\nip\t192.0.2.1");
+    profile(
+        "refused-certigna-ip.txt",
+        4,
+        "certigna\nexample.com\nip\t192.0.2.1\nip\t2001:db8::1",
+    );
+    profile(
+        "refused-dnsonly.txt",
+        1 | 4,
+        "dnsonly\n*.example.com\nexample.com\nip\t192.0.2.1",
+    );
+    profile(
+        "refused-default-nowildcard.txt",
+        2,
+        "*.example.com\nip\t192.0.2.1\n*.a.example",
+    );
+    profile("refused-unknown-profile.txt", 4, "tlsserver\nexample.com");
+    profile("refused-none-offered.txt", 3 | 4, "classic\nexample.com");
+}
