@@ -3,8 +3,10 @@
 //! live in this process: N instances behind a balancer admit N times the rate (the counting
 //! limits, in the store, are exact across instances). With `shared-request-rates` the
 //! buckets live in the store instead (the same GCRA, one statement per limited request), so
-//! a fleet admits the rate once. Also the `/rate-limits` page that refusals link to as
-//! `rel="help"`.
+//! a fleet admits the rate once. The key is the client address: the TCP peer, or behind a
+//! trusted proxy the address it forwards (see `proxy::client_addr`). The in-process
+//! buckets of clients gone quiet are dropped once a minute. Also the `/rate-limits` page
+//! that refusals link to as `rel="help"`.
 
 use crate::error::problem_response;
 use crate::state::AppState;
@@ -15,10 +17,13 @@ use axum::response::{IntoResponse, Response};
 use cobble_core::ratelimit::{Limit, Rate, RateLimits, window_words};
 use cobble_core::{Problem, ProblemType};
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::HashMapStateStore;
+use governor::{Quota, RateLimiter};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Which bucket a request draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,22 +67,56 @@ impl Class {
     }
 }
 
-/// One keyed bucket per class; `None` where the rate is 0 (off).
-pub struct RequestLimiters {
-    buckets: Vec<(Class, Rate, DefaultKeyedRateLimiter<IpAddr>)>,
+/// One class's keyed GCRA buckets, on clock `C`.
+type Bucket<C> =
+    RateLimiter<IpAddr, HashMapStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// One keyed bucket per class; none where the rate is 0 (off).
+pub struct RequestLimiters<C: Clock = DefaultClock> {
+    /// Shared with the pruning task, which holds it weakly and ends once it is dropped.
+    buckets: Arc<Vec<(Class, Rate, Bucket<C>)>>,
 }
 
-fn bucket(r: Rate) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+fn bucket<C: Clock + Clone>(r: Rate, clock: &C) -> Option<Bucket<C>> {
     let per = NonZeroU32::new(r.per_second)?;
     let burst = NonZeroU32::new(r.burst.max(1)).expect("at least 1");
-    Some(RateLimiter::keyed(
+    Some(RateLimiter::hashmap_with_clock(
         Quota::per_second(per).allow_burst(burst),
+        clock.clone(),
     ))
 }
 
+/// How often the buckets of clients gone quiet are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 impl RequestLimiters {
-    /// The buckets `limits` describe.
+    /// The buckets `limits` describe, on the wall clock; when a Tokio runtime is running,
+    /// with a task that prunes them every minute for as long as they live.
     pub fn new(limits: &RateLimits) -> Self {
+        let l = Self::with_clock(limits, DefaultClock::default());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&l.buckets);
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(PRUNE_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(buckets) = weak.upgrade() else {
+                        return;
+                    };
+                    // Pruning holds each map's lock while it walks it: off the reactor.
+                    let _ = tokio::task::spawn_blocking(move || prune(&buckets)).await;
+                }
+            });
+        }
+        l
+    }
+}
+
+impl<C: Clock + Clone> RequestLimiters<C> {
+    /// The buckets `limits` describe, on `clock`.
+    fn with_clock(limits: &RateLimits, clock: C) -> Self {
         let mut buckets = Vec::new();
         for (c, r) in [
             (Class::NewAccount, limits.new_account),
@@ -85,11 +124,33 @@ impl RequestLimiters {
             (Class::Finalize, limits.finalize),
             (Class::Directory, limits.directory),
         ] {
-            if let Some(b) = bucket(r) {
+            if let Some(b) = bucket(r, &clock) {
                 buckets.push((c, r, b));
             }
         }
-        RequestLimiters { buckets }
+        RequestLimiters {
+            buckets: Arc::new(buckets),
+        }
+    }
+
+    /// The rate of `class` and, when `ip` is over it, how long until its next request fits;
+    /// `None` when the class is not limited.
+    fn check(&self, class: Class, ip: IpAddr) -> Option<(Rate, Option<Duration>)> {
+        let (_, rate, b) = self.buckets.iter().find(|(c, _, _)| *c == class)?;
+        let wait = b
+            .check_key(&ip)
+            .err()
+            .map(|not_until| not_until.wait_time_from(b.clock().now()));
+        Some((*rate, wait))
+    }
+}
+
+/// Drops the buckets that have refilled (a missing bucket is a full one), so the maps hold
+/// only the clients seen within about a bucket's refill time, not every address ever seen.
+fn prune<C: Clock>(buckets: &[(Class, Rate, Bucket<C>)]) {
+    for (_, _, b) in buckets {
+        b.retain_recent();
+        b.shrink_to_fit();
     }
 }
 
@@ -106,20 +167,22 @@ pub async fn layer(
     let Some(class) = Class::of(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
-    let Some((_, rate, b)) = limiters.buckets.iter().find(|(c, _, _)| *c == class) else {
-        return next.run(req).await;
-    };
-    let ip = req
+    let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let wait = if s.cfg.rate_limits.shared_request_rates {
-        shared_wait(&s, class, ip, *rate).await
+    let ip = crate::proxy::client_addr(peer, req.headers(), &s.cfg.trusted_proxies);
+    let (rate, wait) = if s.cfg.rate_limits.shared_request_rates {
+        let Some((_, rate, _)) = limiters.buckets.iter().find(|(c, _, _)| *c == class) else {
+            return next.run(req).await;
+        };
+        (*rate, shared_wait(&s, class, ip, *rate).await)
     } else {
-        b.check_key(&ip)
-            .err()
-            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        let Some((rate, wait)) = limiters.check(class, ip) else {
+            return next.run(req).await;
+        };
+        (rate, wait)
     };
     let Some(wait) = wait else {
         return next.run(req).await;
@@ -249,14 +312,17 @@ pub async fn page(State(s): State<AppState>) -> Response {
         t += &rate_row("directory", &l.directory, l.shared_request_rates);
         t += "</table>\n";
         format!(
-            "{t}<p>Renewals (the same names as an earlier certificate of the account, or an order with <code>replaces</code>) {} the certificates-per-domain limit. A refused request gets <code>rateLimited</code> (HTTP 429) with <code>Retry-After</code>: the time at which the oldest counted event leaves the window. The operator may override a counting limit for one account, external account or registered domain (<code>cobble admin limits set</code>); the refusal's detail names the override that applied.</p>\n",
+            "{t}<p>Renewals (the same names as an earlier certificate of the account, or an order with <code>replaces</code>) count towards the certificates-per-domain limit{}. A refused request gets <code>rateLimited</code> (HTTP 429) with <code>Retry-After</code>: the time at which enough counted events have left the window for the count to drop below the limit, or at which the request bucket refills. The operator may override a counting limit for one account, external account or registered domain (<code>cobble admin limits set</code>); the refusal's detail names the override that applied.</p>\n",
             if l.renewals_exempt {
-                "do not count against"
+                " but are never refused by it"
             } else {
-                "count against"
+                " and are refused by it like any other certificate"
             }
         )
     };
+    let body = format!(
+        "{body}<p>How each limit is counted, overridden and turned off: the <em>Rate limits</em> section of Cobble's README (<code>README.md#rate-limits</code>).</p>\n"
+    );
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         format!(
@@ -264,4 +330,129 @@ pub async fn page(State(s): State<AppState>) -> Response {
         ),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    /// Which endpoint draws from which bucket (Buypass's names); one row per case.
+    #[test]
+    fn endpoints_map_to_their_classes() {
+        use Class::*;
+        let rows: &[(&str, &str, Option<Class>)] = &[
+            ("GET", "/dir", Some(Directory)),
+            ("POST", "/dir", Some(Directory)),
+            ("GET", "/directory", Some(Directory)),
+            ("POST", "/acme/new-acct", Some(NewAccount)),
+            ("POST", "/acme/new-order", Some(NewOrder)),
+            ("POST", "/acme/new-authz", Some(NewOrder)),
+            ("POST", "/acme/order/abc/finalize", Some(Finalize)),
+            // Everything else is not request-rate limited.
+            ("GET", "/acme/new-acct", None),
+            ("HEAD", "/dir", None),
+            ("POST", "/acme/order/abc", None),
+            ("POST", "/acme/chall/abc", None),
+            ("POST", "/acme/authz/abc", None),
+            ("HEAD", "/acme/new-nonce", None),
+            ("POST", "/acme/revoke-cert", None),
+            ("GET", "/rate-limits", None),
+        ];
+        for (method, path, want) in rows {
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(Class::of(&m, path), *want, "{method} {path}");
+        }
+        assert_eq!(
+            [NewAccount, NewOrder, Finalize, Directory].map(Class::key),
+            ["new-reg", "new-authz", "new-cert", "directory"]
+        );
+    }
+
+    /// Buypass's numbers are the defaults: 20 per second with a burst of 20 on new-reg,
+    /// new-authz and new-cert, 40 and 40 on the directory; each bucket admits its burst,
+    /// then one request per interval.
+    #[test]
+    fn the_default_request_rates_are_buypass_numbers() {
+        let clock = FakeRelativeClock::default();
+        let l = RequestLimiters::with_clock(&RateLimits::default(), clock.clone());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for (class, per_second, burst) in [
+            (Class::NewAccount, 20, 20),
+            (Class::NewOrder, 20, 20),
+            (Class::Finalize, 20, 20),
+            (Class::Directory, 40, 40),
+        ] {
+            let (rate, _) = l.check(class, "198.51.100.1".parse().unwrap()).unwrap();
+            assert_eq!(
+                (rate.per_second, rate.burst),
+                (per_second, burst),
+                "{class:?}"
+            );
+            for i in 0..burst {
+                assert_eq!(l.check(class, ip).unwrap().1, None, "{class:?} request {i}");
+            }
+            let interval = Duration::from_secs(1) / per_second;
+            assert_eq!(
+                l.check(class, ip).unwrap().1,
+                Some(interval),
+                "{class:?}: over the burst"
+            );
+            clock.advance(interval);
+            assert_eq!(l.check(class, ip).unwrap().1, None, "{class:?}: refilled");
+        }
+    }
+
+    /// A rate of 0 turns its class off.
+    #[test]
+    fn a_zero_rate_is_no_bucket() {
+        let limits = RateLimits {
+            finalize: Rate {
+                per_second: 0,
+                burst: 0,
+            },
+            ..RateLimits::default()
+        };
+        let l = RequestLimiters::with_clock(&limits, FakeRelativeClock::default());
+        assert!(
+            l.check(Class::Finalize, "192.0.2.1".parse().unwrap())
+                .is_none()
+        );
+        assert!(
+            l.check(Class::NewOrder, "192.0.2.1".parse().unwrap())
+                .is_some()
+        );
+    }
+
+    /// Pruning drops the buckets that have refilled and keeps the ones still in use.
+    #[test]
+    fn pruning_forgets_refilled_buckets() {
+        let clock = FakeRelativeClock::default();
+        let l = RequestLimiters::with_clock(&RateLimits::default(), clock.clone());
+        let dir = &l
+            .buckets
+            .iter()
+            .find(|b| b.0 == Class::Directory)
+            .unwrap()
+            .2;
+        for i in 0..1000u32 {
+            let ip = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            assert_eq!(l.check(Class::Directory, ip).unwrap().1, None);
+        }
+        let busy: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(dir.len(), 1000);
+        prune(&l.buckets);
+        assert_eq!(dir.len(), 1000, "no bucket has refilled yet");
+        // A second later every bucket that took one request is full again; the busy
+        // client's, emptied just now, is not.
+        clock.advance(Duration::from_secs(1));
+        for _ in 0..40 {
+            l.check(Class::Directory, busy).unwrap();
+        }
+        prune(&l.buckets);
+        assert_eq!(dir.len(), 1, "only the busy client's bucket is left");
+        clock.advance(Duration::from_secs(2));
+        prune(&l.buckets);
+        assert!(dir.is_empty());
+    }
 }

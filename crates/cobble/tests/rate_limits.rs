@@ -21,6 +21,8 @@ both_engines!(
     last_certificate_raced_by_two_processes,
     overrides_and_usage,
     request_rates_shared_by_two_processes,
+    renewals_refused_when_not_exempt,
+    a_replaces_order_is_a_renewal,
 );
 
 fn ec() -> Signer {
@@ -351,6 +353,125 @@ async fn request_rates(e: Engine) {
         .await
         .unwrap();
     assert!(page.contains("20 certificates per week"), "{page}");
+    // The page agrees with the README on renewals, and names the README's section.
+    assert!(
+        page.contains(
+            "count towards the certificates-per-domain limit but are never refused by it"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("<em>Rate limits</em> section of Cobble's README"),
+        "{page}"
+    );
+    s.stop().await;
+}
+
+/// `renewals-exempt = false`: a renewal counts and is refused past the limit like any
+/// other certificate, and the help page says so.
+async fn renewals_refused_when_not_exempt(e: Engine) {
+    let s = limited(e, |c| {
+        c.rate_limits.renewals_exempt = false;
+        c.rate_limits.certificates_per_domain.count = 2;
+    })
+    .await;
+    let k = ec();
+    let kid = s.account(&k).await;
+    for n in ["a.renew.test", "b.renew.test"] {
+        let r = issue(&s, &k, &kid, &[n]).await;
+        assert_eq!(r.body["status"], "valid", "{r:?}");
+    }
+    let r = issue(&s, &k, &kid, &["a.renew.test"]).await;
+    assert_limited(
+        &r,
+        "certificates per registered domain: 2 of at most 2 per week for registered domain renew.test",
+        7 * 86_400,
+    );
+    let page = s
+        .http
+        .get(s.url("/rate-limits"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("count towards the certificates-per-domain limit and are refused by it"),
+        "{page}"
+    );
+    s.stop().await;
+}
+
+/// An order that `replaces` an earlier certificate (ARI, RFC 9773 §5) is a renewal with
+/// the limits on, even for a set of names the account was never issued.
+async fn a_replaces_order_is_a_renewal(e: Engine) {
+    let s = limited(e, |c| c.rate_limits.certificates_per_domain.count = 2).await;
+    let k = ec();
+    let kid = s.account(&k).await;
+    let mut first = None;
+    for n in ["a.ari.test", "b.ari.test"] {
+        let r = issue(&s, &k, &kid, &[n]).await;
+        assert_eq!(r.body["status"], "valid", "{r:?}");
+        first.get_or_insert_with(|| r.body["certificate"].as_str().unwrap().to_owned());
+    }
+    let pem = s.post_kid(&k, &kid, &first.unwrap(), None).await.text;
+    let der = cobble_ca::pem::certificates(&pem).unwrap().remove(0);
+    let cert_id = cobble_ca::ari::ari_cert_id(&der).unwrap();
+    let names = [
+        json!({"type": "dns", "value": "a.ari.test"}),
+        json!({"type": "dns", "value": "c.ari.test"}),
+    ];
+    // A new set of names is not a renewal on its own...
+    let r = s
+        .post_kid(
+            &k,
+            &kid,
+            &s.url("/acme/new-order"),
+            Some(&json!({"identifiers": names})),
+        )
+        .await;
+    assert_limited(
+        &r,
+        "2 of at most 2 per week for registered domain ari.test",
+        7 * 86_400,
+    );
+    // ...but replacing the certificate of a.ari.test makes it one, through finalize.
+    let r = s
+        .post_kid(
+            &k,
+            &kid,
+            &s.url("/acme/new-order"),
+            Some(&json!({"identifiers": names, "replaces": cert_id})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    for a in r.body["authorizations"].as_array().unwrap() {
+        let authz = s.post_kid(&k, &kid, a.as_str().unwrap(), None).await.body;
+        if authz["status"] != "valid" {
+            let ch = authz["challenges"][0]["url"].as_str().unwrap().to_owned();
+            s.post_kid(&k, &kid, &ch, Some(&json!({}))).await;
+        }
+    }
+    common::poll_until(&s, &k, &kid, r.location.as_deref().unwrap(), |o| {
+        o["status"] == "ready"
+    })
+    .await;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr = common::rcgen_csr(&["a.ari.test", "c.ari.test"], &key);
+    let f = s
+        .post_kid(
+            &k,
+            &kid,
+            r.body["finalize"].as_str().unwrap(),
+            Some(&json!({"csr": b64::encode(&csr)})),
+        )
+        .await;
+    assert_eq!(f.body["status"], "valid", "{f:?}");
+    // It counted: the domain is at 3.
+    let u = admin_api(&s, "GET", "/admin/limits?domain=ari.test", None).await;
+    let d = limit_entry(&u.body, "certificates-per-domain", "ari.test");
+    assert_eq!(d["count"], 3, "{d}");
     s.stop().await;
 }
 
