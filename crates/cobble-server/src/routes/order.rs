@@ -195,6 +195,7 @@ pub async fn new_order(State(s): State<AppState>, req: Request) -> AcmeResult {
         .order(&order_id)
         .await?
         .ok_or_else(|| Problem::internal("the new order vanished"))?;
+    tracing::Span::current().record("order", order_id.as_str());
     tracing::info!(order = %order_id, account = %account.id, "order created");
     Ok(json_response(
         StatusCode::CREATED,
@@ -215,6 +216,7 @@ pub async fn owned_order(
         Some(n) => s.store.order_redeeming(id, n).await?,
     }
     .ok_or_else(|| Problem::not_found(&format!("order {id}")))?;
+    tracing::Span::current().record("order", id);
     if order.account_id != account_id {
         return Err(Problem::unauthorized(format!("order {id} belongs to another account")).into());
     }
