@@ -24,6 +24,7 @@ both_engines!(
     admin_api_needs_the_token_and_matches_its_openapi,
     conformance_eab_checks_pass,
     instant_acme_binds_with_eab,
+    reusable_keys_admin_revocation_and_filters,
 );
 
 mod credits {
@@ -1243,5 +1244,175 @@ async fn instant_acme_binds_with_eab(e: Engine) {
     }
     let shown = api(&s, "GET", &format!("/admin/external-accounts/{kid}"), None).await;
     assert_eq!(shown.body["bindings"], 1);
+    s.stop().await;
+}
+
+/// Splits a PEM chain into its certificates (PEM text each).
+fn pem_blocks(chain: &str) -> Vec<String> {
+    chain
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|b| b.contains("-----BEGIN CERTIFICATE-----"))
+        .map(|b| format!("{}\n", b.trim_start()))
+        .collect()
+}
+
+/// `--eab-reusable`: one key binds several ACME accounts, with every MAC algorithm. Then
+/// the operator's side: certificates listed by account, name and status; one revoked by
+/// serial with a named reason (seen in OCSP and the CRL, refused a second time, audited
+/// with its before and after); the external account deactivated, which revokes the rest
+/// with cessationOfOperation.
+async fn reusable_keys_admin_revocation_and_filters(e: Engine) {
+    let s = TestServer::start_with(
+        e,
+        |c| {
+            c.eab_required = true;
+            c.eab_reusable = true;
+            c.va_always_valid = true;
+        },
+        false,
+    )
+    .await;
+    let (kid, hmac) = new_ea(&s, json!({})).await;
+    let url = s.url("/acme/new-acct");
+    let mut accounts = Vec::new();
+    for alg in ["HS256", "HS384", "HS512"] {
+        let k = ec();
+        let binding = eab(&kid, &hmac, &url, &jwk_of(&k), alg);
+        let r = s
+            .new_account(
+                &k,
+                json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{alg}: {r:?}");
+        accounts.push((k, r.location.clone().unwrap()));
+    }
+    let ea = api(&s, "GET", &format!("/admin/external-accounts/{kid}"), None).await;
+    assert_eq!(ea.body["bindings"], 3, "{ea:?}");
+
+    // Three certificates: two for the first account, one for the second.
+    let dir = tempfile::tempdir().unwrap();
+    for (i, name) in [
+        (0, "a.example.com"),
+        (0, "b.example.com"),
+        (1, "c.example.com"),
+    ] {
+        let (k, acct) = &accounts[i];
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let r =
+            common::finalize_by_hand(&s, k, acct, &[name], &common::rcgen_csr(&[name], &key)).await;
+        assert!(r.status == 200, "{r:?}");
+        let order_url = r.location.clone().unwrap();
+        let order = common::poll_until(&s, k, acct, &order_url, |o| o["status"] == "valid").await;
+        let chain = s
+            .post_kid(k, acct, order["certificate"].as_str().unwrap(), None)
+            .await
+            .text;
+        let blocks = pem_blocks(&chain);
+        std::fs::write(dir.path().join(format!("{name}.pem")), &blocks[0]).unwrap();
+        std::fs::write(dir.path().join("issuer.pem"), &blocks[1]).unwrap();
+    }
+    let list = |q: &str| {
+        let q = q.to_owned();
+        let s = &s;
+        async move {
+            let r = api(s, "GET", &format!("/admin/certificates?{q}"), None).await;
+            assert_eq!(r.status, 200, "{q}: {r:?}");
+            r.body["items"].as_array().unwrap().clone()
+        }
+    };
+    let first = account_id(&accounts[0].1);
+    let second = account_id(&accounts[1].1);
+    assert_eq!(list(&format!("account={first}")).await.len(), 2);
+    let c = list("name=c.example.com").await;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["account"], second.as_str());
+    assert_eq!(list(&format!("external_account={kid}")).await.len(), 3);
+    assert!(list("status=revoked").await.is_empty());
+    let a = list("name=a.example.com").await;
+    let serial = a[0]["serial"].as_str().unwrap().to_owned();
+    assert_eq!(list(&format!("serial={serial}")).await.len(), 1);
+
+    // Revoked by serial, reason by name.
+    let path = format!("/admin/certificates/{serial}/revoke");
+    let r = api(&s, "POST", &path, Some(json!({"reason": "superseded"}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["status"], "revoked");
+    assert_eq!(r.body["revocation_reason"], 4);
+    let (ocsp, on_crl) = ocsp_and_crl(
+        &s,
+        &dir.path().join("a.example.com.pem"),
+        &dir.path().join("issuer.pem"),
+    )
+    .await;
+    assert!(
+        ocsp.contains(": revoked") && ocsp.contains("superseded"),
+        "{ocsp}"
+    );
+    assert!(on_crl);
+    let again = api(&s, "POST", &path, Some(json!({"reason": 1}))).await;
+    assert_eq!(
+        again.body["type"], "urn:ietf:params:acme:error:alreadyRevoked",
+        "{again:?}"
+    );
+    let bad = api(&s, "POST", &path, Some(json!({"reason": "sometimes"}))).await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    let revoked = list("status=revoked").await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["serial"], serial.as_str());
+    let audit = api(&s, "GET", "/admin/audit", None).await;
+    let entry = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "certificate.revoke")
+        .unwrap_or_else(|| panic!("no audit row: {audit:?}"))
+        .clone();
+    assert_eq!(entry["actor"], "admin-token");
+    assert_eq!(entry["target"], serial.as_str());
+    assert_eq!(entry["before"]["status"], "valid");
+    assert_eq!(entry["after"]["status"], "revoked");
+    assert_eq!(
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "certificate.revoke")
+            .count(),
+        1,
+        "the refused revocations wrote no audit row"
+    );
+
+    // Deactivating the external account revokes the rest, as cessationOfOperation.
+    let r = api(
+        &s,
+        "PATCH",
+        &format!("/admin/external-accounts/{kid}"),
+        Some(json!({"status": "deactivated"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["certificates_revoked"], 2, "{r:?}");
+    let revoked = list("status=revoked").await;
+    assert_eq!(revoked.len(), 3);
+    for c in &revoked {
+        let want = if c["serial"] == serial.as_str() { 4 } else { 5 };
+        assert_eq!(c["revocation_reason"], want, "{c}");
+    }
+    let (ocsp, on_crl) = ocsp_and_crl(
+        &s,
+        &dir.path().join("c.example.com.pem"),
+        &dir.path().join("issuer.pem"),
+    )
+    .await;
+    assert!(
+        ocsp.contains(": revoked") && ocsp.contains("cessationOfOperation"),
+        "{ocsp}"
+    );
+    assert!(on_crl);
+    // Its accounts can no longer order.
+    let (k, acct) = &accounts[2];
+    let r = new_order(&s, k, acct, &["d.example.com"]).await;
+    assert_code(&r, "unauthorized", 403, "DEACTIVATED_EXTERNAL_ACCOUNT");
     s.stop().await;
 }

@@ -676,7 +676,14 @@ pub fn eab(kid: &str, hmac_b64: &str, url: &str, account_key: &Value, alg: &str)
 pub fn eab_with(protected: Value, hmac_b64: &str, payload: &Value) -> Value {
     let p = b64::encode(protected.to_string());
     let pl = b64::encode(payload.to_string());
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &b64::decode(hmac_b64).unwrap());
+    // MACed as the header's `alg` says (HS256 for anything else, so that a test can send a
+    // header whose alg the server must refuse).
+    let alg = match protected["alg"].as_str() {
+        Some("HS384") => ring::hmac::HMAC_SHA384,
+        Some("HS512") => ring::hmac::HMAC_SHA512,
+        _ => ring::hmac::HMAC_SHA256,
+    };
+    let key = ring::hmac::Key::new(alg, &b64::decode(hmac_b64).unwrap());
     let sig = ring::hmac::sign(&key, format!("{p}.{pl}").as_bytes());
     json!({"protected": p, "payload": pl, "signature": b64::encode(sig.as_ref())})
 }
