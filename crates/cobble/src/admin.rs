@@ -11,7 +11,8 @@ use std::path::PathBuf;
 /// Options of `cobble admin`.
 #[derive(Args, Debug)]
 pub struct AdminArgs {
-    /// Management listener URL [default: https://127.0.0.1:15000].
+    /// Management listener URL [default: the one in <data-dir>/admin-url, written by
+    /// `cobble serve`, else https://127.0.0.1:15000].
     #[arg(long, env = "COBBLE_ADMIN_URL", global = true)]
     admin_url: Option<String>,
     /// Admin token [default: the one in <data-dir>/admin-token].
@@ -408,6 +409,21 @@ impl Api {
     }
 }
 
+/// Where `cobble serve` listens for management by default.
+const DEFAULT_ADMIN_URL: &str = "https://127.0.0.1:15000";
+
+/// The management URL `cobble serve` recorded in `<data-dir>/admin-url` at its start, if
+/// the file exists (it is absent when the management listener is off).
+fn recorded_admin_url(data_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let path = data_dir.join("admin-url");
+    match std::fs::read_to_string(&path) {
+        Ok(u) if !u.trim().is_empty() => Ok(Some(u.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// Runs `cobble admin ...`; returns the process exit code.
 pub async fn run(a: AdminArgs) -> anyhow::Result<()> {
     let data_dir = a
@@ -426,12 +442,12 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<()> {
             .trim()
             .to_owned(),
     };
-    let base = a
-        .admin_url
-        .clone()
-        .unwrap_or_else(|| "https://127.0.0.1:15000".into())
-        .trim_end_matches('/')
-        .to_owned();
+    let base = match &a.admin_url {
+        Some(u) => u.clone(),
+        None => recorded_admin_url(&data_dir)?.unwrap_or_else(|| DEFAULT_ADMIN_URL.into()),
+    }
+    .trim_end_matches('/')
+    .to_owned();
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .timeout(std::time::Duration::from_secs(30));

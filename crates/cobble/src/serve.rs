@@ -375,9 +375,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
+    let (data_dir, admin_listen) = (cfg.data_dir.clone(), cfg.admin_listen);
     let running = cobble_server::start(cfg, Arc::new(SystemClock))
         .await
         .context("starting the server")?;
+    // Before the banner, so that whoever waits for "ready" finds the file current.
+    record_admin_url(&data_dir, admin_listen, running.admin_url.as_deref())?;
     // The banner is written in one piece and a closed stdout is not an error: a script that
     // reads the directory line and then stops reading (`| head`, a test harness) must not
     // take the server down with a broken pipe.
@@ -420,6 +423,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `<data-dir>/admin-url`, where `cobble admin` finds the management listener: the
+/// URL of the address bound, or no file when the listener is off (a file left by an earlier
+/// run would point at a port nobody holds).
+fn record_admin_url(
+    data_dir: &std::path::Path,
+    listen: Option<SocketAddr>,
+    served: Option<&str>,
+) -> anyhow::Result<()> {
+    let path = data_dir.join("admin-url");
+    match listen.zip(served).and_then(|(l, u)| local_admin_url(l, u)) {
+        Some(url) => std::fs::write(&path, format!("{url}\n"))
+            .with_context(|| format!("writing {}", path.display())),
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+/// The management URL a client on this machine uses: the configured address with the port
+/// actually bound (taken from the server's URL, which says `localhost` for 127.0.0.1), an
+/// unspecified address (0.0.0.0, ::) replaced by loopback. The HTTPS identity covers
+/// 127.0.0.1 and ::1, so the URL verifies against `<data-dir>/tls/ca.pem`.
+fn local_admin_url(listen: SocketAddr, served: &str) -> Option<String> {
+    let port: u16 = served
+        .rsplit_once(':')?
+        .1
+        .trim_end_matches('/')
+        .parse()
+        .ok()?;
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    Some(format!("https://{}", SocketAddr::new(ip, port)))
+}
+
 /// Hides a password in a database URL.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -452,6 +495,42 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_url_file_names_the_bound_port_on_a_reachable_address() {
+        let url = |l: &str, u: &str| local_admin_url(l.parse().unwrap(), u);
+        for (listen, served, want) in [
+            (
+                "127.0.0.1:0",
+                "https://localhost:40123",
+                "https://127.0.0.1:40123",
+            ),
+            (
+                "127.0.0.2:15000",
+                "https://localhost:15000",
+                "https://127.0.0.2:15000",
+            ),
+            (
+                "0.0.0.0:0",
+                "https://0.0.0.0:40124",
+                "https://127.0.0.1:40124",
+            ),
+            ("[::]:0", "https://[::]:40125", "https://[::1]:40125"),
+            ("[::1]:15000", "https://[::1]:15000", "https://[::1]:15000"),
+            (
+                "192.0.2.7:15000",
+                "https://192.0.2.7:15000",
+                "https://192.0.2.7:15000",
+            ),
+        ] {
+            assert_eq!(
+                url(listen, served).as_deref(),
+                Some(want),
+                "{listen} {served}"
+            );
+        }
+        assert_eq!(url("127.0.0.1:0", "https://localhost"), None);
+    }
 
     #[test]
     fn redacts_passwords() {

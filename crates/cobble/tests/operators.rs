@@ -25,6 +25,8 @@ both_engines!(
     conformance_eab_checks_pass,
     instant_acme_binds_with_eab,
     reusable_keys_admin_revocation_and_filters,
+    finalize_is_refused_once_approval_is_withdrawn,
+    cobble_admin_finds_the_listener_from_the_data_dir,
 );
 
 mod credits {
@@ -679,7 +681,25 @@ async fn every_result_code_is_raised_by_its_situation(e: Engine) {
     let r = new_order(&s, &k2, &acct2, &["one.test"]).await;
     assert_code(&r, "unauthorized", 401, "DEACTIVATED_ACCOUNT");
 
-    clock.advance(31 * 86_400_000);
+    // EXPIRED_EXTERNAL_ACCOUNT by its end date passing, not by the operator's hand.
+    let (kid3, hmac3) = new_ea(
+        &s,
+        json!({"domains": ["three.test"], "expires": cobble_core::clock::rfc3339(cobble_core::clock::Clock::now_ms(&clock) + 86_400_000)}),
+    )
+    .await;
+    let k3 = ec();
+    let acct3 = register_eab(&s, &k3, &kid3, &hmac3).await.location.unwrap();
+    assert_eq!(
+        new_order(&s, &k3, &acct3, &["three.test"]).await.status,
+        201
+    );
+    clock.advance(2 * 86_400_000);
+    let r = new_order(&s, &k3, &acct3, &["three.test"]).await;
+    assert_code(&r, "unauthorized", 403, "EXPIRED_EXTERNAL_ACCOUNT");
+    let shown = api(&s, "GET", &format!("/admin/external-accounts/{kid3}"), None).await;
+    assert_eq!(shown.body["status"], "expired", "{shown:?}");
+
+    clock.advance(29 * 86_400_000);
     let r = new_order(&s, &k, &acct, &["one.test"]).await;
     assert_code(&r, "unauthorized", 403, "EXPIRED_ACCOUNT");
     let r = api(
@@ -857,13 +877,14 @@ async fn internal_result_codes(e: Engine) {
             .collect::<Vec<_>>(),
     )
     .await;
+    // (code, HTTP status) as problem.rs's code table has them.
     let wanted = [
-        "ACME_ORDER_NOT_READ",
-        "ACME_REQUEST_NOT_FOUND",
-        "ACME_CA_ERROR",
-        "ACME_ORDER_FINALIZE_ERROR",
+        ("ACME_ORDER_NOT_READ", 500),
+        ("ACME_REQUEST_NOT_FOUND", 500),
+        ("ACME_CA_ERROR", 500),
+        ("ACME_ORDER_FINALIZE_ERROR", 500),
     ];
-    for ((id, _), code) in orders.iter().zip(wanted) {
+    for ((id, _), (code, status)) in orders.iter().zip(wanted) {
         let mut error = None;
         for _ in 0..200 {
             let o = store.order(id).await;
@@ -885,6 +906,11 @@ async fn internal_result_codes(e: Engine) {
         assert_eq!(
             p["type"], "urn:ietf:params:acme:error:serverInternal",
             "{p}"
+        );
+        assert_eq!(p["status"], status, "{p}");
+        assert!(
+            p["detail"].as_str().unwrap().starts_with(code),
+            "the detail starts with the code: {p}"
         );
     }
 
@@ -1415,4 +1441,201 @@ async fn reusable_keys_admin_revocation_and_filters(e: Engine) {
     let r = new_order(&s, k, acct, &["d.example.com"]).await;
     assert_code(&r, "unauthorized", 403, "DEACTIVATED_EXTERNAL_ACCOUNT");
     s.stop().await;
+}
+
+/// Finalize asks what newOrder asks (RFC 8555 §7.4): an order made ready while the account
+/// was approved is refused at finalize once the operator suspends the account or puts its
+/// external account back to pending, with the result code and the `instance` page, and is
+/// finalized once the operator relents.
+async fn finalize_is_refused_once_approval_is_withdrawn(e: Engine) {
+    let s = TestServer::start_with(
+        e,
+        |c| {
+            c.va_always_valid = true;
+            c.validation_poll_ms = 50;
+            c.operator_approval = true;
+        },
+        false,
+    )
+    .await;
+    let (kid, hmac) = new_ea(
+        &s,
+        json!({"organization": "Fin Org", "domains": ["*.fin.test"]}),
+    )
+    .await;
+    let k = ec();
+    let reg = register_eab(&s, &k, &kid, &hmac).await;
+    // Waiting for the operator is Cobble's policy, not an RFC 8555 account state.
+    assert_eq!(reg.body["status"], "valid", "{reg:?}");
+    let acct = reg.location.unwrap();
+    let id = account_id(&acct);
+    let r = new_order(&s, &k, &acct, &["a.fin.test"]).await;
+    assert_code(&r, "userActionRequired", 403, "PENDING_EXTERNAL_ACCOUNT");
+    let approved = api(&s, "POST", &format!("/admin/accounts/{id}/approve"), None).await;
+    assert_eq!(approved.status, 200, "{approved:?}");
+
+    let r = new_order(&s, &k, &acct, &["a.fin.test"]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let order_url = r.location.clone().unwrap();
+    let finalize_url = r.body["finalize"].as_str().unwrap().to_owned();
+    for a in r.body["authorizations"].as_array().unwrap() {
+        let authz = s.post_kid(&k, &acct, a.as_str().unwrap(), None).await.body;
+        let ch = authz["challenges"][0]["url"].as_str().unwrap().to_owned();
+        s.post_kid(&k, &acct, &ch, Some(&json!({}))).await;
+    }
+    common::poll_until(&s, &k, &acct, &order_url, |o| o["status"] == "ready").await;
+    let csr = common::rcgen_csr(&["a.fin.test"], &rcgen::KeyPair::generate().unwrap());
+    let body = json!({"csr": b64::encode(&csr)});
+    let finalize = || s.post_kid(&k, &acct, &finalize_url, Some(&body));
+    let help = format!("/help/account/{id}");
+    let refused = |r: &Reply, kind: &str, code: &str| {
+        assert_code(r, kind, 403, code);
+        let page = r.body["instance"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an instance page: {r:?}"));
+        assert!(page.ends_with(&help), "{page}");
+        page.to_owned()
+    };
+
+    // The operator suspends the account.
+    let r = api(&s, "POST", &format!("/admin/accounts/{id}/suspend"), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    refused(&finalize().await, "unauthorized", "SUSPENDED_ACCOUNT");
+    let o = s.post_kid(&k, &acct, &order_url, None).await;
+    assert_eq!(
+        o.body["status"], "ready",
+        "a refused finalize leaves the order: {o:?}"
+    );
+    let r = api(
+        &s,
+        "POST",
+        &format!("/admin/accounts/{id}/reactivate"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // The operator puts the external account back to pending approval.
+    let pending = |status: &str| {
+        let s = &s;
+        let (kid, body) = (kid.clone(), json!({"status": status}));
+        async move {
+            let r = api(
+                s,
+                "PATCH",
+                &format!("/admin/external-accounts/{kid}"),
+                Some(body),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+    };
+    pending("pending").await;
+    let page = refused(
+        &finalize().await,
+        "userActionRequired",
+        "PENDING_EXTERNAL_ACCOUNT",
+    );
+    let html = s
+        .http
+        .get(&page)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("PENDING_EXTERNAL_ACCOUNT"), "{html}");
+
+    pending("valid").await;
+    let r = finalize().await;
+    assert_eq!(r.status, 200, "{r:?}");
+    common::poll_until(&s, &k, &acct, &order_url, |o| o["status"] == "valid").await;
+    s.stop().await;
+}
+
+/// `cobble serve --data-dir D` on its own process, with `--admin-listen admin_listen`;
+/// returns the child and the lines of its ready banner.
+async fn serve_in(
+    dir: &std::path::Path,
+    database_url: &str,
+    admin_listen: &str,
+) -> (tokio::process::Child, Vec<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn"])
+        .args([
+            "--admin-listen",
+            admin_listen,
+            "--database-url",
+            database_url,
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut banner = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            let last = l.trim_start().starts_with("database:");
+            banner.push(l);
+            if last {
+                return banner;
+            }
+        }
+        panic!("cobble serve exited before it was ready: {banner:?}")
+    })
+    .await
+    .expect("cobble serve is ready within 60 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, banner)
+}
+
+/// `cobble serve` records the management listener it bound in `<data-dir>/admin-url`, so
+/// `cobble admin --data-dir D` reaches a listener on a random port with no other flag; a
+/// start with the listener off leaves no such file.
+async fn cobble_admin_finds_the_listener_from_the_data_dir(e: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::database_url(e, dir.path()).await;
+    let (mut child, banner) = serve_in(dir.path(), &db, "127.0.0.1:0").await;
+    let served = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("admin:"))
+        .unwrap_or_else(|| panic!("the banner names the admin URL: {banner:?}"))
+        .trim()
+        .to_owned();
+    let port = |u: &str| u.trim().rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
+    let file = dir.path().join("admin-url");
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        recorded.trim(),
+        format!("https://127.0.0.1:{}", port(&served)),
+        "the bound port, on the configured address ({served})"
+    );
+    assert_ne!(port(&recorded), 15000);
+
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"));
+    cmd.args(["admin", "--json", "eab", "create", "--org", "Dir Org"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("COBBLE_ADMIN_URL")
+        .env_remove("COBBLE_ADMIN_TOKEN")
+        .env_remove("COBBLE_DATA_DIR");
+    let out = common::run_client(cmd, "cobble admin with only --data-dir").await;
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("JSON: {e}\n{out}"));
+    assert!(v["kid"].is_string() && v["hmac_key"].is_string(), "{v}");
+    child.kill().await.unwrap();
+
+    // The listener off: no file pointing at a port nobody holds.
+    let (mut child, banner) = serve_in(dir.path(), &db, "").await;
+    assert!(
+        !banner.iter().any(|l| l.trim().starts_with("admin:")),
+        "{banner:?}"
+    );
+    assert!(!file.exists(), "{} is removed", file.display());
+    child.kill().await.unwrap();
 }

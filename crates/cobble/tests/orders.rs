@@ -357,6 +357,9 @@ async fn caa_forbids_and_allows(e: Engine) {
     )
     .await;
     assert_eq!(err["type"], "urn:ietf:params:acme:error:caa", "{err}");
+    // The code and status of problem.rs's code table.
+    assert_eq!(err["code"], "INVALID_DNSCAA", "{err}");
+    assert_eq!(err["status"], 403, "{err}");
     assert!(
         err["detail"]
             .as_str()
