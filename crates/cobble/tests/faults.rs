@@ -336,7 +336,6 @@ struct Served {
 
 impl Served {
     async fn start(args: &[&str]) -> Self {
-        use tokio::io::AsyncBufReadExt;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stderr.log");
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"));
@@ -355,22 +354,13 @@ impl Served {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let directory = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(l)) = lines.next_line().await {
-                if let Some(u) = l.trim().strip_prefix("directory:") {
-                    return u.trim().to_owned();
-                }
-            }
+        let Some(banner) = common::ready_banner(&mut child).await else {
             panic!(
                 "cobble serve {args:?} exited before it was ready: {}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             )
-        })
-        .await
-        .expect("cobble serve is ready within 60 s");
-        // Keep reading its stdout so that it never writes into a closed pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        };
+        let directory = common::banner_field(&banner, "directory").expect("a directory line");
         let root = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
         Served {
             _child: child,

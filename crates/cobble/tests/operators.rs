@@ -1561,7 +1561,6 @@ async fn serve_in(
     database_url: &str,
     admin_listen: &str,
 ) -> (tokio::process::Child, Vec<String>) {
-    use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cobble"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn"])
         .args([
@@ -1577,21 +1576,9 @@ async fn serve_in(
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        let mut banner = Vec::new();
-        while let Ok(Some(l)) = lines.next_line().await {
-            let last = l.trim_start().starts_with("database:");
-            banner.push(l);
-            if last {
-                return banner;
-            }
-        }
-        panic!("cobble serve exited before it was ready: {banner:?}")
-    })
-    .await
-    .expect("cobble serve is ready within 60 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let banner = common::ready_banner(&mut child)
+        .await
+        .expect("cobble serve exited before it was ready");
     (child, banner)
 }
 
@@ -1602,12 +1589,8 @@ async fn cobble_admin_finds_the_listener_from_the_data_dir(e: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let db = common::database_url(e, dir.path()).await;
     let (mut child, banner) = serve_in(dir.path(), &db, "127.0.0.1:0").await;
-    let served = banner
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("admin:"))
-        .unwrap_or_else(|| panic!("the banner names the admin URL: {banner:?}"))
-        .trim()
-        .to_owned();
+    let served = common::banner_field(&banner, "admin")
+        .unwrap_or_else(|| panic!("the banner names the admin URL: {banner:?}"));
     let port = |u: &str| u.trim().rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
     let file = dir.path().join("admin-url");
     let recorded = std::fs::read_to_string(&file).unwrap();

@@ -582,7 +582,6 @@ pub async fn spawn_instance(
     first: &TestServer,
     extra: &[&str],
 ) -> (tokio::process::Child, TestServer) {
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tls")).unwrap();
     for f in ["ca.pem", "ca-key.pem"] {
@@ -613,19 +612,10 @@ pub async fn spawn_instance(
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let directory_url = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        while let Ok(Some(l)) = lines.next_line().await {
-            if let Some(u) = l.trim().strip_prefix("directory:") {
-                return u.trim().to_owned();
-            }
-        }
-        panic!("cobble serve exited before it was ready")
-    })
-    .await
-    .expect("the second process is ready within 60 s");
-    // Keep reading what the child prints so that it never writes into a closed pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let banner = ready_banner(&mut child)
+        .await
+        .expect("cobble serve exited before it was ready");
+    let directory_url = banner_field(&banner, "directory").expect("the banner names the directory");
     let base = directory_url.trim_end_matches("/dir").to_owned();
     let handle = TestServer {
         running: None,
@@ -637,6 +627,38 @@ pub async fn spawn_instance(
         database_url: first.database_url.clone(),
     };
     (child, handle)
+}
+
+/// The ready banner of a `cobble serve` child, its lines from "Cobble ... is ready" to the
+/// `database:` line (written in one piece), read from its piped stdout within 60 s; then its
+/// stdout keeps being read so that it never writes into a closed pipe. `None` when the child
+/// ended before it was ready.
+pub async fn ready_banner(child: &mut tokio::process::Child) -> Option<Vec<String>> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+    let banner = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut banner = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            let last = l.trim_start().starts_with("database:");
+            banner.push(l);
+            if last {
+                return Some(banner);
+            }
+        }
+        None
+    })
+    .await
+    .expect("cobble serve is ready within 60 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    banner
+}
+
+/// The value of the banner line `name:` (e.g. `directory`, `admin`).
+pub fn banner_field(banner: &[String], name: &str) -> Option<String> {
+    banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
 }
 
 // ----- the admin API and External Account Binding -----
